@@ -1,0 +1,202 @@
+import Foundation
+import MLBenchPluginKit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The machine mlbench runs on, as a board: runners are local processes that
+/// speak the runner wire protocol over pipes.
+final class HostBoard: Board, @unchecked Sendable {
+    struct Settings: Decodable {
+        /// Where deployments are made; each gets a fresh folder inside.
+        var workRoot: String?
+        /// CPUs the runner is pinned to (applied by the runner through MLBENCH_CPUS).
+        var cpus: [Int]?
+    }
+
+    private let workRoot: URL
+    private var cpus: [Int]?
+    private var sessions: [String: ChildProcess] = [:]
+    private let lock = NSLock()
+
+    init(_ configuration: PluginConfiguration) throws {
+        let settings = try configuration.decodeSettings(Settings.self, known: ["work_root", "cpus"])
+        workRoot = URL(fileURLWithPath: settings.workRoot ?? NSTemporaryDirectory() + "mlbench-host", isDirectory: true)
+        cpus = settings.cpus
+        if let cpus, let bad = cpus.first(where: { $0 < 0 || $0 >= ProcessInfo.processInfo.processorCount }) {
+            throw PluginFailure(.invalidConfiguration,
+                                "setting 'cpus': CPU \(bad) does not exist (this host has \(ProcessInfo.processInfo.processorCount))")
+        }
+    }
+
+    func describe() throws -> BoardDescription {
+        let memory = HostFacts.meminfo()
+        return BoardDescription(
+            name: HostFacts.hostname(), architecture: HostFacts.machine(),
+            memories: [MemoryRegion(name: "ram", sizeBytes: memory.total,
+                                    usedBytes: memory.total >= memory.available ? memory.total - memory.available : nil)])
+    }
+
+    /// The host cannot be power-cycled from here; a fresh runner process and a
+    /// fresh deployment folder are its clean state.
+    func reset(_ request: ResetRequest) throws -> ResetReport {
+        ResetReport(ready: true, log: "host is ready (no power cycle: each run uses a fresh runner process)")
+    }
+
+    func conditions(_ request: ConditionsRequest) throws -> ConditionsReport {
+        var applied = [String: String]()
+        for (name, value) in request.apply.sorted(by: { $0.key < $1.key }) {
+            switch name {
+            case "cpus":
+                let list = value.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard !list.isEmpty, list.allSatisfy({ $0 != nil && $0! >= 0 && $0! < ProcessInfo.processInfo.processorCount }) else {
+                    throw PluginFailure(.invalidRequest, "condition 'cpus': '\(value)' is not a list of this host's CPUs (0…\(ProcessInfo.processInfo.processorCount - 1))")
+                }
+                cpus = list.compactMap { $0 }
+                applied[name] = value
+            case "governor":
+                try HostFacts.setGovernor(value)
+                applied[name] = value
+            default:
+                throw PluginFailure(.unsupported, "condition '\(name)' cannot be controlled on the host board (it controls: cpus, governor)")
+            }
+        }
+        var observed = HostFacts.observe()
+        if let cpus { observed["runner_cpus"] = cpus.map(String.init).joined(separator: ",") }
+        return ConditionsReport(applied: applied, observed: observed)
+    }
+
+    func deploy(_ request: DeployRequest) throws -> Deployment {
+        let directory = workRoot.appendingPathComponent("run-\(UUID().uuidString.lowercased())", isDirectory: true)
+        let files = FileManager.default
+        do {
+            try files.createDirectory(at: directory, withIntermediateDirectories: true)
+            for file in request.files {
+                guard !file.name.contains("/"), file.name != "..", !file.name.isEmpty else {
+                    throw PluginFailure(.invalidRequest, "deploy: '\(file.name)' is not a plain file name")
+                }
+                guard files.fileExists(atPath: file.source) else {
+                    throw PluginFailure(.invalidRequest, "deploy: '\(file.source)' does not exist")
+                }
+                try files.copyItem(atPath: file.source, toPath: directory.appendingPathComponent(file.name).path)
+            }
+        } catch let failure as PluginFailure {
+            try? files.removeItem(at: directory)
+            throw failure
+        } catch {
+            try? files.removeItem(at: directory)
+            throw PluginFailure(.device, "deploy into \(directory.path): \(error.localizedDescription)")
+        }
+        return Deployment(directory: directory.path)
+    }
+
+    func startRunner(_ request: RunnerLaunch) throws -> RunnerSession {
+        var environment = ProcessInfo.processInfo.environment.merging(request.environment) { _, new in new }
+        if let cpus { environment["MLBENCH_CPUS"] = cpus.map(String.init).joined(separator: ",") }
+        let child: ChildProcess
+        do {
+            child = try ChildProcess(request.command, environment: environment, directory: request.directory)
+        } catch {
+            throw PluginFailure(.failed, "\(error)")
+        }
+        let greeting: String
+        do {
+            guard let line = try child.readLine(timeout: Double(request.startTimeoutMs) / 1000) else {
+                let status = try? child.wait(timeout: 5)
+                throw PluginFailure(.failed, "the runner exited before it was ready (status \(status.map(String.init) ?? "?")): \(child.stderr.suffix(4000))")
+            }
+            greeting = line
+        } catch let error as ChildProcessError {
+            child.terminate()
+            throw PluginFailure(.timeout, "\(error); stderr: \(child.stderr.suffix(4000))")
+        }
+        let id = UUID().uuidString.lowercased()
+        lock.lock()
+        sessions[id] = child
+        lock.unlock()
+        return RunnerSession(session: id, greeting: greeting)
+    }
+
+    func exchange(_ request: RunnerExchange) throws -> RunnerExchangeReply {
+        let child = try session(request.session)
+        do {
+            try child.writeLine(request.message)
+            if let line = try child.readLine(timeout: Double(request.timeoutMs) / 1000) {
+                return RunnerExchangeReply(message: line)
+            }
+        } catch let error as ChildProcessError where error.kind == .timedOut {
+            child.terminate()
+            throw PluginFailure(.timeout, "the runner gave no answer within \(request.timeoutMs) ms and was killed")
+        } catch let error as ChildProcessError {
+            // A write to a dead runner fails; report how it ended below.
+            _ = error
+        }
+        let status = try? child.wait(timeout: 5)
+        let how = status.map { $0 < 0 ? "killed by signal \(-$0)" : "exited with status \($0)" } ?? "stopped answering"
+        throw PluginFailure(.failed, "the runner \(how); its last words: \(child.stderr.suffix(4000))")
+    }
+
+    func stopRunner(_ request: RunnerStop) throws -> RunnerExit {
+        let child = try session(request.session)
+        lock.lock()
+        sessions[request.session] = nil
+        lock.unlock()
+        child.closeInput()
+        let status: Int32
+        if let code = try? child.wait(timeout: 10) {
+            status = code
+        } else {
+            child.terminate()
+            status = (try? child.wait(timeout: 5)) ?? -9
+        }
+        return RunnerExit(exitStatus: status, stderr: String(child.stderr.suffix(16_000)))
+    }
+
+    func fetch(_ request: FetchRequest) throws {
+        let source = try deployment(request.directory)
+        let files = FileManager.default
+        do {
+            try files.createDirectory(atPath: request.destination, withIntermediateDirectories: true)
+            for name in request.names {
+                guard !name.contains("/"), !name.isEmpty, name != ".." else {
+                    throw PluginFailure(.invalidRequest, "fetch: '\(name)' is not a plain file name")
+                }
+                let target = URL(fileURLWithPath: request.destination).appendingPathComponent(name).path
+                try? files.removeItem(atPath: target)
+                try files.copyItem(atPath: source.appendingPathComponent(name).path, toPath: target)
+            }
+        } catch let failure as PluginFailure {
+            throw failure
+        } catch {
+            throw PluginFailure(.device, "fetch from \(source.path): \(error.localizedDescription)")
+        }
+    }
+
+    func cleanup(_ request: CleanupRequest) throws {
+        try? FileManager.default.removeItem(at: try deployment(request.directory))
+    }
+
+    /// A folder this board deployed; nothing outside its work root is touched.
+    private func deployment(_ directory: String) throws -> URL {
+        let target = URL(fileURLWithPath: directory).standardizedFileURL
+        guard target.path.hasPrefix(workRoot.standardizedFileURL.path + "/") else {
+            throw PluginFailure(.invalidRequest, "'\(directory)' is not a deployment of this board")
+        }
+        return target
+    }
+
+    private func session(_ id: String) throws -> ChildProcess {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let child = sessions[id] else { throw PluginFailure(.invalidRequest, "no runner session '\(id)'") }
+        return child
+    }
+}
+
+@_cdecl("mlbench_plugin_entry")
+public func mlbenchPluginEntry() -> UnsafeRawPointer {
+    PluginExport.descriptor(
+        name: "host", version: "1.0.0",
+        description: "The machine mlbench runs on, with runners as local processes",
+        factories: [.board("host") { try HostBoard($0) }])
+}

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""mlbench runner for ONNX Runtime (CPUExecutionProvider).
+
+Speaks the runner protocol (mlbench_runner.py) on stdin/stdout. The artifact is
+an .onnx file written by toolchain.py build. Its sidecar ARTIFACT.session.json,
+when present, holds the graph optimization level the session is created with;
+without it ONNX Runtime's default (all) applies. MLBENCH_THREADS, if set, fixes
+intra_op_num_threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+# The lab copies mlbench_runner.py beside this file, both in the installed
+# plugin folder and in the deployment directory.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+try:
+    import mlbench_runner
+    from mlbench_runner import RequestError
+except ImportError as error:  # pragma: no cover - deployment error
+    sys.stderr.write(f"runner.py: cannot import mlbench_runner ({error}); "
+                     f"mlbench_runner.py must sit beside {os.path.abspath(__file__)}\n")
+    sys.exit(2)
+
+SESSION_SIDECAR_SUFFIX = ".session.json"
+
+# Level names of the build option -> GraphOptimizationLevel member names.
+OPTIMIZATION_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+
+# ONNX Runtime type strings -> numpy dtypes, for checking input files at load.
+_NUMPY_TYPES = {
+    "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
+    "tensor(int8)": "int8", "tensor(int16)": "int16", "tensor(int32)": "int32",
+    "tensor(int64)": "int64", "tensor(uint8)": "uint8", "tensor(uint16)": "uint16",
+    "tensor(uint32)": "uint32", "tensor(uint64)": "uint64", "tensor(bool)": "bool",
+}
+
+
+def threads_from_env() -> int | None:
+    """MLBENCH_THREADS as a positive int, None when unset."""
+    value = os.environ.get("MLBENCH_THREADS", "").strip()
+    if not value:
+        return None
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise RequestError(f"MLBENCH_THREADS must be a positive integer, got '{value}'")
+    return threads
+
+
+def read_session_sidecar(artifact_path: str) -> str | None:
+    """The optimization level recorded by build, None when there is no sidecar."""
+    path = artifact_path + SESSION_SIDECAR_SUFFIX
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            level = json.load(file).get("graph_optimization_level")
+    except (OSError, ValueError, AttributeError) as error:
+        raise RequestError(f"cannot read '{path}': {error}") from error
+    if level not in OPTIMIZATION_LEVELS:
+        raise RequestError(f"'{path}': graph_optimization_level must be one of "
+                           f"{', '.join(OPTIMIZATION_LEVELS)}, got {json.dumps(level)}")
+    return level
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self) -> None:
+        import onnxruntime
+
+        self._ort = onnxruntime
+        self.version = onnxruntime.__version__
+        self._session = None
+        self._inputs: list[str] = []
+        self._outputs: list[str] = []
+        self._specs: dict = {}
+
+    def load(self, artifact_path: str) -> None:
+        ort = self._ort
+        options = ort.SessionOptions()
+        threads = threads_from_env()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        level = read_session_sidecar(artifact_path)
+        if level is None:
+            sys.stderr.write(f"runner: no {os.path.basename(artifact_path)}{SESSION_SIDECAR_SUFFIX}; "
+                             f"using ONNX Runtime's default optimization level\n")
+        else:
+            options.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
+                                                       OPTIMIZATION_LEVELS[level])
+        self._session = None
+        session = ort.InferenceSession(artifact_path, options, providers=["CPUExecutionProvider"])
+        self._session = session
+        self._inputs = [i.name for i in session.get_inputs()]
+        self._outputs = [o.name for o in session.get_outputs()]
+        self._specs = {
+            i.name: ([d if isinstance(d, int) else None for d in i.shape],
+                     _NUMPY_TYPES.get(i.type))
+            for i in session.get_inputs()
+        }
+
+    def input_names(self) -> list[str]:
+        return list(self._inputs)
+
+    def output_names(self) -> list[str]:
+        return list(self._outputs)
+
+    def input_specs(self) -> dict:
+        return dict(self._specs)
+
+    def infer(self, feeds):
+        return self._session.run(self._outputs, feeds)
+
+
+def main() -> int:
+    mlbench_runner.reserve_stdout()
+    try:
+        backend = OnnxRuntimeBackend()
+    except ImportError as error:
+        mlbench_runner.fail(f"runner.py: onnxruntime is not importable: {error}", code=1)
+    return mlbench_runner.serve(backend)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,503 @@
+"""End-to-end tests of the Python toolchain scripts and runners.
+
+Run with the interpreter of a toolchain environment, e.g.
+
+    /path/to/env/bin/python -m pytest Plugins/tests
+
+Tests of a runtime that is not importable are skipped, so each toolchain
+environment tests its own plugin; the cross-runtime comparison runs where both
+are installed. Every runtime is also checked against a numpy reference of the
+sample model, so a single-runtime environment still verifies numbers.
+
+The plugins are installed into a temporary folder the way the lab deploys them
+(mlbench_runner.py beside runner.py and toolchain.py), and runners are driven
+through their stdin/stdout exactly as the board plugins drive them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+np = pytest.importorskip("numpy")
+
+REPO = Path(__file__).resolve().parents[2]
+KIT = REPO / "Sources" / "MLBenchPluginKit" / "python" / "mlbench_runner.py"
+MAKE_SAMPLE = REPO / "Examples" / "sample" / "make_sample.py"
+# Generous: the first TVM build of a session compiles for a few seconds.
+TIMEOUT_S = 300
+TOLERANCE = 1e-4
+
+TOOLCHAINS = {
+    "onnxruntime": {"module": "onnxruntime", "target": "cpu"},
+    "tvm": {"module": "tvm", "target": "llvm"},
+}
+
+
+# -- helpers ----------------------------------------------------------------
+
+class Runner:
+    """A runner process spoken to over its stdin/stdout, with a timeout on every reply."""
+
+    def __init__(self, script: Path, cwd: Path, stderr_path: Path) -> None:
+        self.stderr_path = stderr_path
+        self._stderr = open(stderr_path, "w")
+        self.process = subprocess.Popen([sys.executable, str(script)], cwd=cwd, text=True,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=self._stderr)
+        self._lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.greeting = self._reply()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _reply(self) -> dict:
+        try:
+            line = self._lines.get(timeout=TIMEOUT_S)
+        except queue.Empty:
+            pytest.fail(f"runner did not answer within {TIMEOUT_S} s")
+        if line is None:
+            self._stderr.flush()
+            pytest.fail("runner closed stdout; stderr:\n" + self.stderr_path.read_text()[-4000:])
+        return json.loads(line)
+
+    def send(self, line: str) -> dict:
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        return self._reply()
+
+    def request(self, **fields) -> dict:
+        return self.send(json.dumps(fields))
+
+    def quit(self) -> int:
+        assert self.request(op="quit") == {"ok": True}
+        return self.process.wait(timeout=TIMEOUT_S)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._stderr.close()
+
+    def __enter__(self) -> "Runner":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+
+def run_toolchain(plugin: Path, *args: str) -> tuple[int, dict | None, str]:
+    """(exit status, the JSON result or None, stderr) of toolchain.py ARGS."""
+    done = subprocess.run([sys.executable, str(plugin / "toolchain.py"), *args],
+                          capture_output=True, text=True, timeout=TIMEOUT_S)
+    lines = done.stdout.splitlines()
+    if done.returncode == 0:
+        assert len(lines) == 1, f"expected one JSON line on stdout, got: {done.stdout!r}"
+        return 0, json.loads(lines[0]), done.stderr
+    assert done.stdout == "", f"a failing command printed on stdout: {done.stdout!r}"
+    return done.returncode, None, done.stderr
+
+
+def last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def reference_outputs(model_path: Path, images: np.ndarray) -> dict[str, np.ndarray]:
+    """The sample model computed with numpy in float64, from the model's own weights."""
+    import onnx
+    from onnx import numpy_helper
+
+    weights = {init.name: numpy_helper.to_array(init).astype(np.float64)
+               for init in onnx.load(str(model_path)).graph.initializer}
+    x = images.astype(np.float64)
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(2, 3))
+    conv = np.einsum("nchwij,fcij->nfhw", windows, weights["conv.weight"])
+    relu = np.maximum(conv + weights["conv.bias"][None, :, None, None], 0.0)
+    n, f, h, w = relu.shape
+    pooled = relu.reshape(n, f, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+    logits = pooled.reshape(n, -1) @ weights["fc.weight"].T + weights["fc.bias"]
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return {"logits": logits, "probabilities": exp / exp.sum(axis=1, keepdims=True)}
+
+
+# -- fixtures ---------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory) -> Path:
+    pytest.importorskip("onnx")
+    directory = tmp_path_factory.mktemp("sample")
+    subprocess.run([sys.executable, str(MAKE_SAMPLE), "--output", str(directory), "--samples", "8"],
+                   check=True, capture_output=True, timeout=TIMEOUT_S)
+    return directory
+
+
+@pytest.fixture(scope="session", params=sorted(TOOLCHAINS))
+def toolchain(request, tmp_path_factory) -> dict:
+    """An installed plugin: its folder, name and default target."""
+    name = request.param
+    pytest.importorskip(TOOLCHAINS[name]["module"])
+    plugin = tmp_path_factory.mktemp(f"plugin-{name}")
+    for script in (REPO / "Plugins" / name / "python").glob("*.py"):
+        shutil.copy(script, plugin)
+    shutil.copy(KIT, plugin)
+    return {"name": name, "plugin": plugin, "target": TOOLCHAINS[name]["target"], "builds": {}}
+
+
+def build(toolchain: dict, model: Path, tmp_path_factory) -> Path:
+    """The artifact of model, built once per session and toolchain."""
+    if model not in toolchain["builds"]:
+        out = tmp_path_factory.mktemp(f"build-{toolchain['name']}")
+        status, result, stderr = run_toolchain(
+            toolchain["plugin"], "build", "--model", str(model), "--target", toolchain["target"],
+            "--options", "{}", "--output-dir", str(out))
+        assert status == 0, stderr
+        toolchain["builds"][model] = Path(result["artifact"])
+    return toolchain["builds"][model]
+
+
+def deploy(artifact: Path, sample: Path, directory: Path) -> str:
+    """Copy the build output and the inputs into directory, as a board plugin does; the artifact's name."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for file in artifact.parent.iterdir():
+        shutil.copy(file, directory)
+    shutil.copy(sample / "inputs" / "image.npy", directory)
+    return artifact.name
+
+
+def outputs_of(toolchain: dict, model: Path, sample: Path, tmp_path: Path, tmp_path_factory) -> dict:
+    """Outputs of every sample from the runner of toolchain, loaded from the written files."""
+    deployment = tmp_path / f"deploy-{toolchain['name']}-{model.stem}"
+    artifact = deploy(build(toolchain, model, tmp_path_factory), sample, deployment)
+    with Runner(toolchain["plugin"] / "runner.py", deployment, tmp_path / "runner.err") as runner:
+        assert runner.request(op="load", artifact=artifact, inputs={"image": "image.npy"})["ok"]
+        reply = runner.request(op="outputs", directory="outputs")
+        assert reply["ok"], reply
+        assert runner.quit() == 0
+    assert reply["order"] == ["logits", "probabilities"]
+    return {name: np.load(deployment / "outputs" / file) for name, file in reply["outputs"].items()}
+
+
+# -- toolchain scripts ------------------------------------------------------
+
+def test_info(toolchain):
+    status, result, _ = run_toolchain(toolchain["plugin"], "info")
+    assert status == 0
+    assert result["name"] == toolchain["name"]
+    assert result["formats"] == ["onnx"]
+    assert toolchain["target"] in result["targets"]
+    assert result["version"]
+
+
+def test_check_accepts_the_sample(toolchain, sample):
+    status, result, stderr = run_toolchain(toolchain["plugin"], "check", "--model",
+                                           str(sample / "model.onnx"), "--target", toolchain["target"])
+    assert status == 0, stderr
+    assert result == {"compatible": True, "issues": []}
+
+
+def test_check_reports_garbage_missing_file_target_and_option(toolchain, tmp_path):
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"this is not a model\x00\x01\x02")
+    status, result, _ = run_toolchain(toolchain["plugin"], "check", "--model", str(garbage),
+                                      "--target", toolchain["target"])
+    assert status == 0
+    assert result["compatible"] is False
+    assert any("not a valid ONNX model" in issue for issue in result["issues"]), result
+
+    status, result, _ = run_toolchain(toolchain["plugin"], "check", "--model", str(tmp_path / "no.onnx"),
+                                      "--target", "quantum", "--options", '{"bogus": 1}')
+    assert status == 0
+    assert result["compatible"] is False
+    issues = " | ".join(result["issues"])
+    assert "not found" in issues and "quantum" in issues and "'bogus'" in issues
+
+
+def test_check_names_unsupported_ops(toolchain, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Frobnicate", ["x"], ["y"], domain="com.example")
+    graph = helper.make_graph([node], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("com.example", 1)])
+    model.ir_version = 8
+    path = tmp_path / "custom.onnx"
+    onnx.save(model, str(path))
+    status, result, _ = run_toolchain(toolchain["plugin"], "check", "--model", str(path),
+                                      "--target", toolchain["target"])
+    assert status == 0
+    assert result["compatible"] is False
+    assert "Frobnicate" in " ".join(result["issues"])
+
+
+def test_build_rejects_garbage_and_bad_options(toolchain, sample, tmp_path):
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"this is not a model\x00\x01\x02")
+    common = ["--target", toolchain["target"], "--output-dir", str(tmp_path / "out")]
+
+    status, _, stderr = run_toolchain(toolchain["plugin"], "build", "--model", str(garbage), *common)
+    assert status == 2
+    assert "garbage.onnx" in last_line(stderr) or "ONNX" in last_line(stderr)
+
+    model = str(sample / "model.onnx")
+    status, _, stderr = run_toolchain(toolchain["plugin"], "build", "--model", model,
+                                      "--options", '{"bogus": 1}', *common)
+    assert status == 2
+    assert "unknown option 'bogus'" in last_line(stderr)
+
+    status, _, stderr = run_toolchain(toolchain["plugin"], "build", "--model", model,
+                                      "--options", "{not json", *common)
+    assert status == 2
+    assert "--options" in last_line(stderr)
+
+    status, _, stderr = run_toolchain(toolchain["plugin"], "build", "--model", model,
+                                      "--target", "quantum", "--output-dir", str(tmp_path / "out"))
+    assert status == 2
+    assert "quantum" in last_line(stderr)
+
+
+@pytest.mark.parametrize("level", ["disable", "basic", "extended", "all"])
+def test_onnxruntime_levels_build_and_run(level, sample, tmp_path):
+    pytest.importorskip("onnxruntime")
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    for script in (REPO / "Plugins" / "onnxruntime" / "python").glob("*.py"):
+        shutil.copy(script, plugin)
+    shutil.copy(KIT, plugin)
+    status, result, stderr = run_toolchain(
+        plugin, "build", "--model", str(sample / "model.onnx"), "--target", "cpu",
+        "--options", json.dumps({"graph_optimization_level": level}), "--output-dir", str(tmp_path / "out"))
+    assert status == 0, stderr
+    assert result["effective_options"] == {"graph_optimization_level": level}
+    artifact = Path(result["artifact"])
+    sidecar = json.loads((artifact.parent / (artifact.name + ".session.json")).read_text())
+    assert sidecar == {"graph_optimization_level": level}
+
+    deployment = tmp_path / "deploy"
+    name = deploy(artifact, sample, deployment)
+    with Runner(plugin / "runner.py", deployment, tmp_path / "runner.err") as runner:
+        assert runner.request(op="load", artifact=name, inputs={"image": "image.npy"})["ok"]
+        reply = runner.request(op="outputs", directory="out")
+        assert reply["ok"], reply
+    expected = reference_outputs(sample / "model.onnx", np.load(sample / "inputs" / "image.npy"))
+    for output, file in reply["outputs"].items():
+        np.testing.assert_allclose(np.load(deployment / "out" / file), expected[output], atol=TOLERANCE, rtol=0)
+
+
+# -- runners ----------------------------------------------------------------
+
+def test_runner_session(toolchain, sample, tmp_path, tmp_path_factory):
+    deployment = tmp_path / "deploy"
+    artifact = deploy(build(toolchain, sample / "model.onnx", tmp_path_factory), sample, deployment)
+    with Runner(toolchain["plugin"] / "runner.py", deployment, tmp_path / "runner.err") as runner:
+        greeting = runner.greeting
+        assert greeting["protocol_version"] == 1
+        assert greeting["runtime"] == toolchain["name"]
+        assert greeting["runtime_version"]
+
+        loaded = runner.request(op="load", artifact=artifact, inputs={"image": "image.npy"})
+        assert loaded["ok"], loaded
+        assert loaded["samples"] == 8
+        assert isinstance(loaded["load_ns"], int) and loaded["load_ns"] > 0
+
+        timings = runner.request(op="run", iterations=5, sample=7)
+        assert timings["ok"], timings
+        assert len(timings["starts_ns"]) == len(timings["durations_ns"]) == 5
+        assert timings["starts_ns"] == sorted(timings["starts_ns"])
+        assert all(isinstance(d, int) and d > 0 for d in timings["durations_ns"])
+        assert timings["peak_memory_bytes"] > 1 << 20
+
+        written = runner.request(op="outputs", directory=str(tmp_path / "absolute" / "out"))
+        assert written["ok"], written
+        assert written["outputs"] == {"logits": "logits.npy", "probabilities": "probabilities.npy"}
+        assert np.load(tmp_path / "absolute" / "out" / "logits.npy").shape == (8, 10)
+        assert runner.quit() == 0
+
+
+def test_runner_error_replies_keep_serving(toolchain, sample, tmp_path, tmp_path_factory):
+    deployment = tmp_path / "deploy"
+    artifact = deploy(build(toolchain, sample / "model.onnx", tmp_path_factory), sample, deployment)
+    np.save(deployment / "wrong-dtype.npy", np.zeros((2, 3, 16, 16), dtype=np.float64))
+    np.save(deployment / "wrong-shape.npy", np.zeros((2, 3, 8, 8), dtype=np.float32))
+
+    def error_of(reply: dict) -> str:
+        assert reply["ok"] is False and reply["error"], reply
+        return reply["error"]
+
+    with Runner(toolchain["plugin"] / "runner.py", deployment, tmp_path / "runner.err") as runner:
+        assert "malformed JSON" in error_of(runner.send("{not json"))
+        assert "JSON object" in error_of(runner.send("[1, 2]"))
+        assert "unknown op" in error_of(runner.request(op="fly"))
+        assert "no model loaded" in error_of(runner.request(op="run", iterations=1, sample=0))
+        assert "missing.npy" in error_of(runner.request(op="load", artifact=artifact,
+                                                        inputs={"image": "missing.npy"}))
+        wrong_name = error_of(runner.request(op="load", artifact=artifact, inputs={"img": "image.npy"}))
+        assert "'img'" in wrong_name and "'image'" in wrong_name
+        assert "nothere" in error_of(runner.request(op="load", artifact="nothere.bin",
+                                                    inputs={"image": "image.npy"}))
+        assert "float64" in error_of(runner.request(op="load", artifact=artifact,
+                                                    inputs={"image": "wrong-dtype.npy"}))
+        assert "[1,3,16,16]" in error_of(runner.request(op="load", artifact=artifact,
+                                                        inputs={"image": "wrong-shape.npy"}))
+        # A failed load leaves nothing loaded.
+        assert "no model loaded" in error_of(runner.request(op="run", iterations=1, sample=0))
+
+        assert runner.request(op="load", artifact=artifact, inputs={"image": "image.npy"})["ok"]
+        assert "out of range" in error_of(runner.request(op="run", iterations=1, sample=8))
+        assert "iterations" in error_of(runner.request(op="run", iterations=0, sample=0))
+        assert "iterations" in error_of(runner.request(op="run", iterations="3", sample=0))
+        assert "directory" in error_of(runner.request(op="outputs"))
+        assert runner.request(op="run", iterations=2, sample=1)["ok"]
+        assert runner.quit() == 0
+
+
+def test_outputs_match_reference(toolchain, sample, tmp_path, tmp_path_factory):
+    actual = outputs_of(toolchain, sample / "model.onnx", sample, tmp_path, tmp_path_factory)
+    expected = reference_outputs(sample / "model.onnx", np.load(sample / "inputs" / "image.npy"))
+    for name in ("logits", "probabilities"):
+        assert actual[name].shape == (8, 10)
+        np.testing.assert_allclose(actual[name], expected[name], atol=TOLERANCE, rtol=0)
+
+
+def test_perturbed_model_differs_clearly(toolchain, sample, tmp_path, tmp_path_factory):
+    original = outputs_of(toolchain, sample / "model.onnx", sample, tmp_path, tmp_path_factory)
+    perturbed = outputs_of(toolchain, sample / "model-perturbed.onnx", sample, tmp_path, tmp_path_factory)
+    difference = np.abs(original["logits"] - perturbed["logits"])
+    assert (difference > 1e-2).mean() > 0.8, difference
+    assert np.abs(original["probabilities"] - perturbed["probabilities"]).max() > 0.05
+
+
+def test_runtimes_agree(sample, tmp_path, tmp_path_factory):
+    """Where both runtimes are installed, compare them directly, as the lab does."""
+    for toolchain in TOOLCHAINS.values():
+        pytest.importorskip(toolchain["module"])
+    results = {}
+    for name, spec in TOOLCHAINS.items():
+        plugin = tmp_path / f"plugin-{name}"
+        plugin.mkdir()
+        for script in (REPO / "Plugins" / name / "python").glob("*.py"):
+            shutil.copy(script, plugin)
+        shutil.copy(KIT, plugin)
+        installed = {"name": name, "plugin": plugin, "target": spec["target"], "builds": {}}
+        results[name] = {model: outputs_of(installed, sample / model, sample, tmp_path / name, tmp_path_factory)
+                         for model in ("model.onnx", "model-perturbed.onnx")}
+    for model in ("model.onnx", "model-perturbed.onnx"):
+        for output in ("logits", "probabilities"):
+            np.testing.assert_allclose(results["tvm"][model][output], results["onnxruntime"][model][output],
+                                       atol=TOLERANCE, rtol=0)
+    assert np.abs(results["tvm"]["model-perturbed.onnx"]["logits"]
+                  - results["onnxruntime"]["model.onnx"]["logits"]).max() > 0.5
+
+
+# -- the runner kit with a fake backend (numpy only) ------------------------
+
+@pytest.fixture(scope="module")
+def kit():
+    spec = importlib.util.spec_from_file_location("mlbench_runner_under_test", KIT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeBackend:
+    """Two inputs, outputs with awkward names; doubles 'a' and sums 'b'."""
+
+    name = "fake"
+    version = "1.0"
+
+    def load(self, artifact_path):
+        if artifact_path.endswith(".broken"):
+            raise RuntimeError("cannot parse artifact")
+
+    def input_names(self):
+        return ["a", "b"]
+
+    def output_names(self):
+        return ["out/x:0", "OUT_X:0", "..hidden"]
+
+    def input_specs(self):
+        return {"a": ([1, 2], "float32"), "b": ([None, 3], None)}
+
+    def infer(self, feeds):
+        if feeds["a"][0, 0] < 0:
+            raise ValueError("negative input")
+        return [feeds["a"] * 2, feeds["b"].sum(axis=1, keepdims=True), np.float32(feeds["a"].sum())]
+
+
+def serve_lines(kit, lines: list[str | bytes]) -> list[dict]:
+    raw = b"".join(line if isinstance(line, bytes) else line.encode() + b"\n" for line in lines)
+    replies = io.StringIO()
+    assert kit.serve(FakeBackend(), stdin=io.BytesIO(raw), stdout=replies) == 0
+    return [json.loads(line) for line in replies.getvalue().splitlines()]
+
+
+def test_kit_loads_checks_and_names_files(kit, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.fake").write_text("")
+    (tmp_path / "model.broken").write_text("")
+    np.save("a.npy", np.arange(6, dtype=np.float32).reshape(3, 2))
+    np.save("b.npy", np.ones((3, 3), dtype=np.int64))
+    np.save("b4.npy", np.ones((4, 3), dtype=np.int64))
+    np.save("a64.npy", np.zeros((3, 2)))
+    np.save("neg.npy", -np.ones((3, 2), dtype=np.float32))
+    load = lambda a, b, artifact="model.fake": json.dumps(  # noqa: E731
+        {"op": "load", "artifact": artifact, "inputs": {"a": a, "b": b}})
+
+    replies = serve_lines(kit, [
+        "",  # blank lines are not requests
+        b"\xff\xfe\n",
+        json.dumps({"op": "load", "artifact": "model.fake", "inputs": {"a": "a.npy"}}),
+        load("a.npy", "b4.npy"),
+        load("a64.npy", "b.npy"),
+        load("a.npy", "b.npy", artifact="model.broken"),
+        load("neg.npy", "b.npy"),
+        json.dumps({"op": "run", "iterations": 1, "sample": 0}),
+        load("a.npy", "b.npy"),
+        json.dumps({"op": "run", "iterations": 3, "sample": 2}),
+        json.dumps({"op": "outputs", "directory": "out"}),
+        json.dumps({"op": "quit"}),
+        json.dumps({"op": "run", "iterations": 1}),  # never read: quit ends the session
+    ])
+    greeting, bad_utf8, missing, counts, dtype, broken, neg_load, neg_run, loaded, timings, outputs, quit_ = replies
+    assert greeting == {"protocol_version": 1, "runtime": "fake", "runtime_version": "1.0"}
+    assert "UTF-8" in bad_utf8["error"]
+    assert "missing input(s) 'b'" in missing["error"]
+    assert "different numbers of samples" in counts["error"]
+    assert "float64" in dtype["error"] and "float32" in dtype["error"]
+    assert "cannot parse artifact" in broken["error"]
+    assert neg_load["ok"]
+    assert neg_run["ok"] is False and "negative input" in neg_run["error"]
+    assert loaded == {"ok": True, "samples": 3, "load_ns": loaded["load_ns"]}
+    assert len(timings["durations_ns"]) == 3
+    assert outputs["order"] == ["out/x:0", "OUT_X:0", "..hidden"]
+    files = outputs["outputs"]
+    assert files["out/x:0"] == "out_x_0.npy"
+    assert files["OUT_X:0"] == "OUT_X_0_2.npy"  # unique even on a case-insensitive disk
+    assert files["..hidden"] == "hidden.npy"
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "out_x_0.npy"),
+                                  np.arange(6, dtype=np.float32).reshape(3, 2) * 2)
+    assert np.load(tmp_path / "out" / "OUT_X_0_2.npy").shape == (3, 1)
+    # A scalar per sample gets a new leading axis.
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "hidden.npy"), [1, 5, 9])
+    assert quit_ == {"ok": True}
+
+
+def test_kit_ends_on_end_of_input(kit):
+    replies = serve_lines(kit, [json.dumps({"op": "outputs", "directory": "x"})])
+    assert len(replies) == 2 and "no model loaded" in replies[1]["error"]

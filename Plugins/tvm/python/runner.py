@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""mlbench runner for TVM: a Relax VirtualMachine on tvm.cpu().
+
+Speaks the runner protocol (mlbench_runner.py) on stdin/stdout. The artifact is
+the shared library written by toolchain.py build; the VM knows its parameters
+only by position, so the ONNX input and output names, shapes and dtypes come
+from the sidecar ARTIFACT.io.json that build writes next to it.
+MLBENCH_THREADS, if set, becomes TVM_NUM_THREADS (TVM's thread pool size).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+# The lab copies mlbench_runner.py beside this file, both in the installed
+# plugin folder and in the deployment directory.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+try:
+    import mlbench_runner
+    from mlbench_runner import RequestError
+except ImportError as error:  # pragma: no cover - deployment error
+    sys.stderr.write(f"runner.py: cannot import mlbench_runner ({error}); "
+                     f"mlbench_runner.py must sit beside {os.path.abspath(__file__)}\n")
+    sys.exit(2)
+
+IO_SIDECAR_SUFFIX = ".io.json"
+IO_FORMAT = "mlbench-tvm-io"
+IO_VERSION = 1
+
+
+def read_io_sidecar(artifact_path: str) -> dict:
+    """The sidecar's inputs and outputs, checked: {"inputs":[{name,shape,dtype}],"outputs":[{name,...}]}."""
+    path = artifact_path + IO_SIDECAR_SUFFIX
+    if not os.path.isfile(path):
+        raise RequestError(f"'{path}' not found: deploy the sidecar that build writes "
+                           f"beside the artifact (it names the model's inputs and outputs)")
+    try:
+        with open(path, encoding="utf-8") as file:
+            io = json.load(file)
+    except (OSError, ValueError) as error:
+        raise RequestError(f"cannot read '{path}': {error}") from error
+    if not isinstance(io, dict) or io.get("format") != IO_FORMAT or io.get("version") != IO_VERSION:
+        raise RequestError(f"'{path}' is not an {IO_FORMAT} version {IO_VERSION} file")
+    for key in ("inputs", "outputs"):
+        entries = io.get(key)
+        if not isinstance(entries, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("name"), str) for e in entries):
+            raise RequestError(f"'{path}': '{key}' must be a list of objects with a 'name'")
+    return io
+
+
+class TVMBackend:
+    name = "tvm"
+
+    def __init__(self) -> None:
+        # TVM sizes its thread pool from the environment on first use, so the
+        # variable must be set before tvm is imported.
+        self._thread_error = None
+        threads = os.environ.get("MLBENCH_THREADS", "").strip()
+        if threads:
+            if threads.isdigit() and int(threads) > 0:
+                os.environ["TVM_NUM_THREADS"] = str(int(threads))
+            else:
+                self._thread_error = f"MLBENCH_THREADS must be a positive integer, got '{threads}'"
+        import tvm
+        from tvm import relax
+
+        self._tvm = tvm
+        self._relax = relax
+        self.version = tvm.__version__
+        # tvm.runtime.tensor replaced tvm.nd.array (0.22+); keep older TVMs working.
+        self._to_tensor = getattr(tvm.runtime, "tensor", None) or tvm.nd.array
+        self._machine = self._main = None
+        self._inputs: list[dict] = []
+        self._outputs: list[str] = []
+
+    def load(self, artifact_path: str) -> None:
+        if self._thread_error:
+            raise RequestError(self._thread_error)
+        io = read_io_sidecar(artifact_path)
+        self._machine = self._main = None
+        library = self._tvm.runtime.load_module(artifact_path)
+        self._machine = self._relax.VirtualMachine(library, self._tvm.cpu())
+        # Looked up once: the lookup is not part of an inference.
+        self._main = self._machine["main"]
+        self._inputs = io["inputs"]
+        self._outputs = [entry["name"] for entry in io["outputs"]]
+
+    def input_names(self) -> list[str]:
+        return [entry["name"] for entry in self._inputs]
+
+    def output_names(self) -> list[str]:
+        return list(self._outputs)
+
+    def input_specs(self) -> dict:
+        return {entry["name"]: (entry.get("shape"), entry.get("dtype")) for entry in self._inputs}
+
+    def _arguments(self, feeds) -> list:
+        device = self._tvm.cpu()
+        return [self._to_tensor(feeds[entry["name"]], device) for entry in self._inputs]
+
+    def prepare(self, feeds):
+        # Inputs become TVM tensors once, so `run` times the VM call alone.
+        main, arguments = self._main, self._arguments(feeds)
+        return lambda: main(*arguments)
+
+    def infer(self, feeds):
+        result = self._main(*self._arguments(feeds))
+        # One output comes back as a tensor, several as an array of tensors.
+        results = [result] if hasattr(result, "numpy") else list(result)
+        return [r.numpy() for r in results]
+
+
+def main() -> int:
+    mlbench_runner.reserve_stdout()
+    try:
+        backend = TVMBackend()
+    except ImportError as error:
+        mlbench_runner.fail(f"runner.py: tvm is not importable: {error}", code=1)
+    return mlbench_runner.serve(backend)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

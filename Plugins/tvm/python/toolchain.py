@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""mlbench toolchain script for TVM (Relax, LLVM CPU targets).
+
+    toolchain.py info
+    toolchain.py check --model M --target T [--options JSON]
+    toolchain.py build --model M --target T [--options JSON] --output-dir D
+
+Each command prints one JSON line on stdout; diagnostics go to stderr. Exit 0 on
+success, 2 when the model or input is rejected (reason on the last stderr
+line), 1 on an internal error. A `check` that finds the model incompatible
+still succeeds: the issues are its result.
+
+Targets: "llvm", the classic "llvm -mcpu=cortex-a72 -mtriple=aarch64-linux-gnu"
+form, or TVM's JSON form '{"kind":"llvm","mcpu":"..."}'. TVM 0.27 only parses
+the JSON form, so the classic form is translated here.
+
+Options: opt_level = 0..3 (default 3), the PassContext optimization level.
+
+build writes D/model.so (a Relax VM executable) and D/model.so.io.json: the VM
+takes its inputs by position and knows no ONNX names, so the sidecar lists the
+inputs (name, shape, dtype) and outputs in model order for the runner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+try:
+    from mlbench_runner import fail, run_toolchain
+    from runner import IO_FORMAT, IO_SIDECAR_SUFFIX, IO_VERSION
+except ImportError as error:  # pragma: no cover - deployment error
+    sys.stderr.write(f"toolchain.py: cannot import mlbench_runner ({error}); "
+                     f"mlbench_runner.py must sit beside {os.path.abspath(__file__)}\n")
+    sys.exit(2)
+
+TARGET_KINDS = ["llvm"]
+DEFAULT_OPT_LEVEL = 3
+ARTIFACT_NAME = "model.so"
+
+
+def _tvm():
+    try:
+        import tvm
+        import tvm.relax.frontend.onnx  # noqa: F401  (a submodule, not loaded by `import tvm`)
+    except ImportError as error:
+        fail(f"tvm is not importable with {sys.executable}: {error}", code=1)
+    return tvm
+
+
+def first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def reject(summary: str, error: Exception) -> None:
+    """Fail with summary and the telling line of a multi-line TVM or compiler error.
+
+    The whole error goes to stderr first; the reason line picks the first line
+    that reports an error (linker output starts with a bare header).
+    """
+    text = str(error).strip()
+    sys.stderr.write(f"{type(error).__name__}: {text}\n")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    telling = next((line for line in lines if "error" in line.lower() and not line.endswith(":")),
+                   lines[0] if lines else "")
+    fail(f"{summary}: {type(error).__name__}: {telling}")
+
+
+def option_problems(options: dict) -> tuple[dict, list[str]]:
+    """The effective options and what is wrong with the given ones."""
+    problems = [f"unknown option '{name}' (known: opt_level)" for name in options if name != "opt_level"]
+    level = options.get("opt_level", DEFAULT_OPT_LEVEL)
+    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 3:
+        problems.append(f"option 'opt_level' must be an integer from 0 to 3, got {json.dumps(level)}")
+    return {"opt_level": level}, problems
+
+
+def _target_config(tvm, text: str) -> dict:
+    """A target config dict from the JSON form or the classic 'kind -key=value ...' form."""
+    if text.lstrip().startswith("{"):
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not valid JSON: {error}") from error
+        if not isinstance(config, dict):
+            raise ValueError("the JSON form must be an object")
+        return config
+    kind, *flags = text.split()
+    config: dict = {"kind": kind}
+    if kind not in TARGET_KINDS:
+        return config  # rejected by kind below, with a clearer message than TVM's
+    # The declared option types decide how each "-key=value" string is converted.
+    types = tvm.target.TargetKind.options_from_name(kind)
+    for flag in flags:
+        key, has_value, value = flag.lstrip("-").partition("=")
+        if not flag.startswith("-") or key not in types or key == "kind":
+            raise ValueError(f"unknown flag '{flag}' for target kind '{kind}'")
+        kind_of_value = types[key]
+        if kind_of_value == "bool":
+            if has_value and value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"'{flag}': expected true or false")
+            config[key] = not has_value or value.lower() in ("true", "1")
+        elif not has_value:
+            raise ValueError(f"'{flag}' needs a value (-{key}=...)")
+        elif kind_of_value == "int":
+            try:
+                config[key] = int(value)
+            except ValueError:
+                raise ValueError(f"'{flag}': expected an integer") from None
+        elif kind_of_value.startswith("Array"):
+            config[key] = [item for item in value.split(",") if item]
+        else:
+            config[key] = value
+    return config
+
+
+def parse_target(tvm, text: str):
+    """(tvm Target, None) or (None, the problem)."""
+    if not text.strip():
+        return None, "target is empty"
+    try:
+        config = _target_config(tvm, text)
+    except ValueError as error:
+        return None, f"target '{text}' is not valid: {error}"
+    kind = config.get("kind")
+    if kind not in TARGET_KINDS:
+        return None, (f"target kind '{kind}' is not supported; tvm builds for: "
+                      f"{', '.join(TARGET_KINDS)} (e.g. 'llvm' or 'llvm -mcpu=...')")
+    codegen = tvm.target.codegen
+    if config.get("mcpu") == "native":
+        # TVM's LLVM rejects "native" under its default triple and silently falls
+        # back to the generic CPU; name the CPU of this machine instead.
+        config["mcpu"] = codegen.llvm_get_system_cpu()
+    if "mcpu" in config and hasattr(codegen, "llvm_is_valid_cpu"):
+        # An unknown CPU would also fall back to generic code silently.
+        triple = config.get("mtriple") or codegen.llvm_get_system_triple()
+        if not codegen.llvm_is_valid_cpu(str(config["mcpu"]), triple):
+            return None, f"target '{text}': LLVM knows no CPU '{config['mcpu']}' for triple '{triple}'"
+    try:
+        return tvm.target.Target(config), None
+    except Exception as error:  # TVM raises ValueError or its own errors
+        return None, f"target '{text}' is not valid: {first_line(error)}"
+
+
+def load_onnx(path: str):
+    """(ModelProto, None) or (None, the problem)."""
+    import onnx
+
+    if not os.path.isfile(path):
+        return None, f"model file '{path}' not found"
+    try:
+        model = onnx.load(path)
+        # The path, not the proto: the checker refuses protos over 2 GiB.
+        onnx.checker.check_model(path)
+    except Exception as error:  # protobuf and checker raise several types
+        return None, f"not a valid ONNX model: {first_line(error)}"
+    return model, None
+
+
+def unsupported_op_types(model) -> list[str]:
+    """Op types of the graph that TVM's ONNX frontend has no converter for."""
+    from tvm.relax.frontend.onnx import onnx_frontend
+
+    # A private table: if a TVM release drops it, conversion errors still tell.
+    convert_map = getattr(onnx_frontend, "_get_convert_map", None)
+    if convert_map is None:
+        return []
+    known = convert_map()
+    # The table is keyed by op type alone, contrib ops (com.microsoft) included.
+    return sorted({node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}:{node.op_type}"
+                   for node in model.graph.node if node.op_type not in known})
+
+
+def convert(model):
+    from tvm.relax.frontend.onnx import from_onnx
+
+    # Parameters become constants, so the VM takes only the real inputs.
+    return from_onnx(model, keep_params_in_input=False)
+
+
+def io_description(model) -> dict:
+    """Inputs (without initializers) and outputs in model order, for the runner."""
+    from onnx import helper
+
+    def describe(value) -> dict:
+        tensor = value.type.tensor_type
+        dtype = None
+        if tensor.elem_type:
+            try:
+                dtype = helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+            except (KeyError, ValueError, TypeError):
+                dtype = None
+        shape = None
+        if tensor.HasField("shape"):
+            shape = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+        return {"name": value.name, "shape": shape, "dtype": dtype}
+
+    parameters = {init.name for init in model.graph.initializer}
+    return {
+        "format": IO_FORMAT,
+        "version": IO_VERSION,
+        "inputs": [describe(v) for v in model.graph.input if v.name not in parameters],
+        "outputs": [describe(v) for v in model.graph.output],
+    }
+
+
+def info(_args) -> dict:
+    return {"name": "tvm", "version": _tvm().__version__, "formats": ["onnx"], "targets": TARGET_KINDS}
+
+
+def check(args) -> dict:
+    tvm = _tvm()
+    issues = []
+    _, problem = parse_target(tvm, args.target)
+    if problem:
+        issues.append(problem)
+    issues += option_problems(args.options)[1]
+    model, problem = load_onnx(args.model)
+    if problem:
+        return {"compatible": False, "issues": issues + [problem]}
+
+    unsupported = unsupported_op_types(model)
+    if unsupported:
+        issues.append("TVM's ONNX frontend does not support op type(s): " + ", ".join(unsupported))
+    else:
+        try:
+            convert(model)
+        except Exception as error:
+            issues.append(f"TVM cannot convert the model: {type(error).__name__}: {first_line(error)}")
+    return {"compatible": not issues, "issues": issues}
+
+
+def build(args) -> dict:
+    tvm = _tvm()
+    target, problem = parse_target(tvm, args.target)
+    effective, problems = option_problems(args.options)
+    problems = ([problem] if problem else []) + problems
+    if problems:
+        fail("; ".join(problems))
+    model, problem = load_onnx(args.model)
+    if problem:
+        fail(problem)
+    unsupported = unsupported_op_types(model)
+    if unsupported:
+        fail("TVM's ONNX frontend does not support op type(s): " + ", ".join(unsupported))
+    try:
+        os.makedirs(args.output_dir, exist_ok=True)
+    except OSError as error:
+        fail(f"cannot create output directory '{args.output_dir}': {error.strerror}")
+
+    try:
+        module = convert(model)
+    except Exception as error:
+        reject("TVM cannot convert the model", error)
+    try:
+        with tvm.transform.PassContext(opt_level=effective["opt_level"]):
+            executable = tvm.compile(module, target=target)
+    except Exception as error:
+        reject(f"TVM cannot compile the model for '{args.target}'", error)
+
+    artifact = os.path.join(args.output_dir, ARTIFACT_NAME)
+    try:
+        executable.export_library(artifact)
+    except Exception as error:
+        # export_library links with the host's g++: a target of another
+        # architecture (-mtriple) would need a cross compiler.
+        reject(f"cannot link '{artifact}' for '{args.target}' with the host compiler", error)
+    with open(artifact + IO_SIDECAR_SUFFIX, "w", encoding="utf-8") as file:
+        json.dump(io_description(model), file)
+        file.write("\n")
+    sys.stderr.write(f"built {artifact} for {target} at opt_level {effective['opt_level']}\n")
+    return {"artifact": artifact, "effective_options": effective}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_toolchain("mlbench toolchain for TVM (Relax, LLVM)",
+                         {"info": info, "check": check, "build": build}, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

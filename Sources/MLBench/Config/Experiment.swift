@@ -1,0 +1,122 @@
+import Foundation
+import MLBenchCore
+
+/// An experiment definition: what to deploy, where, how to measure it and how
+/// to judge that the deployed model still computes what the reference computes.
+/// Written as YAML; `ExperimentSchema.json` is its published JSON Schema.
+public struct Experiment: Codable, Sendable, Equatable {
+    public var name: String
+    public var description: String?
+    /// The model file, relative to the experiment file.
+    public var model: String
+    /// Model input name → `.npy` file holding every sample stacked on axis 0.
+    public var inputs: [String: String]
+    public var reference: Reference
+    public var toolchain: ToolchainChoice
+    /// The inventory name of the board.
+    public var board: String
+    /// Controllable conditions to apply to the board (governor, cpus, ...).
+    public var conditions: [String: String]?
+    public var measurement: MeasurementPlan?
+    public var semanticPreservation: SemanticCriterion
+
+    enum CodingKeys: String, CodingKey {
+        case name, description, model, inputs, reference, toolchain, board, conditions, measurement
+        case semanticPreservation = "semantic_preservation"
+    }
+
+    /// Where the reference outputs come from: files, or a reference toolchain
+    /// run on the host.
+    public struct Reference: Codable, Sendable, Equatable {
+        /// Output name → `.npy` file, stacked like the inputs.
+        public var outputs: [String: String]?
+        /// The reference toolchain (e.g. onnxruntime) that computes them.
+        public var toolchain: String?
+        /// The model the reference runs; the experiment's model when absent.
+        public var model: String?
+    }
+
+    public struct ToolchainChoice: Codable, Sendable, Equatable {
+        /// The inventory name of the toolchain.
+        public var name: String
+        /// The environment version; the newest installed when absent.
+        public var version: String?
+        public var target: String
+        public var options: JSONValue?
+    }
+
+    public struct SemanticCriterion: Codable, Sendable, Equatable {
+        public var metric: String
+        public var threshold: Double
+    }
+}
+
+/// How long to warm up and measure, and when to stop.
+public struct MeasurementPlan: Codable, Sendable, Equatable {
+    public var minIterations: Int = 50
+    public var maxIterations: Int = 100_000
+    public var minTimeS: Double = 1
+    public var maxTimeS: Double = 60
+    /// Stop once the median's confidence interval is this narrow, relative to the median.
+    public var targetRelativeCIWidth: Double = 0.02
+    /// Iterations per runner request.
+    public var batchIterations: Int = 25
+    /// Warm-up ends when steady state is detected (MSER-5), or at this many iterations.
+    public var maxWarmupIterations: Int = 2_000
+    /// How long one runner request may take before the runner is declared hung.
+    public var requestTimeoutS: Double = 120
+
+    enum CodingKeys: String, CodingKey {
+        case minIterations = "min_iterations", maxIterations = "max_iterations"
+        case minTimeS = "min_time_s", maxTimeS = "max_time_s"
+        case targetRelativeCIWidth = "target_relative_ci_width"
+        case batchIterations = "batch_iterations"
+        case maxWarmupIterations = "max_warmup_iterations"
+        case requestTimeoutS = "request_timeout_s"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = MeasurementPlan()
+        minIterations = try container.decodeIfPresent(Int.self, forKey: .minIterations) ?? defaults.minIterations
+        maxIterations = try container.decodeIfPresent(Int.self, forKey: .maxIterations) ?? defaults.maxIterations
+        minTimeS = try container.decodeIfPresent(Double.self, forKey: .minTimeS) ?? defaults.minTimeS
+        maxTimeS = try container.decodeIfPresent(Double.self, forKey: .maxTimeS) ?? defaults.maxTimeS
+        targetRelativeCIWidth = try container.decodeIfPresent(Double.self, forKey: .targetRelativeCIWidth) ?? defaults.targetRelativeCIWidth
+        batchIterations = try container.decodeIfPresent(Int.self, forKey: .batchIterations) ?? defaults.batchIterations
+        maxWarmupIterations = try container.decodeIfPresent(Int.self, forKey: .maxWarmupIterations) ?? defaults.maxWarmupIterations
+        requestTimeoutS = try container.decodeIfPresent(Double.self, forKey: .requestTimeoutS) ?? defaults.requestTimeoutS
+    }
+}
+
+/// An experiment as loaded from its file: paths resolved against the file's folder.
+public struct ExperimentFile: Sendable {
+    public var path: String
+    public var experiment: Experiment
+    /// The file's text, stored with the result so that it can be replayed.
+    public var text: String
+
+    public var directory: URL { URL(fileURLWithPath: path).deletingLastPathComponent() }
+
+    /// Resolves a path written in the experiment against the experiment's folder.
+    public func resolve(_ relative: String) -> String {
+        relative.hasPrefix("/") ? relative : directory.appendingPathComponent(relative).standardizedFileURL.path
+    }
+
+    /// Loads, validates against the schema, and checks the cross-field rules.
+    public static func load(_ path: String) throws -> ExperimentFile {
+        let document = try YAMLDocument(contentsOf: path)
+        let experiment = try document.decode(Experiment.self, schema: try Schemas.experimentValue())
+        let reference = experiment.reference
+        if (reference.outputs == nil) == (reference.toolchain == nil) {
+            throw document.error(at: ["reference"], "give exactly one of 'outputs' (files) or 'toolchain' (a reference toolchain)")
+        }
+        if reference.outputs != nil, reference.model != nil {
+            throw document.error(at: ["reference", "model"], "only a reference toolchain runs a model; remove 'model' or use 'toolchain'")
+        }
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        return ExperimentFile(path: URL(fileURLWithPath: path).standardizedFileURL.path, experiment: experiment, text: text)
+    }
+}

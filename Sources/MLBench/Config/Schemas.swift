@@ -1,0 +1,208 @@
+import Foundation
+import MLBenchCore
+
+/// The published JSON Schemas of the configuration files. They are the single
+/// source of the files' shape: the YAML loaders validate against them, and
+/// `mlbench schema NAME` prints them (Docs/schemas/ holds copies, checked by a test).
+public enum Schemas {
+    public static let names = ["experiment", "inventory", "manifest"]
+
+    public static func text(named name: String) -> String? {
+        switch name {
+        case "experiment": return experiment
+        case "inventory": return inventory
+        case "manifest": return manifest
+        default: return nil
+        }
+    }
+
+    static func experimentValue() throws -> JSONValue { try parse(experiment) }
+    static func inventoryValue() throws -> JSONValue { try parse(inventory) }
+    static func manifestValue() throws -> JSONValue { try parse(manifest) }
+
+    private static func parse(_ text: String) throws -> JSONValue {
+        try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+    }
+
+    public static let experiment = #"""
+    {
+      "$schema": "https://json-schema.org/draft/2020-12/schema",
+      "$id": "https://mlbench.dev/schemas/experiment.schema.json",
+      "title": "mlbench experiment",
+      "description": "One experiment: a model deployed by a toolchain on a board, measured, and compared with reference outputs. Paths are relative to the experiment file.",
+      "type": "object",
+      "required": ["name", "model", "inputs", "reference", "toolchain", "board", "semantic_preservation"],
+      "additionalProperties": false,
+      "properties": {
+        "name": {"type": "string", "description": "A short name for the experiment."},
+        "description": {"type": "string"},
+        "model": {"type": "string", "description": "The model file (ONNX)."},
+        "inputs": {
+          "type": "object", "minProperties": 1,
+          "description": "Model input name to a .npy file holding every sample stacked on axis 0.",
+          "additionalProperties": {"type": "string"}
+        },
+        "reference": {
+          "type": "object", "additionalProperties": false,
+          "description": "Exactly one of 'outputs' or 'toolchain'.",
+          "properties": {
+            "outputs": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "string"},
+                        "description": "Output name to a .npy file of reference outputs, stacked like the inputs."},
+            "toolchain": {"type": "string", "description": "Inventory name of the reference toolchain, run on the host."},
+            "model": {"type": "string", "description": "Model the reference toolchain runs; the experiment's model when absent."}
+          }
+        },
+        "toolchain": {
+          "type": "object", "required": ["name", "target"], "additionalProperties": false,
+          "properties": {
+            "name": {"type": "string", "description": "Inventory name of the toolchain."},
+            "version": {"type": "string", "description": "Installed environment version; the newest when absent."},
+            "target": {"type": "string", "description": "What the toolchain builds for (llvm, cpu, cuda, ...)."},
+            "options": {"type": "object", "description": "Toolchain options (precision, optimization level, ...)."}
+          }
+        },
+        "board": {"type": "string", "description": "Inventory name of the board."},
+        "conditions": {
+          "type": "object", "additionalProperties": {"type": "string"},
+          "description": "Controllable conditions to apply before measuring (governor, cpus, power mode, ...)."
+        },
+        "measurement": {
+          "type": "object", "additionalProperties": false,
+          "properties": {
+            "min_iterations": {"type": "integer", "minimum": 1},
+            "max_iterations": {"type": "integer", "minimum": 1},
+            "min_time_s": {"type": "number", "minimum": 0},
+            "max_time_s": {"type": "number", "exclusiveMinimum": 0},
+            "target_relative_ci_width": {"type": "number", "exclusiveMinimum": 0},
+            "batch_iterations": {"type": "integer", "minimum": 1},
+            "max_warmup_iterations": {"type": "integer", "minimum": 0},
+            "request_timeout_s": {"type": "number", "exclusiveMinimum": 0}
+          }
+        },
+        "semantic_preservation": {
+          "type": "object", "required": ["metric", "threshold"], "additionalProperties": false,
+          "properties": {
+            "metric": {"type": "string", "enum": ["max_abs", "cosine"]},
+            "threshold": {"type": "number", "minimum": 0}
+          }
+        }
+      }
+    }
+    """#
+
+    public static let inventory = #"""
+    {
+      "$schema": "https://json-schema.org/draft/2020-12/schema",
+      "$id": "https://mlbench.dev/schemas/inventory.schema.json",
+      "title": "mlbench lab inventory",
+      "description": "The boards of the lab with their plugins, power outlets, probes and toolchains.",
+      "type": "object",
+      "required": ["boards", "toolchains"],
+      "additionalProperties": false,
+      "properties": {
+        "plugin_paths": {"type": "array", "items": {"type": "string"}},
+        "boards": {
+          "type": "object", "minProperties": 1,
+          "additionalProperties": {
+            "type": "object", "required": ["plugin"], "additionalProperties": false,
+            "properties": {
+              "plugin": {"type": "string"},
+              "kind": {"type": "string"},
+              "settings": {"type": "object"},
+              "power": {
+                "type": "object", "required": ["switch", "outlet"], "additionalProperties": false,
+                "properties": {
+                  "switch": {"type": "string"},
+                  "outlet": {"type": "string"},
+                  "off_time_s": {"type": "number", "minimum": 0}
+                }
+              },
+              "reset_timeout_s": {"type": "number", "exclusiveMinimum": 0}
+            }
+          }
+        },
+        "power_switches": {
+          "type": "object",
+          "additionalProperties": {
+            "type": "object", "required": ["plugin"], "additionalProperties": false,
+            "properties": {"plugin": {"type": "string"}, "kind": {"type": "string"}, "settings": {"type": "object"}}
+          }
+        },
+        "probes": {
+          "type": "object",
+          "additionalProperties": {
+            "type": "object", "required": ["plugin"], "additionalProperties": false,
+            "properties": {"plugin": {"type": "string"}, "kind": {"type": "string"}, "settings": {"type": "object"},
+                           "board": {"type": "string"}}
+          }
+        },
+        "toolchains": {
+          "type": "object",
+          "additionalProperties": {
+            "type": "object", "required": ["plugin"], "additionalProperties": false,
+            "properties": {"plugin": {"type": "string"}, "kind": {"type": "string"}, "settings": {"type": "object"}}
+          }
+        }
+      }
+    }
+    """#
+
+    public static let manifest = #"""
+    {
+      "$schema": "https://json-schema.org/draft/2020-12/schema",
+      "$id": "https://mlbench.dev/schemas/manifest.schema.json",
+      "title": "mlbench plugin manifest (plugin.yaml)",
+      "description": "Read by the core without loading any code; must agree with the descriptor the library returns.",
+      "type": "object",
+      "required": ["name", "version", "abi_version", "library", "provides"],
+      "additionalProperties": false,
+      "properties": {
+        "name": {"type": "string"},
+        "version": {"type": "string"},
+        "abi_version": {"type": "integer", "minimum": 1},
+        "library": {"type": "string", "description": "The shared object, relative to the manifest."},
+        "description": {"type": "string"},
+        "requires": {
+          "type": "object", "additionalProperties": false,
+          "properties": {"libraries": {"type": "array", "items": {"type": "string"},
+                                       "description": "System libraries (sonames) the plugin links."}}
+        },
+        "provides": {
+          "type": "array", "minItems": 1,
+          "items": {
+            "type": "object", "required": ["role", "kind"], "additionalProperties": false,
+            "properties": {
+              "role": {"type": "string", "enum": ["toolchain", "board", "probe", "power_switch"]},
+              "kind": {"type": "string"},
+              "resets_itself": {"type": "boolean",
+                                "description": "A board that reaches a clean state without a power switch (the host)."},
+              "environment": {
+                "type": "object", "required": ["python"], "additionalProperties": false,
+                "description": "A managed Python environment per toolchain version.",
+                "properties": {
+                  "python": {
+                    "type": "object", "required": ["packages", "default_version"], "additionalProperties": false,
+                    "properties": {
+                      "default_version": {"type": "string"},
+                      "packages": {"type": "array", "minItems": 1, "items": {"type": "string"},
+                                   "description": "pip requirements; {version} stands for the version installed."}
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    """#
+}
+
+extension Schemas {
+    /// The schema text without the indentation of its Swift literal, as published in Docs/schemas/.
+    public static func normalized(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            line.hasPrefix("    ") ? String(line.dropFirst(4)) : String(line)
+        }.joined(separator: "\n")
+    }
+}

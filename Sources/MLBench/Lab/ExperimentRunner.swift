@@ -1,0 +1,316 @@
+import Foundation
+import MLBenchCore
+import OpenSSLDriver
+
+/// Runs one experiment end to end, as the isolation manager does: reset the
+/// board, apply conditions, check and build, deploy, warm up until steady
+/// state, measure until the stopping rule holds, compare outputs with the
+/// reference, clean up, and store the result — a failure too, with its stage
+/// and reason.
+public final class ExperimentRunner {
+    public let lab: Lab
+    public let store: ResultStore
+    private let progress: (String) -> Void
+
+    public init(lab: Lab, store: ResultStore, progress: @escaping (String) -> Void = { _ in }) {
+        self.lab = lab
+        self.store = store
+        self.progress = progress
+    }
+
+    /// A failure inside a stage; it becomes the stored failure.
+    struct StageFailure: Error {
+        var stage: String
+        var reason: String
+    }
+
+    /// Runs `file` and stores the result, succeeded or failed. Errors storing
+    /// the result itself are thrown.
+    @discardableResult
+    public func run(_ file: ExperimentFile) throws -> ExperimentResult {
+        let experiment = file.experiment
+        var result = ExperimentResult(
+            id: UUID().uuidString.lowercased(), name: experiment.name, status: .failed, failure: nil,
+            user: ProcessInfo.processInfo.environment["MLBENCH_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? NSUserName(),
+            startedAt: Date(), finishedAt: Date(), experimentText: file.text, experimentPath: file.path,
+            checksums: [:], board: nil, toolchain: nil, reference: nil, warmUp: nil, measurement: nil,
+            semanticPreservation: nil, log: [])
+        let workspace = lab.home.results.appendingPathComponent(result.id, isDirectory: true)
+        var cleanups: [() -> Void] = []
+        do {
+            try FileManager.default.createDirectory(at: workspace, withIntermediateDirectories: true)
+            try execute(file, into: &result, workspace: workspace, cleanups: &cleanups)
+            result.status = .succeeded
+        } catch let failure as StageFailure {
+            result.failure = .init(stage: failure.stage, reason: failure.reason)
+            log(&result, failure.stage, "failed: \(failure.reason)")
+        } catch {
+            result.failure = .init(stage: "internal", reason: "\(error)")
+            log(&result, "internal", "failed: \(error)")
+        }
+        for cleanup in cleanups.reversed() { cleanup() }
+        result.finishedAt = Date()
+        try store.insert(result)
+        return result
+    }
+
+    private func execute(_ file: ExperimentFile, into result: inout ExperimentResult, workspace: URL,
+                         cleanups: inout [() -> Void]) throws {
+        let experiment = file.experiment
+        let plan = experiment.measurement ?? MeasurementPlan()
+        let metric = try stage("setup") { () -> DistanceMetric in
+            guard let metric = DistanceMetric(rawValue: experiment.semanticPreservation.metric) else {
+                throw StageFailure(stage: "setup", reason: "unknown metric '\(experiment.semanticPreservation.metric)'")
+            }
+            return metric
+        }
+
+        // Inputs: every file must exist; each is hashed before anything runs.
+        log(&result, "inputs", "hashing the model and inputs")
+        result.checksums["experiment"] = try stage("inputs") { try SHA256Digest.hex(of: Data(file.text.utf8)) }
+        let modelPath = file.resolve(experiment.model)
+        result.checksums["model"] = try stage("inputs") { try hashFile(modelPath, role: "model") }
+        var inputFiles = [String: String]()
+        for (name, path) in experiment.inputs.sorted(by: { $0.key < $1.key }) {
+            let resolved = file.resolve(path)
+            result.checksums["input:\(name)"] = try stage("inputs") { try hashFile(resolved, role: "input '\(name)'") }
+            inputFiles[name] = resolved
+        }
+
+        // The board and the toolchain, from the inventory.
+        let board = try stage("setup") { try lab.board(experiment.board) }
+        let toolchain = try stage("setup") { try lab.toolchain(experiment.toolchain.name, version: experiment.toolchain.version) }
+        let boardDescription = try stage("setup") { try board.describe() }
+        result.board = .init(name: experiment.board, plugin: board.plugin.name, pluginVersion: board.plugin.version,
+                             description: boardDescription, conditions: nil)
+        let toolchainDescription = try stage("setup") { try toolchain.describe() }
+        let options = experiment.toolchain.options ?? .object([:])
+        result.toolchain = .init(name: experiment.toolchain.name, plugin: toolchain.plugin.name,
+                                 pluginVersion: toolchain.plugin.version, version: toolchainDescription.version,
+                                 target: experiment.toolchain.target, options: options)
+        log(&result, "setup", "board \(experiment.board) (\(boardDescription.architecture)), toolchain \(toolchainDescription.name) \(toolchainDescription.version)")
+
+        // 1. Reset, 2. conditions.
+        let resetTimeout = lab.inventory.inventory.boards[experiment.board]?.resetTimeoutS ?? 300
+        try powerCycle(experiment.board, result: &result)
+        let reset = try stage("reset") { try board.reset(ResetRequest(timeoutMs: Int(resetTimeout * 1000))) }
+        guard reset.ready else { throw StageFailure(stage: "reset", reason: "the board did not become ready: \(reset.log)") }
+        log(&result, "reset", reset.log)
+        let conditions = try stage("conditions") { try board.conditions(ConditionsRequest(apply: experiment.conditions ?? [:])) }
+        result.board?.conditions = conditions
+        log(&result, "conditions", "applied \(conditions.applied.count), observed \(conditions.observed.count)")
+
+        // 3. Check and build.
+        let artifact = try buildArtifact(toolchain: toolchain, description: toolchainDescription, model: modelPath,
+                                         modelHash: result.checksums["model"] ?? "", target: experiment.toolchain.target,
+                                         options: options, stagePrefix: "", result: &result)
+        result.toolchain?.artifactSHA256 = artifact.hash
+        result.toolchain?.buildLog = artifact.log
+
+        // 4. Deploy, 5. warm up, 6. measure, 7. outputs.
+        let deployedOutputs = workspace.appendingPathComponent("outputs", isDirectory: true)
+        let session = try DeployedRunner(board: board, toolchain: toolchain, artifact: artifact, inputs: inputFiles,
+                                        target: experiment.toolchain.target, timeout: plan.requestTimeoutS, runner: self)
+        cleanups.append { session.close() }
+        try session.start(result: &result)
+        result.toolchain?.runner = session.greeting
+        try warmUpAndMeasure(session, plan: plan, result: &result)
+        let outputs = try session.outputs(into: deployedOutputs, result: &result)
+        session.close()
+
+        // 8. Reference outputs and the comparison.
+        let reference = try referenceOutputs(file, workspace: workspace, result: &result, cleanups: &cleanups)
+        let report = try stage("compare") { () -> SemanticReport in
+            let deployed = try loadTensors(outputs, from: deployedOutputs, label: "deployed output")
+            for (name, _) in outputs { result.checksums["output:\(name)"] = try hashFile(deployedOutputs.appendingPathComponent(outputs[name]!).path, role: "output") }
+            return try SemanticPreservation.compare(reference: reference, deployed: deployed, metric: metric,
+                                                    threshold: experiment.semanticPreservation.threshold)
+        }
+        result.semanticPreservation = report
+        log(&result, "compare", "\(report.preservedSamples)/\(report.samples) samples preserved (\(metric.rawValue) ≤ \(experiment.semanticPreservation.threshold))")
+    }
+
+    // MARK: Steps
+
+    private func powerCycle(_ boardName: String, result: inout ExperimentResult) throws {
+        guard let power = lab.inventory.inventory.boards[boardName]?.power else { return }
+        try stage("reset") {
+            let outlet = try lab.powerSwitch(power.switch)
+            try outlet.set(OutletCommand(outlet: power.outlet, on: false))
+            Thread.sleep(forTimeInterval: power.offTimeS ?? 5)
+            try outlet.set(OutletCommand(outlet: power.outlet, on: true))
+        }
+        log(&result, "reset", "power-cycled outlet \(power.outlet) of \(power.switch)")
+    }
+
+    struct Artifact {
+        var directory: URL
+        var file: String
+        var hash: String
+        var log: String
+    }
+
+    /// Checks compatibility, then builds — or reuses the artifact cached under
+    /// the hash of model, toolchain version, target and options.
+    private func buildArtifact(toolchain: PluginToolchain, description: ToolchainDescription, model: String, modelHash: String,
+                               target: String, options: JSONValue, stagePrefix: String, result: inout ExperimentResult) throws -> Artifact {
+        let check = try stage(stagePrefix + "check") { try toolchain.check(CompatibilityRequest(model: model, target: target, options: options)) }
+        guard check.compatible else {
+            throw StageFailure(stage: stagePrefix + "check", reason: "\(description.name) \(description.version) cannot build this model for '\(target)': \(check.issues.joined(separator: "; "))")
+        }
+        let key = try stage(stagePrefix + "build") {
+            try SHA256Digest.hex(of: Data([modelHash, description.name, description.version, toolchain.plugin.version, target,
+                                           try JSONCoding.encode(options)].joined(separator: "\n").utf8))
+        }
+        let cached = lab.home.artifacts.appendingPathComponent(key, isDirectory: true)
+        let recordFile = cached.appendingPathComponent("artifact.json")
+        struct Record: Codable { var artifact: String; var hash: String; var log: String }
+        if let data = try? Data(contentsOf: recordFile), let record = try? JSONDecoder().decode(Record.self, from: data) {
+            log(&result, stagePrefix + "build", "reusing cached artifact \(key.prefix(12))")
+            return Artifact(directory: cached, file: record.artifact, hash: record.hash, log: record.log)
+        }
+        log(&result, stagePrefix + "build", "building with \(description.name) \(description.version) for \(target)")
+        let staging = lab.home.artifacts.appendingPathComponent(".\(key)-\(UUID().uuidString)", isDirectory: true)
+        defer { try? FileManager.default.removeItem(at: staging) }
+        return try stage(stagePrefix + "build") {
+            try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+            let built = try toolchain.build(BuildRequest(model: model, target: target, options: options, outputDirectory: staging.path))
+            let artifactURL = URL(fileURLWithPath: built.artifact)
+            guard artifactURL.deletingLastPathComponent().standardizedFileURL.path == staging.standardizedFileURL.path else {
+                throw StageFailure(stage: stagePrefix + "build", reason: "the toolchain put its artifact outside the build folder: \(built.artifact)")
+            }
+            let hash = try hashFile(built.artifact, role: "artifact")
+            let record = Record(artifact: artifactURL.lastPathComponent, hash: hash, log: built.log)
+            try JSONEncoder().encode(record).write(to: staging.appendingPathComponent("artifact.json"))
+            // Another run may have built the same artifact meanwhile: theirs is as good.
+            if (try? FileManager.default.moveItem(at: staging, to: cached)) == nil, !FileManager.default.fileExists(atPath: recordFile.path) {
+                throw StageFailure(stage: stagePrefix + "build", reason: "cannot place the artifact in the cache \(cached.path)")
+            }
+            return Artifact(directory: cached, file: record.artifact, hash: hash, log: built.log)
+        }
+    }
+
+    /// Warm-up until MSER-5 finds steady state, then measurement until the
+    /// stopping rule: at least `min_iterations` and `min_time_s`, and the
+    /// median's interval narrow enough — or a maximum reached.
+    private func warmUpAndMeasure(_ session: DeployedRunner, plan: MeasurementPlan, result: inout ExperimentResult) throws {
+        var warmUp = [Int64]()
+        var analysis = WarmUpAnalysis(steadyStateIndex: nil, iterationsExamined: 0)
+        while warmUp.count < plan.maxWarmupIterations {
+            let batch = try session.run(iterations: min(plan.batchIterations, plan.maxWarmupIterations - warmUp.count), stage: "warm-up")
+            warmUp += batch.durationsNs
+            analysis = WarmUp.mser5(warmUp.map(Double.init))
+            if analysis.steadyStateIndex != nil { break }
+        }
+        result.warmUp = .init(durationsNs: warmUp, analysis: analysis)
+        log(&result, "warm-up", analysis.steadyStateIndex.map { "steady state from iteration \($0) of \(warmUp.count)" }
+            ?? "no steady state detected within \(warmUp.count) iterations; measuring anyway")
+
+        var starts = [Int64](), durations = [Int64]()
+        var peak: Int64 = 0
+        let began = Date()
+        var reason = ""
+        while true {
+            let batch = try session.run(iterations: plan.batchIterations, stage: "measure")
+            starts += batch.startsNs
+            durations += batch.durationsNs
+            peak = max(peak, batch.peakMemoryBytes)
+            let elapsed = Date().timeIntervalSince(began)
+            if durations.count >= plan.maxIterations { reason = "maximum iterations (\(plan.maxIterations))"; break }
+            if elapsed >= plan.maxTimeS { reason = "maximum time (\(plan.maxTimeS) s)"; break }
+            if durations.count >= plan.minIterations, elapsed >= plan.minTimeS {
+                // A cheaper bootstrap for the stopping decision; the stored summary uses the full one.
+                let interim = Statistics.summarize(durations.map(Double.init), resamples: 400)
+                let width = (interim.medianInterval.upper - interim.medianInterval.lower) / max(interim.median, 1)
+                if width <= plan.targetRelativeCIWidth {
+                    reason = String(format: "confidence interval of the median within %.2f%%", width * 100)
+                    break
+                }
+            }
+        }
+        let summary = Statistics.summarize(durations.map(Double.init))
+        result.measurement = .init(startsNs: starts, durationsNs: durations, summary: summary, peakMemoryBytes: peak, stoppedBecause: reason)
+        log(&result, "measure", "\(durations.count) iterations; stopped on \(reason)")
+    }
+
+    private func referenceOutputs(_ file: ExperimentFile, workspace: URL, result: inout ExperimentResult,
+                                  cleanups: inout [() -> Void]) throws -> [String: Tensor] {
+        let reference = file.experiment.reference
+        if let outputs = reference.outputs {
+            return try stage("reference") {
+                var tensors = [String: Tensor]()
+                for (name, path) in outputs {
+                    let resolved = file.resolve(path)
+                    result.checksums["reference:\(name)"] = try hashFile(resolved, role: "reference output '\(name)'")
+                    tensors[name] = try NPY.read(contentsOf: URL(fileURLWithPath: resolved))
+                }
+                return tensors
+            }
+        }
+        guard let name = reference.toolchain else { throw StageFailure(stage: "reference", reason: "no reference given") }
+        let modelPath = file.resolve(reference.model ?? file.experiment.model)
+        if reference.model != nil {
+            result.checksums["reference_model"] = try stage("reference") { try hashFile(modelPath, role: "reference model") }
+        }
+        let toolchain = try stage("reference") { try lab.toolchain(name, version: nil) }
+        let description = try stage("reference") { try toolchain.describe() }
+        let board = try stage("reference") { try lab.referenceBoard() }
+        let target = description.targets.first ?? "cpu"
+        let artifact = try buildArtifact(toolchain: toolchain, description: description, model: modelPath,
+                                         modelHash: result.checksums["reference_model"] ?? result.checksums["model"] ?? "",
+                                         target: target, options: .object([:]), stagePrefix: "reference ", result: &result)
+        result.reference = .init(name: name, plugin: toolchain.plugin.name, pluginVersion: toolchain.plugin.version,
+                                 version: description.version, target: target, options: .object([:]),
+                                 artifactSHA256: artifact.hash, buildLog: nil, runner: nil)
+        var inputs = [String: String]()
+        for (input, path) in file.experiment.inputs { inputs[input] = file.resolve(path) }
+        let folder = workspace.appendingPathComponent("reference", isDirectory: true)
+        let session = try DeployedRunner(board: board, toolchain: toolchain, artifact: artifact, inputs: inputs, target: target,
+                                        timeout: (file.experiment.measurement ?? MeasurementPlan()).requestTimeoutS, runner: self,
+                                        stagePrefix: "reference ")
+        cleanups.append { session.close() }
+        try session.start(result: &result)
+        result.reference?.runner = session.greeting
+        let outputs = try session.outputs(into: folder, result: &result)
+        session.close()
+        return try stage("reference") {
+            for (output, fileName) in outputs {
+                result.checksums["reference:\(output)"] = try hashFile(folder.appendingPathComponent(fileName).path, role: "reference output")
+            }
+            return try loadTensors(outputs, from: folder, label: "reference output")
+        }
+    }
+
+    // MARK: Helpers
+
+    func stage<T>(_ name: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let failure as StageFailure {
+            throw failure
+        } catch {
+            throw StageFailure(stage: name, reason: "\(error)")
+        }
+    }
+
+    func log(_ result: inout ExperimentResult, _ stage: String, _ message: String) {
+        result.log.append(.init(at: Date(), stage: stage, message: message))
+        progress("[\(stage)] \(message)")
+    }
+
+    private func hashFile(_ path: String, role: String) throws -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            throw StageFailure(stage: "inputs", reason: "the \(role) file \(path) does not exist")
+        }
+        return try SHA256Digest.hex(ofFile: path)
+    }
+
+    private func loadTensors(_ files: [String: String], from folder: URL, label: String) throws -> [String: Tensor] {
+        var tensors = [String: Tensor]()
+        for (name, fileName) in files {
+            tensors[name] = try NPY.read(contentsOf: folder.appendingPathComponent(fileName))
+        }
+        return tensors
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import MLBenchCore
+
+/// The lab as configured: its home folder, its inventory and the plugins on
+/// its search path. It makes plugin instances for inventory entries.
+public final class Lab: @unchecked Sendable {
+    public let home: LabHome
+    public let inventory: InventoryFile
+    public let catalog: PluginCatalog
+    public let environments: ToolchainEnvironments
+
+    /// The board plugin that reference toolchains run on: the machine of the lab itself.
+    public static let referenceBoardPlugin = "host"
+
+    public init(home: LabHome, inventory: InventoryFile, extraPluginPaths: [String] = []) {
+        self.home = home
+        self.inventory = inventory
+        catalog = PluginCatalog(searchPath: PluginCatalog.searchPath(explicit: extraPluginPaths + inventory.pluginPaths))
+        environments = ToolchainEnvironments(home: home)
+    }
+
+    /// The toolchain called `name` in the inventory, in the environment of `version` (or the newest).
+    public func toolchain(_ name: String, version: String?) throws -> PluginToolchain {
+        guard let entry = inventory.inventory.toolchains[name] else {
+            throw inventory.error(at: ["toolchains"], "no toolchain named '\(name)' (known: \(inventory.inventory.toolchains.keys.sorted().joined(separator: ", ")))")
+        }
+        let plugin = try catalog.load(entry.plugin)
+        let provision = plugin.discovered.manifest.provides.first { $0.role == .toolchain && (entry.kind == nil || $0.kind == entry.kind) }
+        var environment: EnvironmentInfo?
+        if provision?.environment != nil {
+            environment = environments.environment(entry.plugin, version: version)
+            if environment == nil {
+                let installed = environments.installed(entry.plugin).map(\.version)
+                let which = version.map { "version \($0) of toolchain '\(name)' is not installed" } ?? "toolchain '\(name)' has no installed environment"
+                throw LabError.environment("\(which) (installed: \(installed.isEmpty ? "none" : installed.joined(separator: ", "))); run `mlbench toolchains install \(entry.plugin)\(version.map { " --version \($0)" } ?? "")`")
+            }
+        }
+        return try PluginToolchain(plugin: plugin, kind: entry.kind, configuration: PluginConfiguration(
+            kind: entry.kind ?? "", pluginDirectory: plugin.discovered.directory,
+            settings: entry.settings ?? .object([:]), environment: environment))
+    }
+
+    /// The board called `name` in the inventory.
+    public func board(_ name: String) throws -> PluginBoard {
+        guard let entry = inventory.inventory.boards[name] else {
+            throw inventory.error(at: ["boards"], "no board named '\(name)' (known: \(inventory.inventory.boards.keys.sorted().joined(separator: ", ")))")
+        }
+        let plugin = try catalog.load(entry.plugin)
+        return try PluginBoard(plugin: plugin, kind: entry.kind, configuration: PluginConfiguration(
+            kind: entry.kind ?? "", pluginDirectory: plugin.discovered.directory, settings: entry.settings ?? .object([:])))
+    }
+
+    /// The board reference toolchains run on.
+    public func referenceBoard() throws -> PluginBoard {
+        if let name = inventory.inventory.boards.first(where: { $0.value.plugin == Lab.referenceBoardPlugin })?.key {
+            return try board(name)
+        }
+        let plugin = try catalog.load(Lab.referenceBoardPlugin)
+        return try PluginBoard(plugin: plugin, kind: nil, configuration: PluginConfiguration(
+            kind: "", pluginDirectory: plugin.discovered.directory))
+    }
+
+    /// The power switch called `name` in the inventory.
+    public func powerSwitch(_ name: String) throws -> PluginPowerSwitch {
+        guard let entry = inventory.inventory.powerSwitches?[name] else {
+            throw inventory.error(at: ["power_switches"], "no power switch named '\(name)'")
+        }
+        let plugin = try catalog.load(entry.plugin)
+        return try PluginPowerSwitch(plugin: plugin, kind: entry.kind, configuration: PluginConfiguration(
+            kind: entry.kind ?? "", pluginDirectory: plugin.discovered.directory, settings: entry.settings ?? .object([:])))
+    }
+
+    /// The Python environment spec a toolchain plugin declares.
+    public func environmentSpec(plugin name: String) throws -> PluginManifest.PythonSpec {
+        let plugin = try catalog.discovered(name)
+        guard let spec = plugin.manifest.provides.first(where: { $0.role == .toolchain && $0.environment != nil })?.environment?.python else {
+            throw LabError.environment("plugin '\(name)' declares no Python environment (it needs none, or is not a toolchain)")
+        }
+        return spec
+    }
+}

@@ -1,0 +1,357 @@
+import Foundation
+
+// Messages of the four roles. Field names are snake_case on the wire (the JSON
+// that crosses the C ABI); `JSONCoding` sets that up once for everyone.
+
+/// What a factory's `create` receives.
+public struct PluginConfiguration: Codable, Sendable, Equatable {
+    /// The factory kind asked for ("host", "tvm", ...); one plugin may provide several.
+    public var kind: String
+    /// The folder the plugin was loaded from (its manifest, library and resources).
+    public var pluginDirectory: String
+    /// The settings from the inventory entry, as the operator wrote them.
+    public var settings: JSONValue
+    /// The managed environment prepared for this instance, if the role has one
+    /// (a toolchain's Python environment, for instance).
+    public var environment: EnvironmentInfo?
+
+    public init(kind: String, pluginDirectory: String, settings: JSONValue = .object([:]), environment: EnvironmentInfo? = nil) {
+        self.kind = kind
+        self.pluginDirectory = pluginDirectory
+        self.settings = settings
+        self.environment = environment
+    }
+}
+
+/// A managed environment (for now: a Python virtual environment).
+public struct EnvironmentInfo: Codable, Sendable, Equatable {
+    /// The version of the tool installed in it.
+    public var version: String
+    /// The environment's root folder.
+    public var root: String
+    /// The Python interpreter of the environment.
+    public var python: String
+
+    public init(version: String, root: String, python: String) {
+        self.version = version
+        self.root = root
+        self.python = python
+    }
+}
+
+// MARK: Toolchain
+
+public struct ToolchainDescription: Codable, Sendable, Equatable {
+    public var name: String
+    /// The exact version of the runtime or compiler behind the toolchain.
+    public var version: String
+    /// Model formats accepted ("onnx", "tflite", ...).
+    public var formats: [String]
+    /// Targets it can build for ("llvm", "cpu", "cuda", ...).
+    public var targets: [String]
+
+    public init(name: String, version: String, formats: [String], targets: [String]) {
+        self.name = name
+        self.version = version
+        self.formats = formats
+        self.targets = targets
+    }
+}
+
+public struct CompatibilityRequest: Codable, Sendable, Equatable {
+    public var model: String
+    public var target: String
+    public var options: JSONValue
+
+    public init(model: String, target: String, options: JSONValue = .object([:])) {
+        self.model = model
+        self.target = target
+        self.options = options
+    }
+}
+
+public struct CompatibilityReport: Codable, Sendable, Equatable {
+    public var compatible: Bool
+    /// Each problem found, in the toolchain's words.
+    public var issues: [String]
+
+    public init(compatible: Bool, issues: [String] = []) {
+        self.compatible = compatible
+        self.issues = issues
+    }
+}
+
+public struct BuildRequest: Codable, Sendable, Equatable {
+    public var model: String
+    public var target: String
+    public var options: JSONValue
+    public var outputDirectory: String
+
+    public init(model: String, target: String, options: JSONValue, outputDirectory: String) {
+        self.model = model
+        self.target = target
+        self.options = options
+        self.outputDirectory = outputDirectory
+    }
+}
+
+public struct BuildResult: Codable, Sendable, Equatable {
+    /// Path of the artifact; a file or a folder inside the output directory.
+    public var artifact: String
+    /// What the build printed.
+    public var log: String
+    /// The options in effect, defaults included.
+    public var effectiveOptions: JSONValue
+
+    public init(artifact: String, log: String, effectiveOptions: JSONValue = .object([:])) {
+        self.artifact = artifact
+        self.log = log
+        self.effectiveOptions = effectiveOptions
+    }
+}
+
+public struct RunnerRequest: Codable, Sendable, Equatable {
+    /// The artifact's file name as deployed on the board.
+    public var artifact: String
+    public var target: String
+
+    public init(artifact: String, target: String) {
+        self.artifact = artifact
+        self.target = target
+    }
+}
+
+/// How to start a runner: the command, its environment and the files it needs
+/// beside the artifact.
+public struct RunnerSpec: Codable, Sendable, Equatable {
+    public var command: [String]
+    public var environment: [String: String]
+    /// Files (absolute paths on the host) to deploy with the artifact.
+    public var files: [String]
+
+    public init(command: [String], environment: [String: String] = [:], files: [String] = []) {
+        self.command = command
+        self.environment = environment
+        self.files = files
+    }
+}
+
+// MARK: Board
+
+public struct MemoryRegion: Codable, Sendable, Equatable {
+    public var name: String
+    public var sizeBytes: UInt64
+    public var usedBytes: UInt64?
+
+    public init(name: String, sizeBytes: UInt64, usedBytes: UInt64? = nil) {
+        self.name = name
+        self.sizeBytes = sizeBytes
+        self.usedBytes = usedBytes
+    }
+}
+
+public struct BoardDescription: Codable, Sendable, Equatable {
+    public var name: String
+    public var architecture: String
+    public var memories: [MemoryRegion]
+
+    public init(name: String, architecture: String, memories: [MemoryRegion] = []) {
+        self.name = name
+        self.architecture = architecture
+        self.memories = memories
+    }
+}
+
+public struct ResetRequest: Codable, Sendable, Equatable {
+    public var timeoutMs: Int
+    public init(timeoutMs: Int) { self.timeoutMs = timeoutMs }
+}
+
+public struct ResetReport: Codable, Sendable, Equatable {
+    public var ready: Bool
+    public var log: String
+    public init(ready: Bool, log: String = "") {
+        self.ready = ready
+        self.log = log
+    }
+}
+
+public struct ConditionsRequest: Codable, Sendable, Equatable {
+    /// Controllable conditions to apply (governor, clocks, power mode, ...).
+    public var apply: [String: String]
+    public init(apply: [String: String] = [:]) { self.apply = apply }
+}
+
+public struct ConditionsReport: Codable, Sendable, Equatable {
+    /// What was applied, as the board understood it.
+    public var applied: [String: String]
+    /// What was observed (kernel, clocks, temperatures, load, ...).
+    public var observed: [String: String]
+    public init(applied: [String: String] = [:], observed: [String: String] = [:]) {
+        self.applied = applied
+        self.observed = observed
+    }
+}
+
+public struct DeployFile: Codable, Sendable, Equatable {
+    /// Path on the host.
+    public var source: String
+    /// Name inside the deployment directory on the board.
+    public var name: String
+    public init(source: String, name: String) {
+        self.source = source
+        self.name = name
+    }
+}
+
+public struct DeployRequest: Codable, Sendable, Equatable {
+    public var files: [DeployFile]
+    public init(files: [DeployFile]) { self.files = files }
+}
+
+public struct Deployment: Codable, Sendable, Equatable {
+    /// The working directory on the board.
+    public var directory: String
+    public init(directory: String) { self.directory = directory }
+}
+
+public struct RunnerLaunch: Codable, Sendable, Equatable {
+    public var command: [String]
+    public var environment: [String: String]
+    /// Working directory on the board (a deployment directory).
+    public var directory: String
+    /// How long to wait for the runner's first line (its "ready" message).
+    public var startTimeoutMs: Int
+
+    public init(command: [String], environment: [String: String], directory: String, startTimeoutMs: Int) {
+        self.command = command
+        self.environment = environment
+        self.directory = directory
+        self.startTimeoutMs = startTimeoutMs
+    }
+}
+
+public struct RunnerSession: Codable, Sendable, Equatable {
+    public var session: String
+    /// The runner's first line (its "ready" message).
+    public var greeting: String
+    public init(session: String, greeting: String) {
+        self.session = session
+        self.greeting = greeting
+    }
+}
+
+public struct RunnerExchange: Codable, Sendable, Equatable {
+    public var session: String
+    public var message: String
+    public var timeoutMs: Int
+    public init(session: String, message: String, timeoutMs: Int) {
+        self.session = session
+        self.message = message
+        self.timeoutMs = timeoutMs
+    }
+}
+
+public struct RunnerExchangeReply: Codable, Sendable, Equatable {
+    public var message: String
+    public init(message: String) { self.message = message }
+}
+
+public struct RunnerStop: Codable, Sendable, Equatable {
+    public var session: String
+    public init(session: String) { self.session = session }
+}
+
+public struct RunnerExit: Codable, Sendable, Equatable {
+    /// The exit status, or the negated signal number if a signal ended it.
+    public var exitStatus: Int32
+    /// The last part of what the runner wrote to its error stream.
+    public var stderr: String
+    public init(exitStatus: Int32, stderr: String) {
+        self.exitStatus = exitStatus
+        self.stderr = stderr
+    }
+}
+
+public struct FetchRequest: Codable, Sendable, Equatable {
+    /// The folder on the board.
+    public var directory: String
+    /// File names inside it.
+    public var names: [String]
+    /// The folder on the host.
+    public var destination: String
+    public init(directory: String, names: [String], destination: String) {
+        self.directory = directory
+        self.names = names
+        self.destination = destination
+    }
+}
+
+public struct CleanupRequest: Codable, Sendable, Equatable {
+    public var directory: String
+    public init(directory: String) { self.directory = directory }
+}
+
+// MARK: Probe
+
+public struct ProbeChannel: Codable, Sendable, Equatable {
+    public var name: String
+    /// "W", "A", "V", "°C", "count", ...
+    public var unit: String
+    public init(name: String, unit: String) {
+        self.name = name
+        self.unit = unit
+    }
+}
+
+public struct ProbeDescription: Codable, Sendable, Equatable {
+    public var channels: [ProbeChannel]
+    public var rateHz: Double
+    public init(channels: [ProbeChannel], rateHz: Double) {
+        self.channels = channels
+        self.rateHz = rateHz
+    }
+}
+
+/// One sample of one channel, on CLOCK_MONOTONIC (the clock of runner timestamps).
+public struct ProbeSample: Codable, Sendable, Equatable {
+    public var timestampNs: Int64
+    public var channel: UInt32
+    public var value: Double
+    public init(timestampNs: Int64, channel: UInt32, value: Double) {
+        self.timestampNs = timestampNs
+        self.channel = channel
+        self.value = value
+    }
+}
+
+// MARK: PowerSwitch
+
+public struct PowerSwitchDescription: Codable, Sendable, Equatable {
+    public var outlets: [String]
+    public init(outlets: [String]) { self.outlets = outlets }
+}
+
+public struct OutletCommand: Codable, Sendable, Equatable {
+    public var outlet: String
+    public var on: Bool
+    public init(outlet: String, on: Bool) {
+        self.outlet = outlet
+        self.on = on
+    }
+}
+
+public struct OutletQuery: Codable, Sendable, Equatable {
+    public var outlet: String
+    public init(outlet: String) { self.outlet = outlet }
+}
+
+public struct OutletState: Codable, Sendable, Equatable {
+    public var on: Bool
+    public init(on: Bool) { self.on = on }
+}
+
+/// An empty request or reply (`{}`).
+public struct Empty: Codable, Sendable, Equatable {
+    public init() {}
+}

@@ -1,0 +1,95 @@
+/// The runner wire protocol shared by Linux boards (host, Jetson, Zynq).
+///
+/// A runner is a process started on the board by the board plugin. It speaks
+/// one JSON object per line: it writes `RunnerGreeting` first, then answers each
+/// request line with one reply line. Timestamps are CLOCK_MONOTONIC
+/// nanoseconds of the board, the clock probes use too. Tensors travel as `.npy`
+/// files in the deployment directory; only their names cross the wire.
+///
+/// Requests (`op`):
+/// - `load`: `{"op":"load","artifact":NAME,"inputs":{INPUT:FILE.npy}}` → `RunnerLoaded`.
+///   Each input file holds all samples, stacked on a leading axis.
+/// - `run`: `{"op":"run","iterations":N,"sample":K}` → `RunnerTimings`.
+/// - `outputs`: `{"op":"outputs","directory":DIR}` → `RunnerOutputs`: runs every
+///   sample once and writes each output stacked as `DIR/OUTPUT.npy`.
+/// - `quit`: `{"op":"quit"}` → `{"ok":true}`, then the runner exits.
+///
+/// Every reply has `"ok"`; when false, `"error"` says why.
+public enum RunnerProtocol {
+    /// Bumped on any incompatible change; runners report theirs in the greeting.
+    public static let version = 1
+}
+
+public struct RunnerGreeting: Codable, Sendable, Equatable {
+    public var protocolVersion: Int
+    public var runtime: String
+    public var runtimeVersion: String
+
+    public init(protocolVersion: Int, runtime: String, runtimeVersion: String) {
+        self.protocolVersion = protocolVersion
+        self.runtime = runtime
+        self.runtimeVersion = runtimeVersion
+    }
+}
+
+public struct RunnerCommand: Codable, Sendable, Equatable {
+    public var op: String
+    public var artifact: String?
+    public var inputs: [String: String]?
+    public var iterations: Int?
+    public var sample: Int?
+    public var directory: String?
+
+    public static func load(artifact: String, inputs: [String: String]) -> RunnerCommand {
+        RunnerCommand(op: "load", artifact: artifact, inputs: inputs)
+    }
+
+    public static func run(iterations: Int, sample: Int = 0) -> RunnerCommand {
+        RunnerCommand(op: "run", iterations: iterations, sample: sample)
+    }
+
+    public static func outputs(directory: String) -> RunnerCommand {
+        RunnerCommand(op: "outputs", directory: directory)
+    }
+
+    public static let quit = RunnerCommand(op: "quit")
+
+    public init(op: String, artifact: String? = nil, inputs: [String: String]? = nil,
+                iterations: Int? = nil, sample: Int? = nil, directory: String? = nil) {
+        self.op = op
+        self.artifact = artifact
+        self.inputs = inputs
+        self.iterations = iterations
+        self.sample = sample
+        self.directory = directory
+    }
+}
+
+/// The envelope of every reply: whether it worked, and why not.
+public struct RunnerStatus: Codable, Sendable, Equatable {
+    public var ok: Bool
+    public var error: String?
+}
+
+public struct RunnerLoaded: Codable, Sendable, Equatable {
+    /// How many samples the input files hold.
+    public var samples: Int
+    /// Nanoseconds the runtime took to load the artifact.
+    public var loadNs: Int64
+}
+
+public struct RunnerTimings: Codable, Sendable, Equatable {
+    /// CLOCK_MONOTONIC start of each iteration.
+    public var startsNs: [Int64]
+    /// Duration of each iteration.
+    public var durationsNs: [Int64]
+    /// Peak resident memory of the runner process so far.
+    public var peakMemoryBytes: Int64
+}
+
+public struct RunnerOutputs: Codable, Sendable, Equatable {
+    /// Output name → file name (in the requested directory).
+    public var outputs: [String: String]
+    /// The order of outputs as the model declares them.
+    public var order: [String]
+}

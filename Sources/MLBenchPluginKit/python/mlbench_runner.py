@@ -1,0 +1,436 @@
+"""The runner wire protocol, shared by every Python runner of mlbench.
+
+A runner is a process on the board that loads an artifact and answers requests,
+one JSON object per line (see Sources/MLBenchCore/RunnerProtocol.swift):
+
+    greeting  {"protocol_version":1,"runtime":NAME,"runtime_version":VER}
+    load      {"op":"load","artifact":FILE,"inputs":{NAME:FILE.npy}}
+              -> {"ok":true,"samples":N,"load_ns":NS}
+    run       {"op":"run","iterations":N,"sample":K}
+              -> {"ok":true,"starts_ns":[...],"durations_ns":[...],"peak_memory_bytes":B}
+    outputs   {"op":"outputs","directory":DIR}
+              -> {"ok":true,"outputs":{NAME:FILE.npy},"order":[NAME,...]}
+    quit      {"op":"quit"} -> {"ok":true}, then exit 0
+
+Any failure answers {"ok":false,"error":"..."} and the runner keeps serving.
+
+A runtime plugs in a backend object:
+
+    name, version                       runtime name and version for the greeting
+    load(artifact_path) -> None         load (or replace) the artifact
+    input_names() -> list[str]          in the model's order
+    output_names() -> list[str]         in the model's order
+    infer(feeds) -> list[np.ndarray]    one inference; results in output order
+
+and optionally
+
+    input_specs() -> {name: (shape, dtype)}
+        shape is a list whose dynamic dimensions are None, dtype a numpy dtype
+        name or None; lets load reject mismatched input files with a clear
+        message instead of a runtime-specific one at the first run.
+    prepare(feeds) -> callable()
+        returns a call that runs one inference on feeds already converted to the
+        runtime's tensors; `run` times that call, so per-iteration timings
+        measure the runtime rather than numpy conversions. Defaults to
+        infer(feeds).
+
+The toolchain scripts share their command line from here too (run_toolchain,
+emit_json_result, fail), so the rules for stdout (protocol or result lines
+only) and exit codes live in one place.
+
+Only the standard library and numpy are used: this file is copied beside each
+runner, on boards that have nothing but the runtime installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import sys
+import time
+import traceback
+from typing import Any, Callable, TextIO
+
+import numpy as np
+
+PROTOCOL_VERSION = 1
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "RequestError",
+    "emit_json_result",
+    "fail",
+    "reserve_stdout",
+    "run_toolchain",
+    "safe_file_name",
+    "serve",
+]
+
+_reserved_stdout: TextIO | None = None
+
+
+def reserve_stdout() -> TextIO:
+    """Keep the process's stdout for protocol lines; send everything else to stderr.
+
+    Runtimes print banners and warnings, some from C++ straight to file
+    descriptor 1, and one stray line would corrupt the protocol. So descriptor 1
+    is duplicated into a private stream and then pointed at stderr, and
+    sys.stdout follows. Idempotent; call it before importing the runtime.
+    """
+    global _reserved_stdout
+    if _reserved_stdout is None:
+        sys.stdout.flush()
+        private_fd = os.dup(1)
+        os.dup2(2, 1)
+        _reserved_stdout = os.fdopen(private_fd, "w", encoding="utf-8", newline="\n")
+        sys.stdout = sys.stderr
+    return _reserved_stdout
+
+
+def _write_line(stream: TextIO, obj: Any) -> None:
+    # Compact and ASCII-only: one object per line, whatever the names contain.
+    stream.write(json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n")
+    stream.flush()
+
+
+def emit_json_result(obj: Any) -> None:
+    """Print obj as one JSON line on the real stdout (the result of a toolchain command)."""
+    _write_line(reserve_stdout(), obj)
+
+
+def _one_line(message: str) -> str:
+    return "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Write message to stderr as one line and exit with code (2: rejected model or bad input)."""
+    sys.stderr.write(_one_line(message) + "\n")
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+class _ToolchainArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        # One line, exit 2: the caller reports the last stderr line as the reason.
+        fail(f"{self.prog}: {message}")
+
+
+def _options_object(text: str) -> dict:
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as error:
+        fail(f"--options is not valid JSON: {error}")
+    if not isinstance(options, dict):
+        fail(f"--options must be a JSON object, got {text}")
+    return options
+
+
+def run_toolchain(description: str, handlers: dict[str, Callable[[argparse.Namespace], Any]],
+                  argv: list[str] | None = None) -> int:
+    """The command line shared by toolchain scripts; returns the exit status.
+
+        info
+        check --model M --target T [--options JSON]
+        build --model M --target T [--options JSON] --output-dir D
+
+    handlers maps each command to a function of the parsed arguments (options
+    already decoded to a dict) returning the result object, printed as the one
+    JSON line on stdout. A handler rejects a model or input with fail() (exit
+    2, reason on stderr); any other exception is an internal error (exit 1).
+    """
+    reserve_stdout()
+    parser = _ToolchainArgumentParser(description=description)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("info", help="name, version, formats and targets as JSON")
+    for command, help_text in (("check", "whether the model can be built for the target"),
+                               ("build", "build the model into an artifact")):
+        sub = commands.add_parser(command, help=help_text)
+        sub.add_argument("--model", required=True, help="model file")
+        sub.add_argument("--target", required=True, help="target to build for")
+        sub.add_argument("--options", default="{}", type=_options_object,
+                         help="toolchain options as a JSON object (default {})")
+        if command == "build":
+            sub.add_argument("--output-dir", required=True, help="directory for the artifact")
+    args = parser.parse_args(argv)
+    try:
+        result = handlers[args.command](args)
+    except SystemExit:
+        raise
+    except Exception as error:
+        traceback.print_exc(file=sys.stderr)
+        fail(f"internal error in {args.command}: {type(error).__name__}: {error}", code=1)
+    emit_json_result(result)
+    return 0
+
+
+class RequestError(Exception):
+    """A request that cannot be served; its message goes back to the client as is."""
+
+
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_file_name(name: str, taken: set[str]) -> str:
+    """A file name for a tensor name: portable characters only, unique within taken.
+
+    Tensor names may contain '/', ':' or start with '.', so they cannot be used
+    as file names directly. Uniqueness is checked case-insensitively, since the
+    directory may live on a case-insensitive file system. Adds the result to taken.
+    """
+    stem = _UNSAFE_CHARS.sub("_", name).lstrip(".") or "output"
+    candidate, suffix = stem, 2
+    while f"{candidate}.npy".lower() in taken:
+        candidate = f"{stem}_{suffix}"
+        suffix += 1
+    file_name = f"{candidate}.npy"
+    taken.add(file_name.lower())
+    return file_name
+
+
+def _peak_memory_bytes() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # ru_maxrss is in KiB on Linux but in bytes on macOS.
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
+
+
+def _field(request: dict, key: str, kind: type, *, default: Any = None, required: bool = True) -> Any:
+    """The value of request[key], checked to be of kind (bool is not accepted as an int)."""
+    if key not in request or request[key] is None:
+        if required:
+            raise RequestError(f"missing field '{key}'")
+        return default
+    value = request[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise RequestError(f"field '{key}' must be {kind.__name__}, got {json.dumps(value)}")
+    return value
+
+
+def _format_shape(shape: Any) -> str:
+    return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+class _Session:
+    """What the runner holds between requests: the backend and the loaded inputs."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.inputs: dict[str, np.ndarray] | None = None
+        self.samples = 0
+
+    # -- requests ---------------------------------------------------------
+
+    def load(self, request: dict) -> dict:
+        artifact = _field(request, "artifact", str)
+        inputs = _field(request, "inputs", dict)
+        if not artifact:
+            raise RequestError("field 'artifact' is empty")
+        for name, file_name in inputs.items():
+            if not isinstance(file_name, str) or not file_name:
+                raise RequestError(f"input '{name}': file name must be a non-empty string")
+        if not os.path.exists(artifact):
+            raise RequestError(f"artifact '{artifact}' not found (relative to {os.getcwd()})")
+
+        # A failed load must not leave a previous model's inputs usable.
+        self.inputs, self.samples = None, 0
+        start = time.perf_counter_ns()
+        self.backend.load(artifact)
+        load_ns = time.perf_counter_ns() - start
+
+        expected = list(self.backend.input_names())
+        missing = [name for name in expected if name not in inputs]
+        unknown = sorted(name for name in inputs if name not in expected)
+        if missing or unknown:
+            problems = []
+            if missing:
+                problems.append("missing input(s) " + ", ".join(f"'{n}'" for n in missing))
+            if unknown:
+                problems.append("unknown input(s) " + ", ".join(f"'{n}'" for n in unknown))
+            raise RequestError("; ".join(problems) + " (the model expects "
+                               + ", ".join(f"'{n}'" for n in expected) + ")")
+
+        arrays = {name: self._read_input(name, inputs[name]) for name in expected}
+        counts = {name: array.shape[0] for name, array in arrays.items()}
+        if len(set(counts.values())) > 1:
+            raise RequestError("input files hold different numbers of samples: "
+                               + ", ".join(f"'{n}' ({inputs[n]}) {c}" for n, c in counts.items()))
+        samples = next(iter(counts.values()), 0)
+        if samples == 0 and expected:
+            raise RequestError("input files hold no samples (leading axis has length 0)")
+        self._check_specs(arrays, inputs)
+
+        self.inputs, self.samples = arrays, samples
+        return {"ok": True, "samples": samples, "load_ns": load_ns}
+
+    def run(self, request: dict) -> dict:
+        iterations = _field(request, "iterations", int)
+        if iterations < 1:
+            raise RequestError(f"field 'iterations' must be at least 1, got {iterations}")
+        feeds = self._feeds(_field(request, "sample", int, default=0, required=False))
+        prepare = getattr(self.backend, "prepare", None)
+        call: Callable[[], Any] = prepare(feeds) if prepare else (lambda: self.backend.infer(feeds))
+
+        starts, durations = [], []
+        for _ in range(iterations):
+            # monotonic_ns is CLOCK_MONOTONIC, the clock probes stamp samples with;
+            # perf_counter_ns is the finest clock for the duration itself.
+            starts.append(time.monotonic_ns())
+            begin = time.perf_counter_ns()
+            call()
+            durations.append(time.perf_counter_ns() - begin)
+        return {"ok": True, "starts_ns": starts, "durations_ns": durations,
+                "peak_memory_bytes": _peak_memory_bytes()}
+
+    def outputs(self, request: dict) -> dict:
+        directory = _field(request, "directory", str)
+        if not directory:
+            raise RequestError("field 'directory' is empty")
+        self._require_loaded()
+        names = list(self.backend.output_names())
+        per_output: list[list[np.ndarray]] = [[] for _ in names]
+        for k in range(self.samples):
+            results = self.backend.infer(self._feeds(k))
+            if len(results) != len(names):
+                raise RequestError(f"sample {k}: the runtime returned {len(results)} output(s), "
+                                   f"the model declares {len(names)}")
+            for slot, result in zip(per_output, results):
+                slot.append(np.asarray(result))
+
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as error:
+            raise RequestError(f"cannot create directory '{directory}': {error.strerror}") from error
+        taken: set[str] = set()
+        files = {}
+        for name, results in zip(names, per_output):
+            stacked = self._stack(name, results)
+            file_name = safe_file_name(name, taken)
+            np.save(os.path.join(directory, file_name), stacked, allow_pickle=False)
+            files[name] = file_name
+        return {"ok": True, "outputs": files, "order": names}
+
+    # -- helpers ----------------------------------------------------------
+
+    def _require_loaded(self) -> None:
+        if self.inputs is None:
+            raise RequestError("no model loaded: send a 'load' request first")
+
+    def _feeds(self, sample: int) -> dict[str, np.ndarray]:
+        self._require_loaded()
+        if not 0 <= sample < self.samples:
+            raise RequestError(f"sample {sample} out of range: the inputs hold {self.samples} "
+                               f"sample(s), 0 to {self.samples - 1}")
+        # Slicing keeps the leading axis: the model sees a batch of one sample.
+        return {name: np.ascontiguousarray(array[sample:sample + 1])
+                for name, array in self.inputs.items()}
+
+    @staticmethod
+    def _read_input(name: str, file_name: str) -> np.ndarray:
+        if not os.path.isfile(file_name):
+            raise RequestError(f"input '{name}': file '{file_name}' not found "
+                               f"(relative to {os.getcwd()})")
+        try:
+            array = np.load(file_name, allow_pickle=False)
+        except Exception as error:  # numpy raises several types for a bad file
+            raise RequestError(f"input '{name}': '{file_name}' is not a readable .npy "
+                               f"file: {error}") from error
+        if not isinstance(array, np.ndarray):
+            raise RequestError(f"input '{name}': '{file_name}' holds an archive, not one array")
+        if array.ndim == 0:
+            raise RequestError(f"input '{name}': '{file_name}' holds a scalar; samples must be "
+                               f"stacked on a leading axis")
+        return array
+
+    def _check_specs(self, arrays: dict[str, np.ndarray], files: dict[str, str]) -> None:
+        specs_of = getattr(self.backend, "input_specs", None)
+        if specs_of is None:
+            return
+        for name, (shape, dtype) in specs_of().items():
+            array = arrays.get(name)
+            if array is None:
+                continue
+            if dtype is not None and array.dtype != np.dtype(dtype):
+                raise RequestError(f"input '{name}': '{files[name]}' holds {array.dtype}, "
+                                   f"the model expects {np.dtype(dtype)}")
+            if shape is None:
+                continue
+            fed = (1, *array.shape[1:])
+            if len(fed) != len(shape) or any(d is not None and d != f for d, f in zip(shape, fed)):
+                raise RequestError(
+                    f"input '{name}': '{files[name]}' has shape {_format_shape(array.shape)}, so "
+                    f"each sample is fed as {_format_shape(fed)}, but the model expects "
+                    f"{_format_shape(shape)} (stack samples on a new leading axis)")
+
+    @staticmethod
+    def _stack(name: str, results: list[np.ndarray]) -> np.ndarray:
+        shapes = {r.shape for r in results}
+        if len(shapes) > 1:
+            raise RequestError(f"output '{name}' has different shapes across samples: "
+                               + ", ".join(_format_shape(s) for s in sorted(shapes)))
+        first = results[0]
+        # Batch-1 results are joined on their batch axis; anything else gets a new one.
+        if first.ndim >= 1 and first.shape[0] == 1:
+            return np.concatenate(results, axis=0)
+        return np.stack(results, axis=0)
+
+
+_HANDLERS = {"load": _Session.load, "run": _Session.run, "outputs": _Session.outputs}
+
+
+def _answer(session: _Session, line: str) -> tuple[dict, bool]:
+    """The reply to one request line, and whether the runner should stop."""
+    try:
+        request = json.loads(line)
+    except json.JSONDecodeError as error:
+        return {"ok": False, "error": f"malformed JSON request: {error}"}, False
+    if not isinstance(request, dict):
+        return {"ok": False, "error": "a request must be a JSON object"}, False
+    op = request.get("op")
+    if op is None:
+        return {"ok": False, "error": "missing field 'op'"}, False
+    if op == "quit":
+        return {"ok": True}, True
+    handler = _HANDLERS.get(op) if isinstance(op, str) else None
+    if handler is None:
+        known = ", ".join(sorted([*_HANDLERS, "quit"]))
+        return {"ok": False, "error": f"unknown op {json.dumps(op)} (known: {known})"}, False
+    try:
+        return handler(session, request), False
+    except RequestError as error:
+        return {"ok": False, "error": f"{op}: {error}"}, False
+    except Exception as error:  # a runtime failure must not end the session
+        traceback.print_exc(file=sys.stderr)
+        return {"ok": False, "error": f"{op}: {type(error).__name__}: {_one_line(str(error))}"}, False
+
+
+def serve(backend: Any, *, stdin: Any = None, stdout: TextIO | None = None) -> int:
+    """Serve the runner protocol for backend until 'quit' or end of input; returns the exit status.
+
+    stdin and stdout default to the process's (stdout reserved with
+    reserve_stdout); tests may pass their own streams (binary or text stdin).
+    """
+    replies = stdout if stdout is not None else reserve_stdout()
+    requests = stdin if stdin is not None else sys.stdin.buffer
+    session = _Session(backend)
+    _write_line(replies, {"protocol_version": PROTOCOL_VERSION,
+                          "runtime": str(backend.name), "runtime_version": str(backend.version)})
+    while True:
+        raw = requests.readline()
+        if not raw:
+            return 0  # the client went away: nothing left to answer
+        if isinstance(raw, bytes):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                _write_line(replies, {"ok": False, "error": "request is not valid UTF-8"})
+                continue
+        else:
+            line = raw
+        if not line.strip():
+            continue  # blank lines are not requests
+        reply, stop = _answer(session, line)
+        _write_line(replies, reply)
+        if stop:
+            return 0

@@ -1,0 +1,288 @@
+import ArgumentParser
+import Foundation
+import MLBench
+import MLBenchCore
+
+@main
+struct MLBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mlbench",
+        abstract: "Benchmark ML inference on real boards.",
+        subcommands: [Run.self, Plugins.self, LabCommand.self, Toolchains.self, Results.self, Schema.self])
+}
+
+/// Options every command that touches the lab shares.
+struct LabOptions: ParsableArguments {
+    @Option(name: .long, help: "The lab inventory (YAML). Default: $MLBENCH_INVENTORY, else the embedded default (the host board).")
+    var inventory: String?
+
+    @Option(name: .customLong("plugin-path"), help: "A folder to search for plugins, before $MLBENCH_PLUGIN_PATH and the installed ones (repeatable).")
+    var pluginPaths: [String] = []
+
+    @Option(name: .long, help: "The lab's data folder. Default: $MLBENCH_HOME, else ~/.local/share/mlbench.")
+    var home: String?
+
+    func lab() throws -> Lab {
+        let labHome = home.map { LabHome(root: URL(fileURLWithPath: $0, isDirectory: true).standardizedFileURL) } ?? LabHome.fromEnvironment()
+        try labHome.prepare()
+        let path = inventory ?? ProcessInfo.processInfo.environment["MLBENCH_INVENTORY"]
+        let inventoryFile = try path.map { try InventoryFile.load($0) } ?? .embeddedDefault
+        return Lab(home: labHome, inventory: inventoryFile, extraPluginPaths: pluginPaths)
+    }
+}
+
+/// Errors the user caused are printed plainly, with exit status 2.
+struct Failure: Error, CustomStringConvertible {
+    var description: String
+}
+
+func report(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as CleanExit {
+        throw error
+    } catch {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode(2)
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run an experiment, store its result and print a summary.")
+
+    @Argument(help: "The experiment file (YAML).")
+    var experiment: String
+
+    @OptionGroup var options: LabOptions
+
+    @Flag(help: "Print the stored result as JSON instead of a summary.")
+    var json = false
+
+    @Flag(name: .shortAndLong, help: "Print no progress.")
+    var quiet = false
+
+    func run() throws {
+        var outcome: ExperimentResult?
+        try report {
+            let file = try ExperimentFile.load(experiment)
+            let lab = try options.lab()
+            let store = try SQLiteResultStore(path: lab.home.database.path)
+            let runner = ExperimentRunner(lab: lab, store: store) { line in
+                if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
+            }
+            outcome = try runner.run(file)
+            if let outcome {
+                print(json ? String(decoding: try ResultCoding.encoder.encode(outcome), as: UTF8.self)
+                           : ResultPresenter.summary(outcome, store: lab.home.database.path))
+            }
+        }
+        if outcome?.status == .failed { throw ExitCode(1) }
+    }
+}
+
+struct Plugins: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The plugins on the search path.", subcommands: [List.self, Inspect.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List plugins, loading each to show what its library declares.")
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            try report {
+                let lab = try options.lab()
+                print("search path: \(lab.catalog.searchPath.joined(separator: ":"))")
+                var rows = [["NAME", "VERSION", "ABI", "PROVIDES", "STATUS", "LIBRARY"]]
+                for name in lab.catalog.plugins.keys.sorted() {
+                    let plugin = lab.catalog.plugins[name]!
+                    let provides = plugin.manifest.provides.map { "\($0.role):\($0.kind)" }.joined(separator: ",")
+                    do {
+                        let loaded = try lab.catalog.load(name)
+                        rows.append([name, loaded.version, String(plugin.manifest.abiVersion), provides, "ok", plugin.libraryPath])
+                    } catch {
+                        rows.append([name, plugin.manifest.version, String(plugin.manifest.abiVersion), provides, "error", plugin.libraryPath])
+                    }
+                }
+                print(ResultPresenter.table(rows))
+                var problems = lab.catalog.problems.map(\.description)
+                for name in lab.catalog.plugins.keys.sorted() {
+                    do { _ = try lab.catalog.load(name) } catch { problems.append("\(error)") }
+                }
+                if !problems.isEmpty {
+                    print("\nproblems:")
+                    problems.forEach { print("  - \($0)") }
+                }
+            }
+        }
+    }
+
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a plugin's manifest and load its library to check it.")
+        @Argument(help: "The plugin's name.") var name: String
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            try report {
+                let lab = try options.lab()
+                let plugin = try lab.catalog.discovered(name)
+                let manifest = plugin.manifest
+                print("name:        \(manifest.name)")
+                print("version:     \(manifest.version)")
+                print("abi version: \(manifest.abiVersion)")
+                print("folder:      \(plugin.directory)")
+                print("library:     \(plugin.libraryPath)")
+                if let description = manifest.description { print("description: \(description)") }
+                if let libraries = manifest.requires?.libraries, !libraries.isEmpty { print("requires:    \(libraries.joined(separator: ", "))") }
+                print("provides:")
+                for provision in manifest.provides {
+                    var line = "  - \(provision.role) '\(provision.kind)'"
+                    if provision.resetsItself == true { line += " (resets itself)" }
+                    if let python = provision.environment?.python {
+                        line += "; Python environment \(python.packages.joined(separator: " ")) (default version \(python.defaultVersion))"
+                        let installed = lab.environments.installed(manifest.name).map(\.version)
+                        line += "; installed: \(installed.isEmpty ? "none" : installed.joined(separator: ", "))"
+                    }
+                    print(line)
+                }
+                let loaded = try lab.catalog.load(name)
+                print("loaded:      ok — the library's descriptor says '\(loaded.name)' \(loaded.version): \(loaded.summary)")
+            }
+        }
+    }
+}
+
+struct LabCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "lab", abstract: "The lab inventory.", subcommands: [Check.self])
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Validate the inventory: plugins, settings, power outlets, toolchains.")
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            var findings = [LabCheck.Finding]()
+            try report {
+                let lab = try options.lab()
+                findings = LabCheck.run(lab)
+                let inventory = lab.inventory.inventory
+                print("inventory \(lab.inventory.path): \(inventory.boards.count) board(s), \(inventory.powerSwitches?.count ?? 0) power switch(es), \(inventory.probes?.count ?? 0) probe(s), \(inventory.toolchains.count) toolchain(s)")
+                if findings.isEmpty {
+                    print("ok: every entry resolves to a plugin and every instance was created")
+                } else {
+                    findings.forEach { print("error: \($0)") }
+                }
+            }
+            if !findings.isEmpty { throw ExitCode(1) }
+        }
+    }
+}
+
+struct Toolchains: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Managed toolchain environments, one per version.",
+                                                    subcommands: [Install.self, List.self, Remove.self])
+
+    struct Install: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create the Python environment of a toolchain version.")
+        @Argument(help: "The toolchain plugin's name (e.g. tvm, onnxruntime).") var name: String
+        @Option(help: "The version to install; the plugin's default when absent.") var version: String?
+        @Flag(help: "Do nothing when that version is already installed.") var ifMissing = false
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            try report {
+                let lab = try options.lab()
+                let spec = try lab.environmentSpec(plugin: name)
+                let chosen = version ?? spec.defaultVersion
+                if ifMissing, lab.environments.installed(name).contains(where: { $0.version == chosen }) {
+                    print("\(name) \(chosen) is already installed")
+                    return
+                }
+                let record = try lab.environments.install(name, version: chosen, spec: spec) { print("\(name) \(chosen): \($0)") }
+                // The toolchain must answer in its new environment, or the install is not done.
+                let description = try lab.toolchain(name, version: chosen).describe()
+                print("installed \(name) \(record.version) (runtime \(description.version)) in \(lab.environments.folder(name, chosen).path)")
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List installed toolchain environments.")
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            try report {
+                let lab = try options.lab()
+                var rows = [["TOOLCHAIN", "VERSION", "INSTALLED", "PYTHON"]]
+                for name in lab.catalog.plugins.keys.sorted() {
+                    for record in lab.environments.installed(name) {
+                        rows.append([name, record.version, ResultCoding.timestamp(record.installedAt), record.python])
+                    }
+                }
+                print(rows.count == 1 ? "no toolchain environment is installed" : ResultPresenter.table(rows))
+            }
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a toolchain environment.")
+        @Argument var name: String
+        @Option var version: String
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            try report {
+                try options.lab().environments.remove(name, version: version)
+                print("removed \(name) \(version)")
+            }
+        }
+    }
+}
+
+struct Results: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stored results.", subcommands: [List.self, Show.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the newest results.")
+        @Option(help: "How many.") var limit = 20
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            try report {
+                let lab = try options.lab()
+                let store = try SQLiteResultStore(path: lab.home.database.path)
+                print(ResultPresenter.list(try store.list(limit: limit)))
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one result (a unique prefix of its id is enough).")
+        @Argument var id: String
+        @Flag(help: "The whole stored bundle as JSON.") var json = false
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            try report {
+                let lab = try options.lab()
+                let store = try SQLiteResultStore(path: lab.home.database.path)
+                guard let result = try store.result(id: id) else { throw Failure(description: "no result with id '\(id)' in \(lab.home.database.path)") }
+                print(json ? String(decoding: try ResultCoding.encoder.encode(result), as: UTF8.self)
+                           : ResultPresenter.summary(result, store: lab.home.database.path))
+            }
+        }
+    }
+}
+
+struct Schema: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the JSON Schema of a configuration file.")
+    @Argument(help: "experiment, inventory or manifest") var name: String
+
+    func run() throws {
+        try report {
+            guard let text = Schemas.text(named: name) else {
+                throw Failure(description: "no schema named '\(name)' (known: \(Schemas.names.joined(separator: ", ")))")
+            }
+            print(Schemas.normalized(text))
+        }
+    }
+}

@@ -1,0 +1,200 @@
+import Foundation
+import XCTest
+@testable import MLBench
+
+final class StatisticsTests: XCTestCase {
+    /// Normal variates from the seeded generator (Box–Muller), so test data is reproducible.
+    private func normalSeries(count: Int, mean: Double, std: Double, seed: UInt64) -> [Double] {
+        var generator = Xoshiro256StarStar(seed: seed)
+        return (0..<count).map { _ in
+            let u1 = Swift.max(generator.nextUnit(), .leastNormalMagnitude)
+            let u2 = generator.nextUnit()
+            return mean + std * (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
+        }
+    }
+
+    func testQuantilesMatchNumpyType7() {
+        let x = (1...10).map(Double.init)
+        // np.quantile(np.arange(1, 11), [0, .25, .5, .75, .9, .99, 1])
+        XCTAssertEqual(Statistics.quantile(sorted: x, 0), 1)
+        XCTAssertEqual(Statistics.quantile(sorted: x, 0.25), 3.25, accuracy: 1e-12)
+        XCTAssertEqual(Statistics.quantile(sorted: x, 0.5), 5.5, accuracy: 1e-12)
+        XCTAssertEqual(Statistics.quantile(sorted: x, 0.75), 7.75, accuracy: 1e-12)
+        XCTAssertEqual(Statistics.quantile(sorted: x, 0.9), 9.1, accuracy: 1e-12)
+        XCTAssertEqual(Statistics.quantile(sorted: x, 0.99), 9.91, accuracy: 1e-12)
+        XCTAssertEqual(Statistics.quantile(sorted: x, 1), 10)
+        // np.quantile([3, 7, 8, 15, 20], [.3, .9]) -> [7.2, 18.0]
+        XCTAssertEqual(Statistics.quantile(sorted: [3, 7, 8, 15, 20], 0.3), 7.2, accuracy: 1e-12)
+        XCTAssertEqual(Statistics.quantile(sorted: [3, 7, 8, 15, 20], 0.9), 18, accuracy: 1e-12)
+        XCTAssertEqual(Statistics.quantile(sorted: [42], 0.37), 42)
+    }
+
+    func testMeanAndSampleStandardDeviation() {
+        let x: [Double] = [2, 4, 4, 4, 5, 5, 7, 9]
+        XCTAssertEqual(Statistics.mean(x), 5)
+        // np.std(x, ddof=1) = 2.138089935299395
+        XCTAssertEqual(Statistics.standardDeviation(x), 2.138089935299395, accuracy: 1e-12)
+        XCTAssertEqual(Statistics.standardDeviation([3]), 0)
+        // A large common offset must not swallow the spread.
+        XCTAssertEqual(Statistics.standardDeviation(x.map { $0 + 1e9 }), 2.138089935299395, accuracy: 1e-6)
+    }
+
+    func testSummaryOfOneToTen() {
+        let s = Statistics.summarize((1...10).map(Double.init).reversed())
+        XCTAssertEqual(s.count, 10)
+        XCTAssertEqual(s.min, 1)
+        XCTAssertEqual(s.max, 10)
+        XCTAssertEqual(s.mean, 5.5)
+        XCTAssertEqual(s.median, 5.5, accuracy: 1e-12)
+        XCTAssertEqual(s.p90, 9.1, accuracy: 1e-12)
+        XCTAssertEqual(s.p99, 9.91, accuracy: 1e-12)
+        XCTAssertEqual(s.std, 3.0276503540974917, accuracy: 1e-12)  // np.std(range(1, 11), ddof=1)
+        XCTAssertEqual(s.outliers, 0)
+        XCTAssertEqual(s.medianInterval.level, 0.95)
+        XCTAssertTrue(s.medianInterval.contains(s.median))
+    }
+
+    func testSingleValueGivesZeroSpreadAndDegenerateInterval() {
+        let s = Statistics.summarize([0.0123])
+        XCTAssertEqual(s.count, 1)
+        XCTAssertEqual(s.std, 0)
+        XCTAssertEqual(s.median, 0.0123)
+        XCTAssertEqual(s.p99, 0.0123)
+        XCTAssertEqual(s.medianInterval, ConfidenceInterval(lower: 0.0123, upper: 0.0123, level: 0.95))
+        XCTAssertEqual(s.outliers, 0)
+    }
+
+    func testTukeyFencesCountOutliersWithoutRemovingThem() {
+        // numpy: Q1 = 3, Q3 = 9, fences at −6 and 18, so −20, 25 and 40 lie outside.
+        let x = (1...10).map(Double.init) + [-20, 25, 40]
+        let s = Statistics.summarize(x)
+        XCTAssertEqual(s.outliers, 3)
+        XCTAssertEqual(s.count, 13)  // labelled, not removed
+        XCTAssertEqual(s.min, -20)
+        XCTAssertEqual(s.max, 40)
+        // Q1 = 3.5, Q3 = 8.5: the upper fence is 16, and a value on the fence is inside it.
+        XCTAssertEqual(Statistics.tukeyOutliers(sorted: (1...10).map(Double.init) + [16]), 0)
+        XCTAssertEqual(Statistics.tukeyOutliers(sorted: (1...10).map(Double.init) + [16.5]), 1)
+        XCTAssertEqual(Statistics.tukeyOutliers(sorted: [5, 5, 5, 5]), 0)
+    }
+
+    func testMedianIntervalContainsMedianAndNarrowsWithMoreData() {
+        let small = normalSeries(count: 50, mean: 10, std: 1, seed: 1)
+        let large = normalSeries(count: 5000, mean: 10, std: 1, seed: 2)
+        let s = Statistics.summarize(small)
+        let l = Statistics.summarize(large)
+        XCTAssertTrue(s.medianInterval.contains(s.median))
+        XCTAssertTrue(l.medianInterval.contains(l.median))
+        XCTAssertLessThan(s.medianInterval.lower, s.medianInterval.upper)
+        XCTAssertLessThan(l.medianInterval.width, s.medianInterval.width / 4)
+        // The true median of N(10, 1) lies in a 95 % interval from 5000 draws.
+        XCTAssertTrue(l.medianInterval.contains(10))
+        // A wider level gives a wider interval.
+        let wide = Statistics.bootstrapMedianInterval(small, level: 0.99)
+        XCTAssertGreaterThanOrEqual(wide.width, s.medianInterval.width)
+    }
+
+    func testBootstrapIsDeterministicForASeed() {
+        let x = normalSeries(count: 200, mean: 5, std: 2, seed: 7)
+        let a = Statistics.bootstrapMedianInterval(x, seed: 99)
+        let b = Statistics.bootstrapMedianInterval(x, seed: 99)
+        let c = Statistics.bootstrapMedianInterval(x, seed: 100)
+        XCTAssertEqual(a, b)
+        XCTAssertNotEqual(a, c)
+        XCTAssertEqual(Statistics.summarize(x), Statistics.summarize(x))
+        // The generator itself is the published xoshiro256** over SplitMix64: pin its
+        // first outputs so that a change to it (and to every stored interval) is noticed.
+        var mixer = SplitMix64(seed: 0)
+        XCTAssertEqual(mixer.next(), 0xe220_a839_7b1d_cdaf)
+        XCTAssertEqual(mixer.next(), 0x6e78_9e6a_a1b9_65f4)
+    }
+
+    func testBoundedDrawsAreUniform() {
+        var generator = Xoshiro256StarStar(seed: 3)
+        var counts = [Int](repeating: 0, count: 7)
+        for _ in 0..<70_000 { counts[generator.next(below: 7)] += 1 }
+        for c in counts { XCTAssertEqual(Double(c), 10_000, accuracy: 500) }
+    }
+
+    func testBootstrapOfTenThousandValuesIsFast() {
+        let x = normalSeries(count: 10_000, mean: 1e-3, std: 1e-4, seed: 11)
+        let start = Date()
+        let interval = Statistics.bootstrapMedianInterval(x, resamples: 2000)
+        let elapsed = Date().timeIntervalSince(start)
+        XCTAssertTrue(interval.contains(Statistics.quantile(sorted: x.sorted(), 0.5)))
+        // Well under a second optimised; the bound leaves room for debug builds.
+        XCTAssertLessThan(elapsed, 5)
+    }
+
+    func testSummaryEncodesInSnakeCase() throws {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = .sortedKeys
+        let summary = Statistics.summarize([1, 2, 3, 4])
+        let json = String(decoding: try encoder.encode(summary), as: UTF8.self)
+        XCTAssertTrue(json.contains("\"median_interval\":{\"level\":0.95,"), json)
+        XCTAssertTrue(json.contains("\"p99\":"), json)
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        XCTAssertEqual(try decoder.decode(Summary.self, from: Data(json.utf8)), summary)
+    }
+}
+
+final class WarmUpTests: XCTestCase {
+    private func noise(count: Int, seed: UInt64, scale: Double) -> [Double] {
+        var generator = Xoshiro256StarStar(seed: seed)
+        return (0..<count).map { _ in (generator.nextUnit() - 0.5) * 2 * scale }
+    }
+
+    func testFindsTheEndOfASlowStart() {
+        // 100 slow iterations, settling from 30 ms towards 20 ms, then a flat 10 ms.
+        let jitter = noise(count: 500, seed: 5, scale: 0.3)
+        let durations = (0..<500).map { (i: Int) -> Double in
+            let base: Double = i < 100 ? 20 + 10 * exp(-Double(i) / 30) : 10
+            return base + jitter[i]
+        }
+        let analysis = WarmUp.mser5(durations)
+        XCTAssertEqual(analysis.iterationsExamined, 500)
+        let index = analysis.steadyStateIndex
+        XCTAssertNotNil(index)
+        XCTAssertEqual(Double(index ?? -1), 100, accuracy: 10)
+        XCTAssertEqual((index ?? 0) % WarmUp.batchSize, 0)
+    }
+
+    func testFlatSeriesIsSteadyFromTheStart() {
+        let durations = noise(count: 300, seed: 6, scale: 0.5).map { 10 + $0 }
+        let index = WarmUp.mser5(durations).steadyStateIndex
+        XCTAssertNotNil(index)
+        XCTAssertLessThanOrEqual(index ?? .max, 50)
+        XCTAssertEqual(WarmUp.mser5([Double](repeating: 4, count: 60)).steadyStateIndex, 0)
+    }
+
+    func testDriftingSeriesHasNoSteadyState() {
+        let jitter = noise(count: 500, seed: 8, scale: 0.3)
+        let durations = (0..<500).map { i in 10 + 0.01 * Double(i) + jitter[i] }
+        let analysis = WarmUp.mser5(durations)
+        XCTAssertNil(analysis.steadyStateIndex)
+        XCTAssertEqual(analysis.iterationsExamined, 500)
+    }
+
+    func testTooShortToDecide() {
+        XCTAssertNil(WarmUp.mser5([Double](repeating: 1, count: 49)).steadyStateIndex)
+        XCTAssertEqual(WarmUp.mser5([Double](repeating: 1, count: 49)).iterationsExamined, 49)
+        XCTAssertEqual(WarmUp.mser5([Double](repeating: 1, count: 50)).steadyStateIndex, 0)
+        XCTAssertNil(WarmUp.mser5([]).steadyStateIndex)
+    }
+
+    func testNonFiniteTimingsGiveNoDecision() {
+        var durations = [Double](repeating: 1, count: 100)
+        durations[40] = .nan
+        XCTAssertNil(WarmUp.mser5(durations).steadyStateIndex)
+    }
+
+    func testMserStatisticPicksTheTruncationByHand() {
+        // Batch means 9, 5, then eighteen 1s (with a little spread): dropping the first two
+        // batches leaves the smallest squared standard error.
+        var z: [Double] = [9, 5]
+        z += (0..<18).map { $0 % 2 == 0 ? 1.01 : 0.99 }
+        XCTAssertEqual(WarmUp.mserTruncation(z), 2)
+    }
+}
