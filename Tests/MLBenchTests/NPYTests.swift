@@ -196,7 +196,11 @@ final class NPYTests: XCTestCase {
         let decoded = try NPY.decode(data, source: "big")
         let elapsed = Date().timeIntervalSince(start)
         XCTAssertEqual(decoded, tensor)
-        // A few milliseconds optimised; the bound leaves room for debug builds.
-        XCTAssertLessThan(elapsed, 2)
+        // About 0.02 s optimised and 0.2 s unoptimised; byte-by-byte reading would be far slower.
+        #if DEBUG
+        XCTAssertLessThan(elapsed, 3)
+        #else
+        XCTAssertLessThan(elapsed, 0.5)
+        #endif
     }
 }

@@ -80,14 +80,14 @@ final class StatisticsTests: XCTestCase {
 
     func testMedianIntervalContainsMedianAndNarrowsWithMoreData() {
         let small = normalSeries(count: 50, mean: 10, std: 1, seed: 1)
-        let large = normalSeries(count: 5000, mean: 10, std: 1, seed: 2)
+        let large = normalSeries(count: 2000, mean: 10, std: 1, seed: 2)
         let s = Statistics.summarize(small)
         let l = Statistics.summarize(large)
         XCTAssertTrue(s.medianInterval.contains(s.median))
         XCTAssertTrue(l.medianInterval.contains(l.median))
         XCTAssertLessThan(s.medianInterval.lower, s.medianInterval.upper)
         XCTAssertLessThan(l.medianInterval.width, s.medianInterval.width / 4)
-        // The true median of N(10, 1) lies in a 95 % interval from 5000 draws.
+        // The true median of N(10, 1) lies in this 95 % interval from 2000 draws.
         XCTAssertTrue(l.medianInterval.contains(10))
         // A wider level gives a wider interval.
         let wide = Statistics.bootstrapMedianInterval(small, level: 0.99)
@@ -107,6 +107,9 @@ final class StatisticsTests: XCTestCase {
         var mixer = SplitMix64(seed: 0)
         XCTAssertEqual(mixer.next(), 0xe220_a839_7b1d_cdaf)
         XCTAssertEqual(mixer.next(), 0x6e78_9e6a_a1b9_65f4)
+        var generator = Xoshiro256StarStar(seed: 0)
+        XCTAssertEqual(generator.next(), 0x99ec_5f36_cb75_f2b4)
+        XCTAssertEqual(generator.next(), 0xbf6e_1f78_4956_452a)
     }
 
     func testBoundedDrawsAreUniform() {
@@ -116,14 +119,18 @@ final class StatisticsTests: XCTestCase {
         for c in counts { XCTAssertEqual(Double(c), 10_000, accuracy: 500) }
     }
 
-    func testBootstrapOfTenThousandValuesIsFast() {
+    func testBootstrapOfTenThousandValuesIsFast() throws {
+        #if DEBUG
+        // About 2 s unoptimised, 0.05 s optimised: only the optimised build says anything.
+        throw XCTSkip("timing is only meaningful in an optimised build (swift test -c release)")
+        #else
         let x = normalSeries(count: 10_000, mean: 1e-3, std: 1e-4, seed: 11)
         let start = Date()
         let interval = Statistics.bootstrapMedianInterval(x, resamples: 2000)
         let elapsed = Date().timeIntervalSince(start)
         XCTAssertTrue(interval.contains(Statistics.quantile(sorted: x.sorted(), 0.5)))
-        // Well under a second optimised; the bound leaves room for debug builds.
-        XCTAssertLessThan(elapsed, 5)
+        XCTAssertLessThan(elapsed, 1)
+        #endif
     }
 
     func testSummaryEncodesInSnakeCase() throws {

@@ -52,7 +52,7 @@ import resource
 import sys
 import time
 import traceback
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, NoReturn, TextIO
 
 import numpy as np
 
@@ -105,7 +105,7 @@ def _one_line(message: str) -> str:
     return "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """Write message to stderr as one line and exit with code (2: rejected model or bad input)."""
     sys.stderr.write(_one_line(message) + "\n")
     sys.stderr.flush()
@@ -113,7 +113,7 @@ def fail(message: str, code: int = 2) -> None:
 
 
 class _ToolchainArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         # One line, exit 2: the caller reports the last stderr line as the reason.
         fail(f"{self.prog}: {message}")
 
@@ -157,9 +157,7 @@ def run_toolchain(description: str, handlers: dict[str, Callable[[argparse.Names
     args = parser.parse_args(argv)
     try:
         result = handlers[args.command](args)
-    except SystemExit:
-        raise
-    except Exception as error:
+    except Exception as error:  # fail() raises SystemExit, which passes
         traceback.print_exc(file=sys.stderr)
         fail(f"internal error in {args.command}: {type(error).__name__}: {error}", code=1)
     emit_json_result(result)
@@ -196,6 +194,9 @@ def _peak_memory_bytes() -> int:
     return int(peak) if sys.platform == "darwin" else int(peak) * 1024
 
 
+_JSON_KINDS = {int: "an integer", str: "a string", dict: "an object"}
+
+
 def _field(request: dict, key: str, kind: type, *, default: Any = None, required: bool = True) -> Any:
     """The value of request[key], checked to be of kind (bool is not accepted as an int)."""
     if key not in request or request[key] is None:
@@ -204,7 +205,8 @@ def _field(request: dict, key: str, kind: type, *, default: Any = None, required
         return default
     value = request[key]
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise RequestError(f"field '{key}' must be {kind.__name__}, got {json.dumps(value)}")
+        raise RequestError(f"field '{key}' must be {_JSON_KINDS.get(kind, kind.__name__)}, "
+                           f"got {json.dumps(value)}")
     return value
 
 
@@ -248,8 +250,8 @@ class _Session:
                 problems.append("missing input(s) " + ", ".join(f"'{n}'" for n in missing))
             if unknown:
                 problems.append("unknown input(s) " + ", ".join(f"'{n}'" for n in unknown))
-            raise RequestError("; ".join(problems) + " (the model expects "
-                               + ", ".join(f"'{n}'" for n in expected) + ")")
+            wanted = ", ".join(f"'{n}'" for n in expected) or "no inputs"
+            raise RequestError("; ".join(problems) + f" (the model expects {wanted})")
 
         arrays = {name: self._read_input(name, inputs[name]) for name in expected}
         counts = {name: array.shape[0] for name, array in arrays.items()}
