@@ -182,6 +182,8 @@ final class WarmUpTests: XCTestCase {
         let analysis = WarmUp.mser5(durations)
         XCTAssertNil(analysis.steadyStateIndex)
         XCTAssertEqual(analysis.iterationsExamined, 500)
+        // Even the shortest series that can be decided (10 batches) is rejected when it climbs.
+        XCTAssertNil(WarmUp.mser5((0..<50).map { 10 + 0.1 * Double($0) }).steadyStateIndex)
     }
 
     func testTooShortToDecide() {

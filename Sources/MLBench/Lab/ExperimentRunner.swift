@@ -196,11 +196,15 @@ public final class ExperimentRunner {
     private func warmUpAndMeasure(_ session: DeployedRunner, plan: MeasurementPlan, result: inout ExperimentResult) throws {
         var warmUp = [Int64]()
         var analysis = WarmUpAnalysis(steadyStateIndex: nil, iterationsExamined: 0)
+        // On short series MSER-5 may take a mild drift for steady state: trust it
+        // only when two checks in a row, a batch apart, both find it.
+        var steadyChecks = 0
         while warmUp.count < plan.maxWarmupIterations {
             let batch = try session.run(iterations: min(plan.batchIterations, plan.maxWarmupIterations - warmUp.count), stage: "warm-up")
             warmUp += batch.durationsNs
             analysis = WarmUp.mser5(warmUp.map(Double.init))
-            if analysis.steadyStateIndex != nil { break }
+            steadyChecks = analysis.steadyStateIndex == nil ? 0 : steadyChecks + 1
+            if steadyChecks >= 2 { break }
         }
         result.warmUp = .init(durationsNs: warmUp, analysis: analysis)
         log(&result, "warm-up", analysis.steadyStateIndex.map { "steady state from iteration \($0) of \(warmUp.count)" }

@@ -1,0 +1,202 @@
+import Foundation
+import MLBench
+import MLBenchCore
+import XCTest
+
+/// Real experiments on the host board with the real toolchains, through the
+/// `mlbench` binary: the result as stored, and failures stored with a reason.
+final class ExperimentEndToEndTests: XCTestCase {
+    var home: URL!
+    var scratch: URL!
+
+    override func setUpWithError() throws {
+        home = try MLBenchBinary.temporaryHome()
+        scratch = home.appendingPathComponent("experiments")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: home)
+    }
+
+    var sample: URL { MLBenchBinary.repository.appendingPathComponent("Examples/sample") }
+
+    /// Writes an experiment next to the sample (so its relative paths resolve) in the scratch folder.
+    func experiment(_ name: String, _ text: String) throws -> String {
+        let file = scratch.appendingPathComponent(name)
+        try text.replacingOccurrences(of: "SAMPLE", with: sample.path).write(to: file, atomically: true, encoding: .utf8)
+        return file.path
+    }
+
+    func stored(_ outcome: MLBenchBinary.Outcome, file: StaticString = #filePath, line: UInt = #line) throws -> ExperimentResult {
+        do {
+            return try ResultCoding.decoder.decode(ExperimentResult.self, from: Data(outcome.stdout.utf8))
+        } catch {
+            XCTFail("mlbench printed no result (status \(outcome.status)):\n\(outcome.output.suffix(3000))", file: file, line: line)
+            throw error
+        }
+    }
+
+    func store() throws -> SQLiteResultStore { try SQLiteResultStore(path: home.appendingPathComponent("results.sqlite").path) }
+
+    func testSampleExperimentPreservesSemanticsAndStoresStatistics() throws {
+        let outcome = try MLBenchBinary.run(["run", "--json", "-q", sample.appendingPathComponent("experiment.yaml").path], home: home)
+        let result = try stored(outcome)
+        XCTAssertEqual(outcome.status, 0, outcome.stderr)
+        XCTAssertEqual(result.status, .succeeded)
+        XCTAssertEqual(result.semanticPreservation?.ratio, 1.0)
+        XCTAssertEqual(result.semanticPreservation?.samples, 16)
+        XCTAssertEqual(result.toolchain?.name, "tvm")
+        XCTAssertEqual(result.reference?.name, "onnxruntime")
+        let measurement = try XCTUnwrap(result.measurement)
+        XCTAssertGreaterThanOrEqual(measurement.summary.count, 200)
+        XCTAssertEqual(measurement.durationsNs.count, measurement.summary.count, "raw timings are kept")
+        XCTAssertLessThanOrEqual(measurement.summary.min, measurement.summary.median)
+        XCTAssertLessThanOrEqual(measurement.summary.medianInterval.lower, measurement.summary.median)
+        XCTAssertGreaterThanOrEqual(measurement.summary.medianInterval.upper, measurement.summary.median)
+        XCTAssertGreaterThan(measurement.peakMemoryBytes, 0)
+        XCTAssertNotNil(result.checksums["model"])
+        XCTAssertNotNil(result.checksums["input:image"])
+        XCTAssertNotNil(result.board?.conditions?.observed["kernel"])
+
+        // What was printed is what was stored, raw timings included.
+        let reloaded = try XCTUnwrap(try store().result(id: result.id))
+        XCTAssertEqual(reloaded, result)
+        XCTAssertEqual(try store().timings(id: result.id, phase: "measure"), measurement.durationsNs)
+
+        // The human summary shows the statistics a user reads.
+        let shown = try MLBenchBinary.run(["results", "show", String(result.id.prefix(8))], home: home)
+        XCTAssertEqual(shown.status, 0)
+        for word in ["median", "p90", "p99", "std", "CI", "ratio 1.0000"] {
+            XCTAssertTrue(shown.stdout.contains(word), "summary lacks '\(word)':\n\(shown.stdout)")
+        }
+    }
+
+    func testPerturbedModelIsNotPreserved() throws {
+        let outcome = try MLBenchBinary.run(["run", "--json", "-q", sample.appendingPathComponent("experiment-perturbed.yaml").path], home: home)
+        let result = try stored(outcome)
+        XCTAssertEqual(result.status, .succeeded)
+        let ratio = try XCTUnwrap(result.semanticPreservation?.ratio)
+        XCTAssertLessThan(ratio, 1.0)
+        XCTAssertNotNil(result.checksums["reference_model"], "the reference model is hashed too")
+    }
+
+    func testMissingInputFileIsAStoredFailureAndEarlierResultsStay() throws {
+        let good = try experiment("good.yaml", """
+            name: quick
+            model: SAMPLE/model.onnx
+            inputs: {image: SAMPLE/inputs/image.npy}
+            reference: {toolchain: onnxruntime}
+            toolchain: {name: onnxruntime, target: cpu}
+            board: host
+            measurement: {min_iterations: 20, min_time_s: 0, max_time_s: 2}
+            semantic_preservation: {metric: cosine, threshold: 1.0e-6}
+            """)
+        let first = try stored(try MLBenchBinary.run(["run", "--json", "-q", good], home: home))
+        XCTAssertEqual(first.status, .succeeded, first.failure?.reason ?? "")
+
+        let missing = try experiment("missing.yaml", """
+            name: missing-input
+            model: SAMPLE/model.onnx
+            inputs: {image: SAMPLE/inputs/no-such-file.npy}
+            reference: {toolchain: onnxruntime}
+            toolchain: {name: tvm, target: llvm}
+            board: host
+            semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
+            """)
+        let outcome = try MLBenchBinary.run(["run", "--json", "-q", missing], home: home)
+        XCTAssertEqual(outcome.status, 1, "a stored failure exits with 1")
+        let result = try stored(outcome)
+        XCTAssertEqual(result.status, .failed)
+        XCTAssertEqual(result.failure?.stage, "inputs")
+        XCTAssertTrue(result.failure?.reason.contains("no-such-file.npy") == true, result.failure?.reason ?? "")
+
+        let all = try store().list(limit: 10)
+        XCTAssertEqual(all.count, 2)
+        XCTAssertEqual(try store().result(id: first.id), first, "the earlier result is untouched")
+    }
+
+    func testModelTheToolchainRejectsIsAStoredFailure() throws {
+        let garbage = scratch.appendingPathComponent("garbage.onnx")
+        try Data("this is not an ONNX model".utf8).write(to: garbage)
+        let path = try experiment("garbage.yaml", """
+            name: garbage-model
+            model: garbage.onnx
+            inputs: {image: SAMPLE/inputs/image.npy}
+            reference: {toolchain: onnxruntime}
+            toolchain: {name: tvm, target: llvm}
+            board: host
+            semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
+            """)
+        let result = try stored(try MLBenchBinary.run(["run", "--json", "-q", path], home: home))
+        XCTAssertEqual(result.status, .failed)
+        XCTAssertEqual(result.failure?.stage, "check")
+        XCTAssertTrue(result.failure?.reason.contains("cannot build this model") == true, result.failure?.reason ?? "")
+    }
+
+    /// A runner that crashes or hangs fails the experiment with a reason; the lab goes on.
+    func testCrashingAndHangingRunnersAreStoredFailures() throws {
+        let plugins = scratch.appendingPathComponent("plugins")
+        let folder = plugins.appendingPathComponent("faulty")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let fixture = MLBenchBinary.repository.appendingPathComponent("Tests/Fixtures/faulty-toolchain")
+        for name in ["plugin.yaml", "runner.sh"] {
+            try FileManager.default.copyItem(at: fixture.appendingPathComponent(name), to: folder.appendingPathComponent(name))
+        }
+        let compile = try ChildProcess.run(["cc", "-shared", "-fPIC", "-I", MLBenchBinary.repository.appendingPathComponent("Sources/CMLBenchPlugin/include").path,
+                                            fixture.appendingPathComponent("faulty.c").path, "-o", folder.appendingPathComponent("libmlbench-faulty.so").path],
+                                           timeout: 120)
+        XCTAssertEqual(compile.status, 0, compile.stderr)
+        let inventory = scratch.appendingPathComponent("lab.yaml")
+        try """
+            plugin_paths: [plugins]
+            boards:
+              host: {plugin: host}
+            toolchains:
+              onnxruntime: {plugin: onnxruntime}
+              crashing: {plugin: faulty, settings: {fault: crash}}
+              hanging: {plugin: faulty, settings: {fault: hang}}
+            """.write(to: inventory, atomically: true, encoding: .utf8)
+        for (toolchain, expected) in [("crashing", "signal 11"), ("hanging", "no answer within 2000 ms")] {
+            let path = try experiment("\(toolchain).yaml", """
+                name: \(toolchain)-runner
+                model: SAMPLE/model.onnx
+                inputs: {image: SAMPLE/inputs/image.npy}
+                reference: {toolchain: onnxruntime}
+                toolchain: {name: \(toolchain), target: cpu}
+                board: host
+                measurement: {request_timeout_s: 2}
+                semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
+                """)
+            let began = Date()
+            let outcome = try MLBenchBinary.run(["run", "--json", "-q", "--inventory", inventory.path, path], home: home)
+            XCTAssertLessThan(Date().timeIntervalSince(began), 60, "a hung runner is killed, not waited on")
+            XCTAssertEqual(outcome.status, 1)
+            let result = try stored(outcome)
+            XCTAssertEqual(result.status, .failed)
+            XCTAssertEqual(result.failure?.stage, "warm-up")
+            XCTAssertTrue(result.failure?.reason.contains(expected) == true, "\(toolchain): \(result.failure?.reason ?? "")")
+        }
+        XCTAssertEqual(try store().list(limit: 10).filter { $0.status == .failed }.count, 2)
+    }
+
+    func testMalformedExperimentNamesFileLineAndField() throws {
+        let path = try experiment("bad.yaml", """
+            name: bad
+            model: SAMPLE/model.onnx
+            inputs: {image: SAMPLE/inputs/image.npy}
+            reference: {toolchain: onnxruntime}
+            toolchain: {name: tvm, target: llvm}
+            board: host
+            measurement:
+              min_iterations: many
+            semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
+            """)
+        let outcome = try MLBenchBinary.run(["run", path], home: home)
+        XCTAssertEqual(outcome.status, 2)
+        XCTAssertTrue(outcome.stderr.contains("bad.yaml:8:"), outcome.stderr)
+        XCTAssertTrue(outcome.stderr.contains("measurement.min_iterations"), outcome.stderr)
+        XCTAssertTrue(outcome.stderr.contains("expected an integer"), outcome.stderr)
+        XCTAssertEqual(try store().list(limit: 1).count, 0, "a malformed file stores nothing")
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import MLBenchCore
+import XCTest
+
+/// The real `mlbench` executable, run as a user would run it. Tests drive it
+/// as a subprocess so that what they check is what ships: the binary, the
+/// staged plugins found through manifests, the toolchain environments.
+enum MLBenchBinary {
+    /// The repository root.
+    static let repository = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The folder of the built products (the test bundle sits beside `mlbench`).
+    static let productsFolder: URL = {
+        var folder = Bundle(for: Marker.self).bundleURL
+        while folder.path != "/", !FileManager.default.fileExists(atPath: folder.appendingPathComponent("mlbench").path) {
+            folder.deleteLastPathComponent()
+        }
+        return folder
+    }()
+
+    static var executable: URL { productsFolder.appendingPathComponent("mlbench") }
+
+    /// The lab home that scripts/setup fills: toolchain environments live there.
+    static var setupHome: URL {
+        if let home = ProcessInfo.processInfo.environment["MLBENCH_HOME"] { return URL(fileURLWithPath: home) }
+        return repository.appendingPathComponent(".mlbench")
+    }
+
+    struct Outcome {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var output: String { stdout + stderr }
+    }
+
+    /// Runs `mlbench ARGUMENTS` with MLBENCH_HOME set to `home`.
+    static func run(_ arguments: [String], home: URL, environment extra: [String: String] = [:], timeout: Double = 600,
+                    file: StaticString = #filePath, line: UInt = #line) throws -> Outcome {
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            XCTFail("mlbench is not built at \(executable.path)", file: file, line: line)
+            throw XCTSkip("no mlbench binary")
+        }
+        var environment = ProcessInfo.processInfo.environment
+        environment["MLBENCH_HOME"] = home.path
+        environment.removeValue(forKey: "MLBENCH_INVENTORY")
+        environment.removeValue(forKey: "MLBENCH_PLUGIN_PATH")
+        environment.merge(extra) { _, new in new }
+        let result = try ChildProcess.run([executable.path] + arguments, environment: environment, timeout: timeout)
+        return Outcome(status: result.status, stdout: result.stdout, stderr: result.stderr)
+    }
+
+    /// A fresh lab home whose toolchain environments are those scripts/setup
+    /// installed (linked, not copied), with an empty store.
+    static func temporaryHome(file: StaticString = #filePath, line: UInt = #line) throws -> URL {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("mlbench-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        let toolchains = setupHome.appendingPathComponent("toolchains")
+        guard FileManager.default.fileExists(atPath: toolchains.path) else {
+            XCTFail("no toolchain environments in \(toolchains.path): run scripts/setup (scripts/test does) first", file: file, line: line)
+            return home
+        }
+        try FileManager.default.createSymbolicLink(at: home.appendingPathComponent("toolchains"), withDestinationURL: toolchains)
+        return home
+    }
+
+    private final class Marker {}
+}
