@@ -93,15 +93,19 @@ struct Plugins: ParsableCommand {
             try report {
                 let lab = try options.lab()
                 print("search path: \(lab.catalog.searchPath.joined(separator: ":"))")
-                var rows = [["NAME", "VERSION", "ABI", "PROVIDES", "STATUS", "LIBRARY"]]
+                var rows = [["NAME", "VERSION", "ABI", "PROVIDES", "ENVIRONMENTS", "STATUS", "LIBRARY"]]
                 for name in lab.catalog.plugins.keys.sorted() {
                     let plugin = lab.catalog.plugins[name]!
                     let provides = plugin.manifest.provides.map { "\($0.role):\($0.kind)" }.joined(separator: ",")
+                    // Toolchain versions installed in managed environments, newest first.
+                    let installed = lab.environments.installed(name).map(\.version)
+                    let environments = plugin.manifest.provides.contains { $0.environment != nil }
+                        ? (installed.isEmpty ? "none installed" : installed.joined(separator: ",")) : "-"
                     do {
                         let loaded = try lab.catalog.load(name)
-                        rows.append([name, loaded.version, String(plugin.manifest.abiVersion), provides, "ok", plugin.libraryPath])
+                        rows.append([name, loaded.version, String(plugin.manifest.abiVersion), provides, environments, "ok", plugin.libraryPath])
                     } catch {
-                        rows.append([name, plugin.manifest.version, String(plugin.manifest.abiVersion), provides, "error", plugin.libraryPath])
+                        rows.append([name, plugin.manifest.version, String(plugin.manifest.abiVersion), provides, environments, "error", plugin.libraryPath])
                     }
                 }
                 print(ResultPresenter.table(rows))
