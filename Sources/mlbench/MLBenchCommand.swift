@@ -16,7 +16,7 @@ struct LabOptions: ParsableArguments {
     @Option(name: .long, help: "The lab inventory (YAML). Default: $MLBENCH_INVENTORY, else the embedded default (the host board).")
     var inventory: String?
 
-    @Option(name: .customLong("plugin-path"), help: "A folder to search for plugins, before $MLBENCH_PLUGIN_PATH and the installed ones (repeatable).")
+    @Option(name: .customLong("plugin-path"), help: "A folder to search for plugins, besides $MLBENCH_PLUGIN_PATH and the installed ones (repeatable). A plugin name found twice is an error.")
     var pluginPaths: [String] = []
 
     @Option(name: .long, help: "The lab's data folder. Default: $MLBENCH_HOME, else ~/.local/share/mlbench.")
@@ -90,10 +90,12 @@ struct Plugins: ParsableCommand {
         @OptionGroup var options: LabOptions
 
         func run() throws {
+            var problemCount = 0
             try report {
                 let lab = try options.lab()
                 print("search path: \(lab.catalog.searchPath.joined(separator: ":"))")
                 var rows = [["NAME", "VERSION", "ABI", "PROVIDES", "ENVIRONMENTS", "STATUS", "LIBRARY"]]
+                var problems = lab.catalog.problems.map(\.description)
                 for name in lab.catalog.plugins.keys.sorted() {
                     let plugin = lab.catalog.plugins[name]!
                     let provides = plugin.manifest.provides.map { "\($0.role):\($0.kind)" }.joined(separator: ",")
@@ -106,18 +108,18 @@ struct Plugins: ParsableCommand {
                         rows.append([name, loaded.version, String(plugin.manifest.abiVersion), provides, environments, "ok", plugin.libraryPath])
                     } catch {
                         rows.append([name, plugin.manifest.version, String(plugin.manifest.abiVersion), provides, environments, "error", plugin.libraryPath])
+                        problems.append("\(error)")
                     }
                 }
                 print(ResultPresenter.table(rows))
-                var problems = lab.catalog.problems.map(\.description)
-                for name in lab.catalog.plugins.keys.sorted() {
-                    do { _ = try lab.catalog.load(name) } catch { problems.append("\(error)") }
-                }
                 if !problems.isEmpty {
                     print("\nproblems:")
                     problems.forEach { print("  - \($0)") }
                 }
+                problemCount = problems.count
             }
+            // Scripts can tell a clean plugin path from one with problems.
+            if problemCount > 0 { throw ExitCode(1) }
         }
     }
 

@@ -6,6 +6,8 @@
  * each factory creates instances of one role (toolchain, board, probe, power
  * switch) from a JSON configuration, and points at that role's function table.
  *
+ * Docs/PluginABI.md documents every request and reply in full.
+ *
  * Conventions, shared by every function below:
  *  - Structured data crosses the boundary as UTF-8 JSON text; the schemas are
  *    documented in Docs/PluginABI.md. Requests are NUL-terminated strings that
@@ -70,7 +72,7 @@ typedef mlb_status (*mlb_operation)(void *instance, const char *request_json, ml
 /* Toolchain: checks and builds models, and names the runner that executes them.
  *  describe     {}                       -> {"name","version","formats":[...],"targets":[...]}
  *  check        {"model","target",...}   -> {"compatible":bool,"issues":[...]}
- *  build        {"model","options","target","output_directory"} -> {"artifact","log"}
+ *  build        {"model","options","target","output_directory"} -> {"artifact","log","effective_options"}
  *  runner       {"artifact","target"}    -> {"command":[...],"environment":{...},"files":[...]} */
 typedef struct mlb_toolchain_table {
     uint32_t struct_size;
@@ -81,11 +83,12 @@ typedef struct mlb_toolchain_table {
 } mlb_toolchain_table;
 
 /* Board: a target that runs models under a runner.
- *  describe       {}  -> {"name","architecture","memories":[...],"runner_transport"}
+ *  describe       {}  -> {"name","architecture","memories":[{"name","size_bytes","used_bytes"}]}
  *  reset          {"timeout_ms"} -> {"ready":bool,"log"}
  *  conditions     {"apply":{...}} -> {"applied":{...},"observed":{...}}
  *  deploy         {"files":[{"source","name"}]} -> {"directory"}
- *  start_runner   {"command":[...],"environment":{},"directory"} -> {"session"}
+ *  start_runner   {"command":[...],"environment":{},"directory","start_timeout_ms"}
+ *                 -> {"session","greeting"} (greeting: the runner's first line)
  *  exchange       {"session","message","timeout_ms"} -> {"message"} (one runner line)
  *  stop_runner    {"session"} -> {"exit_status","stderr"}
  *  fetch          {"directory","names":[...],"destination"} -> {} (copies files
