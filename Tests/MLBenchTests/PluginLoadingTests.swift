@@ -455,9 +455,7 @@ final class PluginLoadingTests: XCTestCase {
 
     // MARK: - What is built once per process
 
-    /// The repository, from this file's place in it.
-    private static let repository = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().standardizedFileURL
+    private static let repository = MLBenchBinary.repository
     private static let examples = repository.appendingPathComponent("Examples/plugins")
     private static let includeFolder = repository.appendingPathComponent("Sources/CMLBenchPlugin/include")
 
@@ -526,23 +524,10 @@ final class PluginLoadingTests: XCTestCase {
 
         /// The `mlbench` executable beside this test bundle in the products folder.
         static let mlbench = Result<URL, Error> {
-            var starts = [Bundle(for: PluginLoadingTests.self).bundleURL]
-            if let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-                starts.append(URL(fileURLWithPath: executable))
+            guard let executable = MLBenchBinary.builtExecutable else {
+                throw FixtureFailure(description: "the mlbench executable was not found beside the test bundle (\(MLBenchBinary.executable.path)); `swift test` builds it with the tests")
             }
-            for start in starts {
-                var folder = start.standardizedFileURL
-                while folder.path != "/" {
-                    let candidate = folder.appendingPathComponent("mlbench")
-                    var isFolder: ObjCBool = false
-                    if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isFolder), !isFolder.boolValue,
-                       FileManager.default.isExecutableFile(atPath: candidate.path) {
-                        return candidate
-                    }
-                    folder.deleteLastPathComponent()
-                }
-            }
-            throw FixtureFailure(description: "the mlbench executable was not found beside the test bundle (\(starts.map(\.path).joined(separator: ", "))); `swift test` builds it with the tests")
+            return executable
         }
 
         /// The C example built with its own Makefile, from a copy of its folder.

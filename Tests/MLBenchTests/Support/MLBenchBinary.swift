@@ -8,18 +8,32 @@ import XCTest
 enum MLBenchBinary {
     /// The repository root.
     static let repository = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().standardizedFileURL
 
-    /// The folder of the built products (the test bundle sits beside `mlbench`).
-    static let productsFolder: URL = {
-        var folder = Bundle(for: Marker.self).bundleURL
-        while folder.path != "/", !FileManager.default.fileExists(atPath: folder.appendingPathComponent("mlbench").path) {
-            folder.deleteLastPathComponent()
+    /// The `mlbench` executable in the products folder, which holds the test
+    /// bundle too (or the test runner, found through /proc/self/exe); nil when
+    /// it was not built.
+    static let builtExecutable: URL? = {
+        var starts = [Bundle(for: Marker.self).bundleURL]
+        if let runner = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            starts.append(URL(fileURLWithPath: runner))
         }
-        return folder
+        for start in starts {
+            var folder = start.standardizedFileURL
+            while folder.path != "/" {
+                let candidate = folder.appendingPathComponent("mlbench")
+                var isFolder: ObjCBool = false
+                if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isFolder), !isFolder.boolValue,
+                   FileManager.default.isExecutableFile(atPath: candidate.path) {
+                    return candidate
+                }
+                folder.deleteLastPathComponent()
+            }
+        }
+        return nil
     }()
 
-    static var executable: URL { productsFolder.appendingPathComponent("mlbench") }
+    static var executable: URL { builtExecutable ?? Bundle(for: Marker.self).bundleURL.deletingLastPathComponent().appendingPathComponent("mlbench") }
 
     /// The lab home that scripts/setup fills: toolchain environments live there.
     static var setupHome: URL {
