@@ -147,6 +147,85 @@ final class StatisticsTests: XCTestCase {
     }
 }
 
+extension StatisticsTests {
+    func testMedianBoundOfTenValuesIsTheTextbookOrderStatistics() {
+        // B ~ Bin(10, 0.5): P(B ≤ 1) = 11/1024 ≤ 0.025 < P(B ≤ 2), so [x(2), x(9)]
+        // with coverage 1 − 22/1024.
+        let x = (1...10).map { Double($0) * 10 }
+        let bound = Statistics.quantileBound(sorted: x, 0.5)
+        XCTAssertEqual(bound.lower, 20)
+        XCTAssertEqual(bound.upper, 90)
+        XCTAssertEqual(bound.coverage, 1 - 22.0 / 1024, accuracy: 1e-12)
+        XCTAssertEqual(bound.estimate, 55, accuracy: 1e-12)
+    }
+
+    func testTailBoundsNeedEnoughValues() {
+        let short = (1...100).map(Double.init)
+        let p99 = Statistics.quantileBound(sorted: short, 0.99)
+        // With 100 values the 99th percentile has no upper bound at 95 %: P(B = 100) = 0.366.
+        XCTAssertNil(p99.upper)
+        XCTAssertNotNil(p99.lower)
+        XCTAssertLessThanOrEqual(p99.lower!, p99.estimate)
+        let long = normalSeries(count: 2000, mean: 100, std: 5, seed: 3).sorted()
+        let bound = Statistics.quantileBound(sorted: long, 0.99)
+        XCTAssertNotNil(bound.lower)
+        XCTAssertNotNil(bound.upper)
+        XCTAssertTrue(bound.lower! <= bound.estimate && bound.estimate <= bound.upper!)
+        XCTAssertGreaterThanOrEqual(bound.coverage, 0.95)
+        // The true 99th percentile of N(100, 5): 100 + 2.3263 × 5.
+        XCTAssertTrue(bound.lower! <= 111.63 && 111.63 <= bound.upper!, "\(bound)")
+    }
+
+    func testTailBoundsCoverTheTruePercentileAtTheirLevel() {
+        // 200 trials of 500 normal values: the p90 interval should miss the true
+        // p90 (100 + 1.2816 × 5) in about 5 % of trials, and never in most of them.
+        var misses = 0
+        for trial in 0..<200 {
+            let x = normalSeries(count: 500, mean: 100, std: 5, seed: 1000 + UInt64(trial)).sorted()
+            let bound = Statistics.quantileBound(sorted: x, 0.9)
+            if !(bound.lower! <= 106.408 && 106.408 <= bound.upper!) { misses += 1 }
+        }
+        XCTAssertLessThanOrEqual(misses, 20)
+    }
+
+    func testOutliersAreLabelledByPositionUnderBothRules() {
+        var x = [Double](repeating: 0, count: 40).enumerated().map { 10 + Double($0.offset % 5) * 0.1 }
+        x[7] = 50     // far above: both rules
+        x[30] = 1     // far below: both rules
+        let labels = Statistics.outliers(x)
+        XCTAssertEqual(labels.tukey, [7, 30])
+        XCTAssertEqual(labels.mad, [7, 30])
+        let summary = Statistics.summarize(x)
+        XCTAssertEqual(summary.outliers, 2)
+        XCTAssertEqual(summary.madOutliers, 2)
+        XCTAssertEqual(summary.count, 40, "outliers are labelled, never removed")
+        // Over half the values equal: MAD is 0 and labels nothing.
+        XCTAssertEqual(Statistics.outliers([1, 1, 1, 1, 5]).mad, [])
+    }
+
+    func testMeanIntervalAndPercentilesInTheSummary() {
+        let x = normalSeries(count: 1000, mean: 50, std: 2, seed: 11)
+        let s = Statistics.summarize(x)
+        XCTAssertTrue(s.meanInterval!.contains(s.mean))
+        XCTAssertTrue(s.meanInterval!.contains(50), "\(s.meanInterval!)")
+        // The bootstrap interval of the mean is about ±1.96 σ/√n wide.
+        XCTAssertEqual(s.meanInterval!.width, 2 * 1.96 * 2 / 1000.0.squareRoot(), accuracy: 0.05)
+        XCTAssertEqual(s.tailBounds?.map(\.quantile), [0.9, 0.95, 0.99])
+        XCTAssertEqual(s.p95, Statistics.quantile(sorted: x.sorted(), 0.95))
+        XCTAssertEqual(s.tailBound(0.95)?.estimate, s.p95)
+    }
+
+    func testSummariesStoredBeforeTheNewFieldsStillDecode() throws {
+        let old = #"{"count":1,"min":1,"max":1,"mean":1,"median":1,"p90":1,"p99":1,"std":0,"#
+            + #""median_interval":{"lower":1,"upper":1,"level":0.95},"outliers":0}"#
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let summary = try decoder.decode(Summary.self, from: Data(old.utf8))
+        XCTAssertNil(summary.p95)
+        XCTAssertNil(summary.tailBounds)
+    }
+}
+
 final class WarmUpTests: XCTestCase {
     private func noise(count: Int, seed: UInt64, scale: Double) -> [Double] {
         var generator = Xoshiro256StarStar(seed: seed)
@@ -205,5 +284,62 @@ final class WarmUpTests: XCTestCase {
         var z: [Double] = [9, 5]
         z += (0..<18).map { $0 % 2 == 0 ? 1.01 : 0.99 }
         XCTAssertEqual(WarmUp.mserTruncation(z), 2)
+    }
+
+    // MARK: Changepoints (WarmUp.analyze)
+
+    private func normal(count: Int, seed: UInt64) -> [Double] {
+        var generator = Xoshiro256StarStar(seed: seed)
+        return (0..<count).map { _ in
+            let u1 = Swift.max(generator.nextUnit(), .leastNormalMagnitude)
+            return (-2 * log(u1)).squareRoot() * cos(2 * .pi * generator.nextUnit())
+        }
+    }
+
+    func testStepWarmUpIsLocatedWithinFiveIterations() {
+        for (seed, step) in [(1, 12), (2, 37), (3, 64), (4, 93)] {
+            let e = normal(count: 400, seed: UInt64(seed))
+            let durations = (0..<400).map { i in (i < step ? 15.0 : 10.0) + 0.4 * e[i] }
+            let analysis = WarmUp.analyze(durations)
+            XCTAssertEqual(analysis.classification, .warmUp, "step at \(step)")
+            XCTAssertEqual(Double(analysis.steadyStateIndex ?? -100), Double(step), accuracy: 5, "step at \(step)")
+        }
+    }
+
+    func testFlatSeriesWastesNothingEvenWithSpikes() {
+        let e = normal(count: 300, seed: 21)
+        var durations = e.map { 10 + 0.3 * $0 }
+        XCTAssertEqual(WarmUp.analyze(durations).steadyStateIndex, 0)
+        XCTAssertEqual(WarmUp.analyze(durations).classification, .flat)
+        // 2 % large high spikes and a few legitimate low ones.
+        for i in stride(from: 13, to: 300, by: 50) { durations[i] = 40 }
+        for i in stride(from: 31, to: 300, by: 97) { durations[i] = 4 }
+        let analysis = WarmUp.analyze(durations)
+        XCTAssertEqual(analysis.steadyStateIndex, 0)
+        XCTAssertEqual(analysis.classification, .flat)
+        XCTAssertGreaterThanOrEqual(analysis.spikesIgnored ?? 0, 9)
+        XCTAssertEqual(WarmUp.analyze([Double](repeating: 7, count: 80)).steadyStateIndex, 0)
+    }
+
+    func testSlowdownAndDriftAreClassified() {
+        let e = normal(count: 400, seed: 31)
+        let slowdown = (0..<400).map { i in (i < 80 ? 8.0 : 10.0) + 0.3 * e[i] }
+        let analysis = WarmUp.analyze(slowdown)
+        XCTAssertEqual(analysis.classification, .slowdown)
+        XCTAssertEqual(Double(analysis.steadyStateIndex ?? -100), 80, accuracy: 5)
+        let drift = (0..<400).map { i in 10 + 0.02 * Double(i) + 0.3 * e[i] }
+        XCTAssertEqual(WarmUp.analyze(drift).classification, .noSteadyState)
+        XCTAssertNil(WarmUp.analyze(drift).steadyStateIndex)
+        // A change near the end: whatever came before, the last level is too short to trust.
+        let late = (0..<400).map { i in (i < 360 ? 10.0 : 14.0) + 0.3 * e[i] }
+        XCTAssertNil(WarmUp.analyze(late).steadyStateIndex)
+        XCTAssertEqual(WarmUp.analyze(late).classification, .noSteadyState)
+    }
+
+    func testAnalyzeRefusesTooShortOrNonFiniteSeries() {
+        XCTAssertNil(WarmUp.analyze([Double](repeating: 1, count: 49)).classification)
+        var durations = [Double](repeating: 1, count: 100)
+        durations[3] = .infinity
+        XCTAssertNil(WarmUp.analyze(durations).steadyStateIndex)
     }
 }
