@@ -65,6 +65,10 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
     public var maxWarmupIterations: Int = 2_000
     /// How long one runner request may take before the runner is declared hung.
     public var requestTimeoutS: Double = 120
+    /// How many times an experiment that failed with a transient fault is started again.
+    public var maxRetries: Int = 2
+    /// The wait before the first retry; it doubles before each further one.
+    public var retryBackoffS: Double = 5
 
     enum CodingKeys: String, CodingKey {
         case minIterations = "min_iterations", maxIterations = "max_iterations"
@@ -73,6 +77,7 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         case batchIterations = "batch_iterations"
         case maxWarmupIterations = "max_warmup_iterations"
         case requestTimeoutS = "request_timeout_s"
+        case maxRetries = "max_retries", retryBackoffS = "retry_backoff_s"
     }
 
     public init() {}
@@ -88,6 +93,8 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         batchIterations = try container.decodeIfPresent(Int.self, forKey: .batchIterations) ?? defaults.batchIterations
         maxWarmupIterations = try container.decodeIfPresent(Int.self, forKey: .maxWarmupIterations) ?? defaults.maxWarmupIterations
         requestTimeoutS = try container.decodeIfPresent(Double.self, forKey: .requestTimeoutS) ?? defaults.requestTimeoutS
+        maxRetries = try container.decodeIfPresent(Int.self, forKey: .maxRetries) ?? defaults.maxRetries
+        retryBackoffS = try container.decodeIfPresent(Double.self, forKey: .retryBackoffS) ?? defaults.retryBackoffS
     }
 }
 

@@ -22,6 +22,37 @@ public final class ExperimentRunner {
     struct StageFailure: Error {
         var stage: String
         var reason: String
+        var kind: FailureKind
+
+        init(stage: String, reason: String, kind: FailureKind? = nil) {
+            self.stage = stage
+            self.reason = reason
+            self.kind = kind ?? Self.kind(ofStage: stage)
+        }
+
+        /// The kind of a failure from the stage it happened in, when the error itself
+        /// says nothing more precise.
+        static func kind(ofStage stage: String) -> FailureKind {
+            let step = stage.hasPrefix("reference ") ? String(stage.dropFirst("reference ".count)) : stage
+            switch step {
+            case "inputs", "setup", "check", "reference": return .userInput
+            case "reset", "conditions", "deploy", "cleanup": return .board
+            case "internal": return .internal
+            default: return .toolchain
+            }
+        }
+
+        /// The kind of a plugin's error: a board or transport that is not ready, or
+        /// that timed out before the runner was even running, may do better next time.
+        static func kind(of failure: PluginFailure, stage: String) -> FailureKind {
+            switch failure.code {
+            case .notReady: return .transient
+            case .timeout where ["reset", "conditions", "deploy"].contains(stage): return .transient
+            case .device: return .board
+            case .invalidRequest, .invalidConfiguration, .unsupported: return .userInput
+            default: return kind(ofStage: stage)
+            }
+        }
     }
 
     /// Runs `file` and stores the result, succeeded or failed. Errors storing
@@ -36,19 +67,38 @@ public final class ExperimentRunner {
             checksums: [:], board: nil, toolchain: nil, reference: nil, warmUp: nil, measurement: nil,
             semanticPreservation: nil, log: [])
         let workspace = lab.home.results.appendingPathComponent(result.id, isDirectory: true)
-        var cleanups: [() -> Void] = []
-        do {
-            try FileManager.default.createDirectory(at: workspace, withIntermediateDirectories: true)
-            try execute(file, into: &result, workspace: workspace, cleanups: &cleanups)
-            result.status = .succeeded
-        } catch let failure as StageFailure {
-            result.failure = .init(stage: failure.stage, reason: failure.reason)
-            log(&result, failure.stage, "failed: \(failure.reason)")
-        } catch {
-            result.failure = .init(stage: "internal", reason: "\(error)")
-            log(&result, "internal", "failed: \(error)")
+        let plan = experiment.measurement ?? MeasurementPlan()
+        var attempt = 0
+        while true {
+            attempt += 1
+            result.attempts = attempt
+            var cleanups: [() -> Void] = []
+            var failure: StageFailure?
+            do {
+                try FileManager.default.createDirectory(at: workspace, withIntermediateDirectories: true)
+                try execute(file, into: &result, workspace: workspace, cleanups: &cleanups)
+                result.status = .succeeded
+                result.failure = nil
+            } catch let stageFailure as StageFailure {
+                failure = stageFailure
+            } catch {
+                failure = StageFailure(stage: "internal", reason: "\(error)", kind: .internal)
+            }
+            for cleanup in cleanups.reversed() { cleanup() }
+            guard let failure else { break }
+            result.failure = .init(stage: failure.stage, reason: failure.reason, kind: failure.kind)
+            log(&result, failure.stage, "failed (\(failure.kind.rawValue)): \(failure.reason)")
+            guard failure.kind == .transient, attempt <= plan.maxRetries else { break }
+            // Exponential backoff: the board or its transport gets time to recover.
+            let wait = plan.retryBackoffS * pow(2, Double(attempt - 1))
+            log(&result, "retry", String(format: "attempt %d of %d failed with a transient fault; retrying in %.1f s",
+                                         attempt, plan.maxRetries + 1, wait))
+            Thread.sleep(forTimeInterval: wait)
+            // Each attempt starts from a clean record; the log and the input checksums stay.
+            (result.board, result.toolchain, result.reference) = (nil, nil, nil)
+            (result.warmUp, result.measurement, result.semanticPreservation) = (nil, nil, nil)
+            try? FileManager.default.removeItem(at: workspace)
         }
-        for cleanup in cleanups.reversed() { cleanup() }
         result.finishedAt = Date()
         try store.insert(result)
         return result
@@ -117,6 +167,11 @@ public final class ExperimentRunner {
         try warmUpAndMeasure(session, plan: plan, result: &result)
         let outputs = try session.outputs(into: deployedOutputs, result: &result)
         session.close()
+        // What the run left behind: clocks, temperatures and load right after measuring.
+        if let after = try? board.conditions(ConditionsRequest(apply: [:])) {
+            result.board?.conditionsAfter = after
+            log(&result, "conditions", "observed \(after.observed.count) conditions after the run")
+        }
 
         // 8. Reference outputs and the comparison.
         let reference = try referenceOutputs(file, workspace: workspace, result: &result, cleanups: &cleanups)
@@ -190,51 +245,70 @@ public final class ExperimentRunner {
         }
     }
 
-    /// Warm-up until MSER-5 finds steady state, then measurement until the
-    /// stopping rule: at least `min_iterations` and `min_time_s`, and the
-    /// median's interval narrow enough — or a maximum reached.
+    /// Warm-up until steady state is detected (changepoints and MSER-5 agreeing, on
+    /// two checks in a row), then measurement until the stopping rule: at least
+    /// `min_iterations` and `min_time_s`, and the median's interval narrow enough —
+    /// or a maximum reached.
     private func warmUpAndMeasure(_ session: DeployedRunner, plan: MeasurementPlan, result: inout ExperimentResult) throws {
         var warmUp = [Int64]()
         var analysis = WarmUpAnalysis(steadyStateIndex: nil, iterationsExamined: 0)
-        // On short series MSER-5 may take a mild drift for steady state: trust it
-        // only when two checks in a row, a batch apart, both find it.
+        // A batch more of timings may move a changepoint found at the very end: trust
+        // steady state only when two checks in a row, a batch apart, both find it.
         var steadyChecks = 0
         while warmUp.count < plan.maxWarmupIterations {
             let batch = try session.run(iterations: min(plan.batchIterations, plan.maxWarmupIterations - warmUp.count), stage: "warm-up")
             warmUp += batch.durationsNs
-            analysis = WarmUp.mser5(warmUp.map(Double.init))
+            analysis = WarmUp.analyze(warmUp.map(Double.init))
             steadyChecks = analysis.steadyStateIndex == nil ? 0 : steadyChecks + 1
             if steadyChecks >= 2 { break }
         }
-        result.warmUp = .init(durationsNs: warmUp, analysis: analysis)
-        log(&result, "warm-up", analysis.steadyStateIndex.map { "steady state from iteration \($0) of \(warmUp.count)" }
-            ?? "no steady state detected within \(warmUp.count) iterations; measuring anyway")
+        let noSteadyState = analysis.steadyStateIndex == nil
+        result.warmUp = .init(durationsNs: warmUp, analysis: analysis, noSteadyState: noSteadyState)
+        log(&result, "warm-up", analysis.steadyStateIndex.map {
+            "steady state from iteration \($0) of \(warmUp.count) (\(analysis.classification?.rawValue ?? "?"), MSER-5 at \(analysis.mser5Index.map(String.init) ?? "none"))"
+        } ?? "no steady state detected within \(warmUp.count) iterations; measuring anyway, flagged")
 
         var starts = [Int64](), durations = [Int64]()
         var peak: Int64 = 0
         let began = Date()
         var reason = ""
+        var rule = StoppingRule.maximumIterations
         while true {
             let batch = try session.run(iterations: plan.batchIterations, stage: "measure")
             starts += batch.startsNs
             durations += batch.durationsNs
             peak = max(peak, batch.peakMemoryBytes)
             let elapsed = Date().timeIntervalSince(began)
-            if durations.count >= plan.maxIterations { reason = "maximum iterations (\(plan.maxIterations))"; break }
-            if elapsed >= plan.maxTimeS { reason = "maximum time (\(plan.maxTimeS) s)"; break }
+            if durations.count >= plan.maxIterations {
+                (rule, reason) = (.maximumIterations, "maximum iterations (\(plan.maxIterations))")
+                break
+            }
+            if elapsed >= plan.maxTimeS {
+                (rule, reason) = (.maximumTime, "maximum time (\(plan.maxTimeS) s)")
+                break
+            }
             if durations.count >= plan.minIterations, elapsed >= plan.minTimeS {
                 // A cheaper bootstrap for the stopping decision; the stored summary uses the full one.
-                let interim = Statistics.summarize(durations.map(Double.init), resamples: 400)
-                let width = (interim.medianInterval.upper - interim.medianInterval.lower) / max(interim.median, 1)
+                let interim = Statistics.bootstrapMedianInterval(durations.map(Double.init), resamples: 400)
+                let median = Statistics.quantile(sorted: durations.map(Double.init).sorted(), 0.5)
+                let width = interim.width / max(median, 1)
                 if width <= plan.targetRelativeCIWidth {
-                    reason = String(format: "confidence interval of the median within %.2f%%", width * 100)
+                    (rule, reason) = (.confidenceInterval, String(format: "confidence interval of the median within %.2f%%", width * 100))
                     break
                 }
             }
         }
-        let summary = Statistics.summarize(durations.map(Double.init))
-        result.measurement = .init(startsNs: starts, durationsNs: durations, summary: summary, peakMemoryBytes: peak, stoppedBecause: reason)
+        let values = durations.map(Double.init)
+        let summary = Statistics.summarize(values)
+        let outliers = Statistics.outliers(values)
+        let madSet = Set(outliers.mad)
+        let kept = values.indices.filter { !madSet.contains($0) }.map { values[$0] }
+        let filtered = kept.isEmpty ? nil : Statistics.summarize(kept)
+        result.measurement = .init(startsNs: starts, durationsNs: durations, summary: summary, peakMemoryBytes: peak,
+                                   stoppedBecause: reason, stoppingRule: rule, outliers: outliers, filteredSummary: filtered,
+                                   filter: "without the \(outliers.mad.count) values whose modified z-score exceeds \(Statistics.madThreshold) (MAD rule)")
         log(&result, "measure", "\(durations.count) iterations; stopped on \(reason)")
+        log(&result, "filter", "\(outliers.tukey.count) Tukey and \(outliers.mad.count) MAD outliers labelled, all kept in the raw series")
     }
 
     private func referenceOutputs(_ file: ExperimentFile, workspace: URL, result: inout ExperimentResult,
@@ -292,6 +366,8 @@ public final class ExperimentRunner {
             return try body()
         } catch let failure as StageFailure {
             throw failure
+        } catch let failure as PluginFailure {
+            throw StageFailure(stage: name, reason: "\(failure)", kind: StageFailure.kind(of: failure, stage: name))
         } catch {
             throw StageFailure(stage: name, reason: "\(error)")
         }

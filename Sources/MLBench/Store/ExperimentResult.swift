@@ -30,10 +30,15 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
     public var semanticPreservation: SemanticReport?
     /// What each step did, in order.
     public var log: [LogEntry]
+    /// How many times the experiment was started: more than one after transient
+    /// failures (nil in results stored before retries existed).
+    public var attempts: Int?
 
     public struct Failure: Codable, Sendable, Equatable {
         public var stage: String
         public var reason: String
+        /// What kind of fault it was; decides whether a retry can help.
+        public var kind: FailureKind?
     }
 
     public struct BoardRecord: Codable, Sendable, Equatable {
@@ -41,7 +46,11 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
         public var plugin: String
         public var pluginVersion: String
         public var description: BoardDescription?
+        /// Conditions applied and observed before the build.
         public var conditions: ConditionsReport?
+        /// Conditions observed again after measuring (clocks, temperatures, load), so a
+        /// change during the run is visible.
+        public var conditionsAfter: ConditionsReport?
     }
 
     public struct ToolchainRecord: Codable, Sendable, Equatable {
@@ -59,17 +68,30 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
     }
 
     public struct WarmUpRecord: Codable, Sendable, Equatable {
+        /// The warm-up trace: every warm-up iteration's duration, in order.
         public var durationsNs: [Int64]
         public var analysis: WarmUpAnalysis
+        /// True when warm-up ended at its maximum without a steady state: the
+        /// measurement that follows may still be drifting.
+        public var noSteadyState: Bool?
     }
 
     public struct MeasurementRecord: Codable, Sendable, Equatable {
         public var startsNs: [Int64]
         public var durationsNs: [Int64]
+        /// The summary of every raw timing.
         public var summary: Summary
         public var peakMemoryBytes: Int64
         /// Why measuring stopped ("confidence interval reached", "maximum time", ...).
         public var stoppedBecause: String
+        /// The rule that ended the run, for machines (nil in older results).
+        public var stoppingRule: StoppingRule?
+        /// Outliers of the raw timings by position, under Tukey's and the MAD rule.
+        public var outliers: OutlierLabels?
+        /// The summary without the MAD outliers, shown beside the raw one; which rule
+        /// was applied is in `filter`.
+        public var filteredSummary: Summary?
+        public var filter: String?
     }
 
     public struct LogEntry: Codable, Sendable, Equatable {
@@ -77,4 +99,29 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
         public var stage: String
         public var message: String
     }
+}
+
+/// The kinds of failure, which decide what happens next: a transient fault is retried
+/// (a bounded number of times, with backoff); the others end the experiment.
+public enum FailureKind: String, Codable, Sendable, Equatable {
+    /// A fault that may not happen again: a board or transport not ready, a reset or
+    /// deployment that timed out.
+    case transient
+    /// The board misbehaved: reset, conditions, deployment, a device error.
+    case board
+    /// The toolchain or its runner failed: build, load, a crashing or hung runner.
+    case toolchain
+    /// The experiment asks for something impossible: missing files, unknown names,
+    /// a model the toolchain cannot build for the target.
+    case userInput = "user input"
+    /// mlbench itself failed.
+    case `internal`
+}
+
+/// The rule of the stopping criterion that ended a measurement.
+public enum StoppingRule: String, Codable, Sendable, Equatable {
+    /// The median's confidence interval became narrow enough (after the minimum count and time).
+    case confidenceInterval = "confidence interval"
+    case maximumIterations = "maximum iterations"
+    case maximumTime = "maximum time"
 }

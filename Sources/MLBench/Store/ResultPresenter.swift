@@ -6,7 +6,11 @@ public enum ResultPresenter {
     public static func summary(_ result: ExperimentResult, store: String) -> String {
         var lines = ["result \(result.id) — \(result.name): \(result.status.rawValue.uppercased())"]
         if let failure = result.failure {
-            lines.append("  failed at \(failure.stage): \(failure.reason)")
+            let kind = failure.kind.map { " (\($0.rawValue))" } ?? ""
+            lines.append("  failed at \(failure.stage)\(kind): \(failure.reason)")
+        }
+        if let attempts = result.attempts, attempts > 1 {
+            lines.append("  attempts   \(attempts) (transient faults retried)")
         }
         if let board = result.board { lines.append("  board      \(board.name) (\(board.description?.architecture ?? "?"), plugin \(board.plugin) \(board.pluginVersion))") }
         if let toolchain = result.toolchain {
@@ -14,15 +18,24 @@ public enum ResultPresenter {
         }
         if let reference = result.reference { lines.append("  reference  \(reference.name) \(reference.version)") }
         if let warmUp = result.warmUp {
+            let analysis = warmUp.analysis
+            let method = analysis.classification == nil ? "MSER-5" : "changepoints and MSER-5"
             lines.append("  warm-up    \(warmUp.durationsNs.count) iterations, " +
-                         (warmUp.analysis.steadyStateIndex.map { "steady state from iteration \($0) (MSER-5)" } ?? "no steady state detected"))
+                         (analysis.steadyStateIndex.map { "steady state from iteration \($0) (\(method))" }
+                            ?? "NO STEADY STATE detected: the measurement may still drift"))
+            if let classification = analysis.classification {
+                let spikes = analysis.spikesIgnored.map { ", \($0) spikes ignored" } ?? ""
+                lines.append("    shape \(classification.rawValue), \(max(0, (analysis.segments?.count ?? 1) - 1)) changepoints\(spikes)")
+            }
         }
         if let measurement = result.measurement {
             let s = measurement.summary
             lines.append("  latency    \(s.count) iterations (stopped on \(measurement.stoppedBecause))")
-            lines.append("    min \(duration(s.min))   median \(duration(s.median))   mean \(duration(s.mean))")
-            lines.append("    p90 \(duration(s.p90))   p99 \(duration(s.p99))   std \(duration(s.std))")
-            lines.append("    median \(Int(s.medianInterval.level * 100))% CI [\(duration(s.medianInterval.lower)), \(duration(s.medianInterval.upper))]   outliers (Tukey) \(s.outliers), kept")
+            lines.append(contentsOf: summaryLines(s, label: "raw"))
+            if let filtered = measurement.filteredSummary {
+                lines.append(contentsOf: summaryLines(filtered, label: "filtered"))
+                if let filter = measurement.filter { lines.append("      (\(filter))") }
+            }
             lines.append("  memory     peak \(bytes(measurement.peakMemoryBytes)) (runner process)")
         }
         if let report = result.semanticPreservation {
@@ -36,6 +49,28 @@ public enum ResultPresenter {
         }
         lines.append("  stored in \(store)")
         return lines.joined(separator: "\n")
+    }
+
+    /// The lines of one latency summary: central values with their intervals, tails
+    /// with their binomial bounds, spread and outliers.
+    static func summaryLines(_ s: Summary, label: String) -> [String] {
+        var lines = ["    \(label) (\(s.count)): min \(duration(s.min))   median \(duration(s.median))   mean \(duration(s.mean))   max \(duration(s.max))"]
+        let level = Int(s.medianInterval.level * 100)
+        var intervals = "      median \(level)% CI [\(duration(s.medianInterval.lower)), \(duration(s.medianInterval.upper))]"
+        if let mean = s.meanInterval { intervals += "   mean \(level)% CI [\(duration(mean.lower)), \(duration(mean.upper))]" }
+        lines.append(intervals)
+        var tails = [String]()
+        for (name, q, value) in [("p90", 0.9, s.p90), ("p95", 0.95, s.p95 ?? .nan), ("p99", 0.99, s.p99)] where !value.isNaN {
+            if let bound = s.tailBound(q) {
+                tails.append("\(name) \(duration(value)) [\(bound.lower.map(duration) ?? "–"), \(bound.upper.map(duration) ?? "too few values")]")
+            } else {
+                tails.append("\(name) \(duration(value))")
+            }
+        }
+        lines.append("      " + tails.joined(separator: "   "))
+        let mad = s.madOutliers.map { ", MAD \($0)" } ?? ""
+        lines.append("      std \(duration(s.std))   outliers (Tukey) \(s.outliers)\(mad), kept")
+        return lines
     }
 
     public static func list(_ headlines: [ResultHeadline]) -> String {
