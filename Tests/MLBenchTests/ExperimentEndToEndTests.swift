@@ -58,6 +58,28 @@ final class ExperimentEndToEndTests: XCTestCase {
         XCTAssertNotNil(result.checksums["model"])
         XCTAssertNotNil(result.checksums["input:image"])
         XCTAssertNotNil(result.board?.conditions?.observed["kernel"])
+        XCTAssertNotNil(result.board?.conditionsAfter?.observed["kernel"], "conditions are observed again after the run")
+        XCTAssertEqual(result.attempts, 1)
+
+        // The warm-up trace and its detected end; the rule that ended the run.
+        let warmUp = try XCTUnwrap(result.warmUp)
+        XCTAssertEqual(warmUp.noSteadyState, false)
+        XCTAssertNotNil(warmUp.analysis.classification)
+        XCTAssertLessThan(try XCTUnwrap(warmUp.analysis.steadyStateIndex), warmUp.durationsNs.count)
+        XCTAssertNotNil(measurement.stoppingRule)
+        XCTAssertTrue(measurement.stoppedBecause.hasPrefix(measurement.stoppingRule?.rawValue ?? "?"), measurement.stoppedBecause)
+        // Outliers labelled by position, never removed; the filtered summary is the raw one minus the MAD outliers.
+        let outliers = try XCTUnwrap(measurement.outliers)
+        XCTAssertEqual(outliers.tukey.count, measurement.summary.outliers)
+        XCTAssertEqual(measurement.filteredSummary?.count, measurement.summary.count - outliers.mad.count)
+        XCTAssertEqual(measurement.summary.tailBounds?.count, 3)
+        XCTAssertNotNil(measurement.summary.meanInterval)
+        // Every step is in the log, in order, with its time.
+        let stages = result.log.map(\.stage)
+        for step in ["inputs", "setup", "reset", "conditions", "build", "deploy", "load", "warm-up", "measure", "filter", "outputs", "compare"] {
+            XCTAssertTrue(stages.contains(step), "the log lacks the step '\(step)': \(stages)")
+        }
+        XCTAssertEqual(result.log.map(\.at), result.log.map(\.at).sorted())
 
         // What was printed is what was stored, raw timings included.
         let reloaded = try XCTUnwrap(try store().result(id: result.id))
@@ -67,7 +89,7 @@ final class ExperimentEndToEndTests: XCTestCase {
         // The human summary shows the statistics a user reads.
         let shown = try MLBenchBinary.run(["results", "show", String(result.id.prefix(8))], home: home)
         XCTAssertEqual(shown.status, 0)
-        for word in ["median", "p90", "p99", "std", "CI", "ratio 1.0000"] {
+        for word in ["median", "p90", "p95", "p99", "std", "CI", "raw", "filtered", "shape", "ratio 1.0000"] {
             XCTAssertTrue(shown.stdout.contains(word), "summary lacks '\(word)':\n\(shown.stdout)")
         }
     }
@@ -175,9 +197,33 @@ final class ExperimentEndToEndTests: XCTestCase {
             let result = try stored(outcome)
             XCTAssertEqual(result.status, .failed)
             XCTAssertEqual(result.failure?.stage, "warm-up")
+            XCTAssertEqual(result.failure?.kind, .toolchain, "a runner fault is not retried")
+            XCTAssertEqual(result.attempts, 1)
             XCTAssertTrue(result.failure?.reason.contains(expected) == true, "\(toolchain): \(result.failure?.reason ?? "")")
         }
         XCTAssertEqual(try store().list(limit: 10).filter { $0.status == .failed }.count, 2)
+
+        // A transient fault (the runner's transport not ready) is retried after a backoff,
+        // and the second attempt goes on; this runner then fails to give outputs.
+        let path = try experiment("flaky.yaml", """
+            name: flaky-runner
+            model: SAMPLE/model.onnx
+            inputs: {image: SAMPLE/inputs/image.npy}
+            reference: {toolchain: onnxruntime}
+            toolchain: {name: flaky, target: cpu}
+            board: host
+            measurement: {request_timeout_s: 5, max_retries: 2, retry_backoff_s: 0.2, min_time_s: 0, max_warmup_iterations: 100}
+            semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
+            """)
+        try (String(contentsOf: inventory, encoding: .utf8) + "\n  flaky: {plugin: faulty, settings: {fault: flaky}}\n")
+            .write(to: inventory, atomically: true, encoding: .utf8)
+        let result = try stored(try MLBenchBinary.run(["run", "--json", "-q", "--inventory", inventory.path, path], home: home))
+        XCTAssertEqual(result.attempts, 2)
+        XCTAssertTrue(result.log.contains { $0.stage == "retry" && $0.message.contains("attempt 1 of 3") }, "\(result.log)")
+        XCTAssertTrue(result.log.contains { $0.message.contains("failed (transient)") })
+        XCTAssertEqual(result.failure?.stage, "outputs")
+        XCTAssertEqual(result.failure?.kind, .toolchain)
+        XCTAssertNotNil(result.warmUp, "the second attempt warmed up and measured")
     }
 
     func testMalformedExperimentNamesFileLineAndField() throws {

@@ -368,6 +368,11 @@ public final class ExperimentRunner {
             throw failure
         } catch let failure as PluginFailure {
             throw StageFailure(stage: name, reason: "\(failure)", kind: StageFailure.kind(of: failure, stage: name))
+        } catch let error as PluginError {
+            if case .call(_, _, _, let failure) = error {
+                throw StageFailure(stage: name, reason: "\(error)", kind: StageFailure.kind(of: failure, stage: name))
+            }
+            throw StageFailure(stage: name, reason: "\(error)")
         } catch {
             throw StageFailure(stage: name, reason: "\(error)")
         }

@@ -2,7 +2,9 @@
  * A toolchain plugin in plain C whose runner misbehaves on purpose, so that
  * the tests can check how the lab survives a runner that crashes or hangs.
  * Its "build" copies the model; its runner is runner.sh, whose fault comes
- * from the inventory setting "fault": "crash", "hang" or "none".
+ * from the inventory setting "fault": "crash", "hang", "flaky" or "none".
+ * "flaky" refuses the first runner request of the process as not ready (a
+ * transient fault the lab must retry), then behaves.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,9 +71,16 @@ static mlb_status build(void *i, const char *q, mlb_reply *r) {
     return MLB_OK;
 }
 
+/* Per process, not per instance: the lab may create a new instance for a retry. */
+static int flaky_refusals;
+
 static mlb_status runner(void *i, const char *q, mlb_reply *r) {
     (void)q;
     faulty *self = i;
+    if (strcmp(self->fault, "flaky") == 0 && flaky_refusals++ == 0) {
+        reply(r, "the runner's transport is not up yet");
+        return MLB_ERROR_NOT_READY;
+    }
     char answer[9000];
     snprintf(answer, sizeof answer,
              "{\"command\":[\"/bin/sh\",\"runner.sh\"],\"environment\":{\"FAULT\":\"%s\"},\"files\":[\"%s/runner.sh\"]}",
