@@ -322,6 +322,12 @@ def test_runner_session(toolchain, sample, tmp_path, tmp_path_factory):
         assert timings["starts_ns"] == sorted(timings["starts_ns"])
         assert all(isinstance(d, int) and d > 0 for d in timings["durations_ns"])
         assert timings["peak_memory_bytes"] > 1 << 20
+        assert "canary_ns" not in timings, "the canary runs only when asked for"
+
+        checked = runner.request(op="run", iterations=6, sample=0, canary=True)
+        assert checked["ok"], checked
+        assert len(checked["canary_ns"]) == len(checked["durations_ns"]) == 6
+        assert all(isinstance(c, int) and c > 0 for c in checked["canary_ns"])
 
         written = runner.request(op="outputs", directory=str(tmp_path / "absolute" / "out"))
         assert written["ok"], written

@@ -39,13 +39,18 @@ public struct RunnerCommand: Codable, Sendable, Equatable {
     public var iterations: Int?
     public var sample: Int?
     public var directory: String?
+    /// Asks the runner to time its canary workload after every iteration.
+    public var canary: Bool?
 
     public static func load(artifact: String, inputs: [String: String]) -> RunnerCommand {
         RunnerCommand(op: "load", artifact: artifact, inputs: inputs)
     }
 
-    public static func run(iterations: Int, sample: Int = 0) -> RunnerCommand {
-        RunnerCommand(op: "run", iterations: iterations, sample: sample)
+    public static func run(iterations: Int, sample: Int = 0, canary: Bool = false) -> RunnerCommand {
+        var command = RunnerCommand(op: "run", iterations: iterations, sample: sample)
+        // Left out when not wanted, so runners that predate the canary see the request they know.
+        if canary { command.canary = true }
+        return command
     }
 
     public static func outputs(directory: String) -> RunnerCommand {
@@ -85,6 +90,16 @@ public struct RunnerTimings: Codable, Sendable, Equatable {
     public var durationsNs: [Int64]
     /// Peak resident memory of the runner process so far.
     public var peakMemoryBytes: Int64
+    /// Duration of the canary workload run after each iteration, when it was asked
+    /// for and the runner has one (nil otherwise).
+    public var canaryNs: [Int64]?
+
+    public init(startsNs: [Int64], durationsNs: [Int64], peakMemoryBytes: Int64, canaryNs: [Int64]? = nil) {
+        self.startsNs = startsNs
+        self.durationsNs = durationsNs
+        self.peakMemoryBytes = peakMemoryBytes
+        self.canaryNs = canaryNs
+    }
 }
 
 public struct RunnerOutputs: Codable, Sendable, Equatable {

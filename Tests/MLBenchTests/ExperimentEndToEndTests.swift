@@ -63,9 +63,18 @@ final class ExperimentEndToEndTests: XCTestCase {
 
         // The warm-up trace and its detected end; the rule that ended the run.
         let warmUp = try XCTUnwrap(result.warmUp)
-        XCTAssertEqual(warmUp.noSteadyState, false)
-        XCTAssertNotNil(warmUp.analysis.classification)
-        XCTAssertLessThan(try XCTUnwrap(warmUp.analysis.steadyStateIndex), warmUp.durationsNs.count)
+        // This shared 2-core host may switch between speed regimes during warm-up: then the
+        // honest answer is "no steady state", flagged, and the warm-up ran to its maximum.
+        let classification = try XCTUnwrap(warmUp.analysis.classification)
+        if let index = warmUp.analysis.steadyStateIndex {
+            XCTAssertEqual(warmUp.noSteadyState, false)
+            XCTAssertNotEqual(classification, .noSteadyState)
+            XCTAssertLessThan(index, warmUp.durationsNs.count)
+        } else {
+            XCTAssertEqual(warmUp.noSteadyState, true)
+            XCTAssertEqual(classification, .noSteadyState)
+            XCTAssertEqual(warmUp.durationsNs.count, MeasurementPlan().maxWarmupIterations)
+        }
         XCTAssertNotNil(measurement.stoppingRule)
         XCTAssertTrue(measurement.stoppedBecause.hasPrefix(measurement.stoppingRule?.rawValue ?? "?"), measurement.stoppedBecause)
         // Outliers labelled by position, never removed; the filtered summary is the raw one minus the MAD outliers.
@@ -74,6 +83,8 @@ final class ExperimentEndToEndTests: XCTestCase {
         XCTAssertEqual(measurement.filteredSummary?.count, measurement.summary.count - outliers.mad.count)
         XCTAssertEqual(measurement.summary.tailBounds?.count, 3)
         XCTAssertNotNil(measurement.summary.meanInterval)
+        // The canary ran beside every measured iteration.
+        XCTAssertEqual(measurement.canary?.canaryNs.count, measurement.durationsNs.count)
         // Every step is in the log, in order, with its time.
         let stages = result.log.map(\.stage)
         for step in ["inputs", "setup", "reset", "conditions", "build", "deploy", "load", "warm-up", "measure", "filter", "outputs", "compare"] {

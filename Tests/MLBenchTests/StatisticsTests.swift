@@ -343,3 +343,39 @@ final class WarmUpTests: XCTestCase {
         XCTAssertNil(WarmUp.analyze(durations).steadyStateIndex)
     }
 }
+
+final class CanaryTests: XCTestCase {
+    /// A quiet canary of about 30 µs, a disturbed stretch 200..<260 where both the canary
+    /// and the model are twice as slow, and isolated slow canaries (interrupts) elsewhere.
+    func testDisturbedStretchIsFlaggedAndLeftOutOfTheCorrectedSummary() {
+        var generator = Xoshiro256StarStar(seed: 77)
+        var canary = [Int64](), model = [Int64]()
+        for i in 0..<600 {
+            let jitter = Int64(generator.next(below: 600))
+            let disturbed = (200..<260).contains(i)
+            canary.append((disturbed ? 60_000 : 30_000) + jitter)
+            model.append((disturbed ? 200_000 : 100_000) + jitter)
+        }
+        for i in stride(from: 17, to: 600, by: 97) where !(190..<270).contains(i) { canary[i] = 90_000 }
+        let report = Canary.analyze(durations: model, canary: canary)
+        XCTAssertEqual(report.disturbedPeriods.count, 1, "\(report.disturbedPeriods)")
+        let period = report.disturbedPeriods[0]
+        XCTAssertEqual(Double(period.start), 200, accuracy: 5)
+        XCTAssertEqual(Double(period.end), 260, accuracy: 5)
+        XCTAssertEqual(report.baselineNs, 30_300, accuracy: 300)
+        let corrected = try! XCTUnwrap(report.correctedSummary)
+        XCTAssertEqual(corrected.count, 600 - report.disturbedIterations)
+        XCTAssertLessThan(corrected.max, 150_000, "no disturbed iteration is left in the corrected summary")
+        XCTAssertTrue(report.note.contains("disturbed"))
+    }
+
+    func testQuietCanaryFlagsNothing() {
+        var generator = Xoshiro256StarStar(seed: 78)
+        let canary = (0..<300).map { _ in 30_000 + Int64(generator.next(below: 2_000)) }
+        let model = (0..<300).map { Int64(100_000 + $0 % 7) }
+        let report = Canary.analyze(durations: model, canary: canary)
+        XCTAssertEqual(report.disturbedIterations, 0)
+        XCTAssertEqual(report.correctedSummary?.count, 300)
+        XCTAssertTrue(report.note.hasPrefix("no disturbance"))
+    }
+}

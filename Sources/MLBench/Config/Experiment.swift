@@ -69,6 +69,9 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
     public var maxRetries: Int = 2
     /// The wait before the first retry; it doubles before each further one.
     public var retryBackoffS: Double = 5
+    /// Time a fixed reference workload after every measured iteration, to flag and
+    /// leave out disturbed periods (runners without one ignore it).
+    public var canary: Bool = true
 
     enum CodingKeys: String, CodingKey {
         case minIterations = "min_iterations", maxIterations = "max_iterations"
@@ -78,6 +81,7 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         case maxWarmupIterations = "max_warmup_iterations"
         case requestTimeoutS = "request_timeout_s"
         case maxRetries = "max_retries", retryBackoffS = "retry_backoff_s"
+        case canary
     }
 
     public init() {}
@@ -95,6 +99,7 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         requestTimeoutS = try container.decodeIfPresent(Double.self, forKey: .requestTimeoutS) ?? defaults.requestTimeoutS
         maxRetries = try container.decodeIfPresent(Int.self, forKey: .maxRetries) ?? defaults.maxRetries
         retryBackoffS = try container.decodeIfPresent(Double.self, forKey: .retryBackoffS) ?? defaults.retryBackoffS
+        canary = try container.decodeIfPresent(Bool.self, forKey: .canary) ?? defaults.canary
     }
 }
 

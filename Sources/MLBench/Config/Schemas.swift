@@ -78,7 +78,8 @@ public enum Schemas {
             "max_warmup_iterations": {"type": "integer", "minimum": 0},
             "request_timeout_s": {"type": "number", "exclusiveMinimum": 0},
             "max_retries": {"type": "integer", "minimum": 0, "description": "Restarts after a transient fault (board not ready, reset timed out)."},
-            "retry_backoff_s": {"type": "number", "minimum": 0, "description": "Wait before the first restart; doubled before each further one."}
+            "retry_backoff_s": {"type": "number", "minimum": 0, "description": "Wait before the first restart; doubled before each further one."},
+            "canary": {"type": "boolean", "description": "Time a fixed reference workload after every measured iteration to flag disturbed periods (default true)."}
           }
         },
         "semantic_preservation": {

@@ -67,8 +67,8 @@ final class DeployedRunner {
         runner.log(&result, stagePrefix + "load", "\(hello.runtime) \(hello.runtimeVersion) loaded the artifact in \(loaded.loadNs / 1_000_000) ms; \(loaded.samples) samples")
     }
 
-    func run(iterations: Int, stage: String) throws -> RunnerTimings {
-        try request(.run(iterations: iterations), stage: stagePrefix + stage)
+    func run(iterations: Int, stage: String, canary: Bool = false) throws -> RunnerTimings {
+        try request(.run(iterations: iterations, canary: canary), stage: stagePrefix + stage)
     }
 
     /// Runs every sample once and fetches the outputs into `folder`; returns output name → file name.

@@ -268,15 +268,18 @@ public final class ExperimentRunner {
             "steady state from iteration \($0) of \(warmUp.count) (\(analysis.classification?.rawValue ?? "?"), MSER-5 at \(analysis.mser5Index.map(String.init) ?? "none"))"
         } ?? "no steady state detected within \(warmUp.count) iterations; measuring anyway, flagged")
 
-        var starts = [Int64](), durations = [Int64]()
+        var starts = [Int64](), durations = [Int64](), canary = [Int64]()
+        var canaryComplete = plan.canary
         var peak: Int64 = 0
         let began = Date()
         var reason = ""
         var rule = StoppingRule.maximumIterations
         while true {
-            let batch = try session.run(iterations: plan.batchIterations, stage: "measure")
+            let batch = try session.run(iterations: plan.batchIterations, stage: "measure", canary: plan.canary)
             starts += batch.startsNs
             durations += batch.durationsNs
+            // A runner without a canary answers without one: then there is no correction.
+            if let canaryNs = batch.canaryNs, canaryNs.count == batch.durationsNs.count { canary += canaryNs } else { canaryComplete = false }
             peak = max(peak, batch.peakMemoryBytes)
             let elapsed = Date().timeIntervalSince(began)
             if durations.count >= plan.maxIterations {
@@ -308,6 +311,13 @@ public final class ExperimentRunner {
                                    stoppedBecause: reason, stoppingRule: rule, outliers: outliers, filteredSummary: filtered,
                                    filter: "without the \(outliers.mad.count) values whose modified z-score exceeds \(Statistics.madThreshold) (MAD rule)")
         log(&result, "measure", "\(durations.count) iterations; stopped on \(reason)")
+        if canaryComplete, !canary.isEmpty {
+            let report = Canary.analyze(durations: durations, canary: canary)
+            result.measurement?.canary = report
+            log(&result, "filter", "canary: \(report.note)")
+        } else if plan.canary {
+            log(&result, "filter", "no canary correction: the runner does not time a canary workload")
+        }
         log(&result, "filter", "\(outliers.tukey.count) Tukey and \(outliers.mad.count) MAD outliers labelled, all kept in the raw series")
     }
 

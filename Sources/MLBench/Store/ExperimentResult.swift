@@ -92,6 +92,9 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
         /// was applied is in `filter`.
         public var filteredSummary: Summary?
         public var filter: String?
+        /// The interleaved reference workload and the estimate it corrects; nil when the
+        /// runner has no canary or the plan turned it off.
+        public var canary: CanaryReport?
     }
 
     public struct LogEntry: Codable, Sendable, Equatable {

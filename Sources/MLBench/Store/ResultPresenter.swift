@@ -36,6 +36,12 @@ public enum ResultPresenter {
                 lines.append(contentsOf: summaryLines(filtered, label: "filtered"))
                 if let filter = measurement.filter { lines.append("      (\(filter))") }
             }
+            if let canary = measurement.canary {
+                lines.append("    canary: \(canary.note) (quiet level \(duration(canary.baselineNs)), threshold \(duration(canary.thresholdNs)))")
+                if let corrected = canary.correctedSummary, canary.disturbedIterations > 0 {
+                    lines.append(contentsOf: summaryLines(corrected, label: "canary-corrected"))
+                }
+            }
             lines.append("  memory     peak \(bytes(measurement.peakMemoryBytes)) (runner process)")
         }
         if let report = result.semanticPreservation {

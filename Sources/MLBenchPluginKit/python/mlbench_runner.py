@@ -6,8 +6,9 @@ one JSON object per line (see Sources/MLBenchCore/RunnerProtocol.swift):
     greeting  {"protocol_version":1,"runtime":NAME,"runtime_version":VER}
     load      {"op":"load","artifact":FILE,"inputs":{NAME:FILE.npy}}
               -> {"ok":true,"samples":N,"load_ns":NS}
-    run       {"op":"run","iterations":N,"sample":K}
-              -> {"ok":true,"starts_ns":[...],"durations_ns":[...],"peak_memory_bytes":B}
+    run       {"op":"run","iterations":N,"sample":K,"canary":BOOL}
+              -> {"ok":true,"starts_ns":[...],"durations_ns":[...],"peak_memory_bytes":B,
+                  "canary_ns":[...]}   (canary_ns only when asked for)
     outputs   {"op":"outputs","directory":DIR}
               -> {"ok":true,"outputs":{NAME:FILE.npy},"order":[NAME,...]}
     quit      {"op":"quit"} -> {"ok":true}, then exit 0
@@ -188,6 +189,17 @@ def safe_file_name(name: str, taken: set[str]) -> str:
     return file_name
 
 
+def canary_workload() -> int:
+    """The reference workload interleaved with the model's iterations: a fixed amount
+    of interpreter and integer work (tens of microseconds) that touches no model data,
+    so its duration moves only when the machine does (clock changes, a competing
+    process, an interrupt storm)."""
+    total = 0
+    for i in range(600):
+        total = (total + i * i) & 0xFFFF
+    return total
+
+
 def _peak_memory_bytes() -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # ru_maxrss is in KiB on Linux but in bytes on macOS.
@@ -274,7 +286,8 @@ class _Session:
         prepare = getattr(self.backend, "prepare", None)
         call: Callable[[], Any] = prepare(feeds) if prepare else (lambda: self.backend.infer(feeds))
 
-        starts, durations = [], []
+        canary = _field(request, "canary", bool, default=False, required=False)
+        starts, durations, canaries = [], [], []
         for _ in range(iterations):
             # monotonic_ns is CLOCK_MONOTONIC, the clock probes stamp samples with;
             # perf_counter_ns is the finest clock for the duration itself.
@@ -282,8 +295,15 @@ class _Session:
             begin = time.perf_counter_ns()
             call()
             durations.append(time.perf_counter_ns() - begin)
-        return {"ok": True, "starts_ns": starts, "durations_ns": durations,
-                "peak_memory_bytes": _peak_memory_bytes()}
+            if canary:
+                begin = time.perf_counter_ns()
+                canary_workload()
+                canaries.append(time.perf_counter_ns() - begin)
+        reply = {"ok": True, "starts_ns": starts, "durations_ns": durations,
+                 "peak_memory_bytes": _peak_memory_bytes()}
+        if canary:
+            reply["canary_ns"] = canaries
+        return reply
 
     def outputs(self, request: dict) -> dict:
         directory = _field(request, "directory", str)
