@@ -77,9 +77,104 @@ final class ConfigurationTests: XCTestCase {
     }
 
     func testUnknownMetricListsTheKnownOnes() throws {
-        let error = try loadError(valid.replacingOccurrences(of: "metric: max_abs", with: "metric: l2"))
+        let error = try loadError(valid.replacingOccurrences(of: "metric: max_abs", with: "metric: hamming"))
         XCTAssertEqual(error.field, "semantic_preservation.metric")
-        XCTAssertTrue(error.message.contains("max_abs, cosine"), error.message)
+        XCTAssertTrue(error.message.contains("max_abs, cosine, l2, psnr, allclose, top_k"), error.message)
+    }
+
+    /// `valid` with its `semantic_preservation` block (from line 14) replaced.
+    func withCriterion(_ block: String, referenceOutputs: Bool = false) -> String {
+        var text = valid.replacingOccurrences(of: "  metric: max_abs\n  threshold: 1.0e-4", with: block)
+        if referenceOutputs {
+            text = text.replacingOccurrences(of: "  toolchain: onnxruntime\n", with: "  outputs: {logits: ref/logits.npy}\n")
+        }
+        return text
+    }
+
+    func testSemanticPreservationWithToleranceKAndLabels() throws {
+        let path = try write("experiment.yaml", withCriterion("""
+              metric: top_k
+              k: 5
+              atol: 1.0e-5
+              rtol: 1.0e-3
+              labels: {file: labels/classes.npy, output: logits, task: classification}
+            """, referenceOutputs: true))
+        let file = try ExperimentFile.load(path)
+        let criterion = file.experiment.semanticPreservation
+        XCTAssertEqual(criterion.metric, "top_k")
+        XCTAssertEqual(criterion.threshold, 0, "top_k takes no threshold")
+        XCTAssertEqual(criterion.k, 5)
+        XCTAssertEqual(criterion.atol, 1e-5)
+        XCTAssertEqual(criterion.rtol, 1e-3)
+        XCTAssertEqual(criterion.labels, .init(file: "labels/classes.npy", output: "logits", task: .classification))
+        XCTAssertEqual(ComparisonOptions(criterion), ComparisonOptions(atol: 1e-5, rtol: 1e-3, k: 5))
+        XCTAssertEqual(file.resolve(criterion.labels!.file),
+                       folder.appendingPathComponent("labels/classes.npy").standardizedFileURL.path)
+
+        let allclose = try ExperimentFile.load(try write("allclose.yaml", withCriterion("  metric: allclose\n  rtol: 0.01")))
+        XCTAssertEqual(allclose.experiment.semanticPreservation.rtol, 0.01)
+        XCTAssertNil(allclose.experiment.semanticPreservation.atol)
+        let psnr = try ExperimentFile.load(try write("psnr.yaml", withCriterion("  metric: psnr\n  threshold: 40")))
+        XCTAssertEqual(psnr.experiment.semanticPreservation.threshold, 40)
+        // A criterion without a threshold encodes without one, so that it reloads.
+        let json = String(decoding: try JSONEncoder().encode(allclose.experiment.semanticPreservation), as: UTF8.self)
+        XCTAssertFalse(json.contains("threshold"), json)
+    }
+
+    func testSemanticPreservationCrossFieldRulesNameTheField() throws {
+        let noTolerance = try loadError(withCriterion("  metric: allclose"))
+        XCTAssertEqual(noTolerance.field, "semantic_preservation.atol")
+        XCTAssertTrue(noTolerance.message.contains("'atol' or 'rtol'"), noTolerance.message)
+
+        let unusedThreshold = try loadError(withCriterion("  metric: allclose\n  atol: 0.1\n  threshold: 0.5"))
+        XCTAssertEqual(unusedThreshold.field, "semantic_preservation.threshold")
+        XCTAssertEqual(unusedThreshold.line, 15)
+        XCTAssertTrue(unusedThreshold.message.contains("does not use a threshold"), unusedThreshold.message)
+
+        let topKThreshold = try loadError(withCriterion("  metric: top_k\n  threshold: 0"))
+        XCTAssertEqual(topKThreshold.field, "semantic_preservation.threshold")
+
+        let noThreshold = try loadError(withCriterion("  metric: psnr"))
+        XCTAssertEqual(noThreshold.field, "semantic_preservation.threshold")
+        XCTAssertTrue(noThreshold.message.contains("required for metric 'psnr'"), noThreshold.message)
+
+        let zeroK = try loadError(withCriterion("  metric: top_k\n  k: 0"))
+        XCTAssertEqual(zeroK.field, "semantic_preservation.k")
+        XCTAssertEqual(zeroK.line, 14)
+
+        let badTask = try loadError(withCriterion("  metric: top_k\n  labels: {file: y.npy, output: logits, task: segmentation}"))
+        XCTAssertEqual(badTask.field, "semantic_preservation.labels.task")
+        XCTAssertTrue(badTask.message.contains("classification, regression"), badTask.message)
+
+        let noFile = try loadError(withCriterion("  metric: top_k\n  labels: {output: logits, task: regression}"))
+        XCTAssertTrue(noFile.message.contains("'file' is required"), noFile.message)
+
+        let wrongOutput = try loadError(withCriterion("  metric: top_k\n  labels: {file: y.npy, output: probs, task: classification}",
+                                                      referenceOutputs: true))
+        XCTAssertEqual(wrongOutput.field, "semantic_preservation.labels.output")
+        XCTAssertTrue(wrongOutput.message.contains("'probs'") && wrongOutput.message.contains("logits"), wrongOutput.message)
+    }
+
+    func testLabelsFileIsReadRelativeToTheExperiment() throws {
+        let path = try write("experiment.yaml", withCriterion("""
+              metric: max_abs
+              threshold: 0.1
+              labels: {file: labels/y.npy, output: y, task: regression}
+            """))
+        let file = try ExperimentFile.load(path)
+        let labels = try XCTUnwrap(file.experiment.semanticPreservation.labels)
+        let outputs = ["y": Tensor(shape: [4, 1], values: [1.5, 2, 2, 4.5])]
+        XCTAssertThrowsError(try AccuracyMetrics.evaluate(labels: labels, of: file, reference: outputs, deployed: outputs)) { error in
+            guard case .unreadableLabels(let name, _)? = error as? AccuracyError else { return XCTFail("\(error)") }
+            XCTAssertEqual(name, "labels/y.npy")
+        }
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("labels"), withIntermediateDirectories: true)
+        try NPY.write(Tensor(shape: [4], values: [1, 2, 3, 4]), to: folder.appendingPathComponent("labels/y.npy"))
+        let report = try AccuracyMetrics.evaluate(labels: labels, of: file, reference: ["y": Tensor(shape: [4, 1], values: [1, 2, 3, 4])],
+                                                  deployed: outputs, predictors: 1)
+        XCTAssertEqual(report.reference.regression?.r2, 1)
+        XCTAssertEqual(report.deployed.regression?.r2 ?? 0, 0.7, accuracy: 1e-12)
+        XCTAssertEqual(report.deployed.regression?.adjustedR2 ?? 0, 0.55, accuracy: 1e-12)
     }
 
     func testReferenceNeedsExactlyOneSource() throws {

@@ -45,9 +45,75 @@ public struct Experiment: Codable, Sendable, Equatable {
         public var options: JSONValue?
     }
 
+    /// How to judge that the deployed model computes what the reference computes
+    /// (`semantic_preservation` in the file). See `DistanceMetric` for the metrics.
     public struct SemanticCriterion: Codable, Sendable, Equatable {
+        /// A `DistanceMetric` raw value: max_abs, cosine, l2, psnr, allclose, top_k.
         public var metric: String
+        /// The largest distance (max_abs, cosine, l2) or the lowest PSNR in dB (psnr) of a
+        /// preserved sample. Required in the file for those metrics; allclose and top_k do
+        /// not use it and refuse it, and it reads as 0 for them.
         public var threshold: Double
+        /// allclose's absolute tolerance (0 when absent).
+        public var atol: Double?
+        /// allclose's relative tolerance, relative to |reference| (0 when absent).
+        public var rtol: Double?
+        /// top_k's k (1 when absent).
+        public var k: Int?
+        /// Labels to measure accuracy against, for the deployed and the reference outputs.
+        public var labels: Labels?
+
+        public init(metric: String, threshold: Double, atol: Double? = nil, rtol: Double? = nil, k: Int? = nil,
+                    labels: Labels? = nil) {
+            self.metric = metric
+            self.threshold = threshold
+            self.atol = atol
+            self.rtol = rtol
+            self.k = k
+            self.labels = labels
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case metric, threshold, atol, rtol, k, labels
+        }
+
+        public init(from decoder: Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            metric = try container.decode(String.self, forKey: .metric)
+            // Absent only for allclose and top_k (checked by `ExperimentFile.load`).
+            threshold = try container.decodeIfPresent(Double.self, forKey: .threshold) ?? 0
+            atol = try container.decodeIfPresent(Double.self, forKey: .atol)
+            rtol = try container.decodeIfPresent(Double.self, forKey: .rtol)
+            k = try container.decodeIfPresent(Int.self, forKey: .k)
+            labels = try container.decodeIfPresent(Labels.self, forKey: .labels)
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(metric, forKey: .metric)
+            if DistanceMetric(rawValue: metric)?.usesThreshold ?? true {
+                try container.encode(threshold, forKey: .threshold)
+            }
+            try container.encodeIfPresent(atol, forKey: .atol)
+            try container.encodeIfPresent(rtol, forKey: .rtol)
+            try container.encodeIfPresent(k, forKey: .k)
+            try container.encodeIfPresent(labels, forKey: .labels)
+        }
+
+        /// Ground truth for one output: `file` (a `.npy`, relative to the experiment file)
+        /// holds one label per sample, stacked like the inputs.
+        public struct Labels: Codable, Sendable, Equatable {
+            public var file: String
+            /// The model output the labels are for.
+            public var output: String
+            public var task: AccuracyTask
+
+            public init(file: String, output: String, task: AccuracyTask) {
+                self.file = file
+                self.output = output
+                self.task = task
+            }
+        }
     }
 }
 
@@ -128,7 +194,40 @@ public struct ExperimentFile: Sendable {
         if reference.outputs != nil, reference.model != nil {
             throw document.error(at: ["reference", "model"], "only a reference toolchain runs a model; remove 'model' or use 'toolchain'")
         }
+        try checkSemanticPreservation(experiment, document)
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         return ExperimentFile(path: URL(fileURLWithPath: path).standardizedFileURL.path, experiment: experiment, text: text)
+    }
+
+    /// The rules of `semantic_preservation` that the schema cannot say.
+    private static func checkSemanticPreservation(_ experiment: Experiment, _ document: YAMLDocument) throws {
+        let criterion = experiment.semanticPreservation
+        let field = ["semantic_preservation"]
+        guard let metric = DistanceMetric(rawValue: criterion.metric) else {
+            throw document.error(at: field + ["metric"], "'\(criterion.metric)' is not a known metric")
+        }
+        let hasThreshold = document.node(at: field + ["threshold"]) != nil
+        if metric.usesThreshold, !hasThreshold {
+            throw document.error(at: field + ["threshold"], "is required for metric '\(metric.rawValue)'")
+        }
+        if !metric.usesThreshold, hasThreshold {
+            let uses = metric == .allclose ? "'atol' and 'rtol'" : "'k'"
+            throw document.error(at: field + ["threshold"], "metric '\(metric.rawValue)' does not use a threshold; it uses \(uses) instead: remove 'threshold'")
+        }
+        if metric == .allclose, criterion.atol == nil, criterion.rtol == nil {
+            throw document.error(at: field + ["atol"], "metric 'allclose' needs 'atol' or 'rtol' (or both)")
+        }
+        if let k = criterion.k, k < 1 {
+            throw document.error(at: field + ["k"], "top_k needs k ≥ 1, found \(k)")
+        }
+        if let labels = criterion.labels {
+            if labels.file.isEmpty {
+                throw document.error(at: field + ["labels", "file"], "needs a .npy file of labels")
+            }
+            if let outputs = experiment.reference.outputs, outputs[labels.output] == nil {
+                throw document.error(at: field + ["labels", "output"],
+                                     "'\(labels.output)' is not one of the reference outputs: \(outputs.keys.sorted().joined(separator: ", "))")
+            }
+        }
     }
 }

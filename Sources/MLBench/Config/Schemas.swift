@@ -83,10 +83,23 @@ public enum Schemas {
           }
         },
         "semantic_preservation": {
-          "type": "object", "required": ["metric", "threshold"], "additionalProperties": false,
+          "type": "object", "required": ["metric"], "additionalProperties": false,
+          "description": "When a deployed output counts as identical to the reference. 'threshold' is required for max_abs, cosine, l2 (largest distance) and psnr (lowest PSNR in dB); allclose (needs atol or rtol) and top_k (k, default 1) do not take one.",
           "properties": {
-            "metric": {"type": "string", "enum": ["max_abs", "cosine"]},
-            "threshold": {"type": "number", "minimum": 0}
+            "metric": {"type": "string", "enum": ["max_abs", "cosine", "l2", "psnr", "allclose", "top_k"]},
+            "threshold": {"type": "number", "minimum": 0},
+            "atol": {"type": "number", "minimum": 0, "description": "allclose: |d - r| <= atol + rtol * |r| for every element."},
+            "rtol": {"type": "number", "minimum": 0, "description": "allclose: relative to the reference's |r|."},
+            "k": {"type": "integer", "minimum": 1, "description": "top_k: how many of the largest elements must be the same set."},
+            "labels": {
+              "type": "object", "required": ["file", "output", "task"], "additionalProperties": false,
+              "description": "Ground truth for accuracy metrics, computed for the deployed and the reference outputs.",
+              "properties": {
+                "file": {"type": "string", "description": "A .npy file with one label per sample, stacked like the inputs: class indices (classification) or targets shaped like the output (regression)."},
+                "output": {"type": "string", "description": "The model output the labels are for."},
+                "task": {"type": "string", "enum": ["classification", "regression"]}
+              }
+            }
           }
         }
       }

@@ -1,6 +1,11 @@
 import Foundation
 
 /// How far a deployed output may be from the reference output of the same sample.
+///
+/// Each sample's output is taken as one flat vector (C order) of its elements. Under
+/// `maxAbs`, `cosine` and `l2` a sample is preserved when its distance is **at most** the
+/// threshold; under `psnr` when its PSNR is **at least** the threshold (higher is better);
+/// `allclose` and `topK` are pass/fail tests that do not use the threshold.
 public enum DistanceMetric: String, Codable, Sendable, CaseIterable {
     /// The largest absolute element-wise difference (L∞ norm of the difference).
     case maxAbs = "max_abs"
@@ -8,16 +13,69 @@ public enum DistanceMetric: String, Codable, Sendable, CaseIterable {
     /// distance 0 (they agree); an all-zero output against a non-zero one at distance 1
     /// (no direction in common).
     case cosine
+    /// The Euclidean (L2) norm of the difference, √Σ(d − r)².
+    case l2
+    /// Peak signal-to-noise ratio of the deployed output against the reference, in dB:
+    /// 10·log10(peak² / MSE), MSE = mean (d − r)² over the sample's elements, and
+    /// peak = max |r| over the *reference* sample (the reference defines the signal's
+    /// range, so that the deployed model cannot widen it by its own errors).
+    ///
+    /// Higher is better: a sample is preserved when PSNR ≥ threshold. Identical outputs
+    /// have PSNR = +∞ and are always preserved; an all-zero reference against a different
+    /// deployed output has PSNR = −∞ and is never preserved. Neither infinity is stored in
+    /// a report: see `OutputAgreement.identicalSamples` and `zeroPeakSamples`.
+    case psnr
+    /// NumPy's `allclose(deployed, reference, rtol, atol)`: preserved when every element
+    /// satisfies |d − r| ≤ atol + rtol·|r| (rtol scales with the *reference*). Uses the
+    /// `atol` and `rtol` of `ComparisonOptions`, not the threshold.
+    case allclose
+    /// Top-k agreement: preserved when the indices of the k largest elements are the same
+    /// set in the reference and the deployed output (for k = 1: the same top-1 class).
+    /// Ties are broken by the lowest index, as a stable `argsort` of the negated values
+    /// would. Uses `k` of `ComparisonOptions`, not the threshold.
+    case topK = "top_k"
+
+    /// Whether the threshold takes part in the decision: false for `allclose` and `topK`.
+    public var usesThreshold: Bool {
+        switch self {
+        case .maxAbs, .cosine, .l2, .psnr: return true
+        case .allclose, .topK: return false
+        }
+    }
+}
+
+/// The parameters of the metrics beyond the threshold. All of them are applied to every
+/// sample whatever the chosen metric, so that a report shows every measure.
+public struct ComparisonOptions: Codable, Sendable, Equatable {
+    /// Absolute tolerance of `allclose`.
+    public var atol: Double
+    /// Relative tolerance of `allclose`, relative to |reference|.
+    public var rtol: Double
+    /// How many of the largest elements `topK` compares; at least 1.
+    public var k: Int
+
+    public init(atol: Double = 0, rtol: Double = 0, k: Int = 1) {
+        self.atol = atol
+        self.rtol = rtol
+        self.k = k
+    }
+
+    /// The options an experiment gives: absent fields take the defaults (0, 0, 1).
+    public init(_ criterion: Experiment.SemanticCriterion) {
+        self.init(atol: criterion.atol ?? 0, rtol: criterion.rtol ?? 0, k: criterion.k ?? 1)
+    }
 }
 
 /// How one named output of the deployed model agrees with the reference.
 ///
-/// Both distances are computed for every sample whatever the chosen metric, so that
-/// a report made with one metric still shows the other.
+/// Every distance is computed for every sample whatever the chosen metric, so that a
+/// report made with one metric still shows the others. Fields added after the first
+/// version are optional, so that stored reports without them still decode; every number
+/// is finite (JSON has no NaN or infinity).
 public struct OutputAgreement: Codable, Sendable, Equatable {
     public var name: String
     public var samples: Int
-    /// Samples for which this output alone is within the threshold.
+    /// Samples for which this output alone is preserved under the chosen metric.
     public var preservedSamples: Int
     /// Samples whose reference or deployed output holds NaN or ±infinity (or whose
     /// distance overflows): never preserved, and left out of the distances below.
@@ -28,9 +86,34 @@ public struct OutputAgreement: Codable, Sendable, Equatable {
     public var worstCosineDistance: Double?
     /// The mean max-abs distance over the finite samples; nil when none is finite.
     public var meanMaxAbs: Double?
+    /// The mean cosine distance over the finite samples; nil when none is finite.
+    public var meanCosineDistance: Double?
+    /// The largest L2 distance over the finite samples; nil when none is finite.
+    public var worstL2: Double?
+    /// The mean L2 distance over the finite samples; nil when none is finite.
+    public var meanL2: Double?
+    /// The lowest (worst) PSNR in dB over the finite samples whose PSNR is finite; nil
+    /// when there is none, i.e. when every finite sample is identical to the reference
+    /// (PSNR +∞, counted in `identicalSamples`) or has an all-zero reference (PSNR −∞,
+    /// counted in `zeroPeakSamples`).
+    public var worstPsnr: Double?
+    /// Finite samples whose deployed output equals the reference element for element
+    /// (PSNR +∞).
+    public var identicalSamples: Int?
+    /// Finite samples whose reference is all zeros but the deployed output is not
+    /// (peak 0: PSNR −∞, never preserved under `psnr`).
+    public var zeroPeakSamples: Int?
+    /// Finite samples with at least one element outside atol + rtol·|r|.
+    public var allcloseViolatingSamples: Int?
+    /// Finite samples whose top-k index sets agree; nil when the output has fewer than
+    /// k elements per sample (and the metric is not `topK`, which refuses that).
+    public var topKAgreeingSamples: Int?
 
     public init(name: String, samples: Int, preservedSamples: Int, nonFiniteSamples: Int,
-                worstMaxAbs: Double?, worstCosineDistance: Double?, meanMaxAbs: Double?) {
+                worstMaxAbs: Double?, worstCosineDistance: Double?, meanMaxAbs: Double?,
+                meanCosineDistance: Double? = nil, worstL2: Double? = nil, meanL2: Double? = nil,
+                worstPsnr: Double? = nil, identicalSamples: Int? = nil, zeroPeakSamples: Int? = nil,
+                allcloseViolatingSamples: Int? = nil, topKAgreeingSamples: Int? = nil) {
         self.name = name
         self.samples = samples
         self.preservedSamples = preservedSamples
@@ -38,37 +121,59 @@ public struct OutputAgreement: Codable, Sendable, Equatable {
         self.worstMaxAbs = worstMaxAbs
         self.worstCosineDistance = worstCosineDistance
         self.meanMaxAbs = meanMaxAbs
+        self.meanCosineDistance = meanCosineDistance
+        self.worstL2 = worstL2
+        self.meanL2 = meanL2
+        self.worstPsnr = worstPsnr
+        self.identicalSamples = identicalSamples
+        self.zeroPeakSamples = zeroPeakSamples
+        self.allcloseViolatingSamples = allcloseViolatingSamples
+        self.topKAgreeingSamples = topKAgreeingSamples
     }
 }
 
 /// Semantic preservation: the ratio of samples for which the deployed model's outputs
-/// are identical to the reference outputs, "identical" meaning within the user's
-/// threshold under the user's distance.
+/// are identical to the reference outputs, "identical" meaning preserved under the
+/// user's metric (within the threshold, or passing `allclose` / `topK`).
 public struct SemanticReport: Codable, Sendable, Equatable {
     public var metric: DistanceMetric
+    /// The threshold as given; not used by `allclose` and `topK` (see `DistanceMetric`).
     public var threshold: Double
     public var samples: Int
-    /// Samples for which every output is within the threshold.
+    /// Samples for which every output is preserved.
     public var preservedSamples: Int
     /// `preservedSamples / samples`, in [0, 1].
     public var ratio: Double
     /// One entry per output, sorted by name.
     public var outputs: [OutputAgreement]
+    /// The `allclose` tolerances and the `topK` k used for every output (nil in reports
+    /// stored before they existed).
+    public var atol: Double?
+    public var rtol: Double?
+    public var k: Int?
+    /// Accuracy against labels, when the experiment gives labels; filled by the runner
+    /// (see `AccuracyMetrics.evaluate`).
+    public var accuracy: AccuracyReport?
 
     public init(metric: DistanceMetric, threshold: Double, samples: Int, preservedSamples: Int, ratio: Double,
-                outputs: [OutputAgreement]) {
+                outputs: [OutputAgreement], atol: Double? = nil, rtol: Double? = nil, k: Int? = nil,
+                accuracy: AccuracyReport? = nil) {
         self.metric = metric
         self.threshold = threshold
         self.samples = samples
         self.preservedSamples = preservedSamples
         self.ratio = ratio
         self.outputs = outputs
+        self.atol = atol
+        self.rtol = rtol
+        self.k = k
+        self.accuracy = accuracy
     }
 }
 
 /// Why two sets of outputs could not be compared.
 public enum SemanticPreservationError: Error, CustomStringConvertible, Sendable, Equatable {
-    public enum Side: String, Sendable, Equatable {
+    public enum Side: String, Sendable, Equatable, Codable {
         case reference, deployed
     }
 
@@ -88,6 +193,12 @@ public enum SemanticPreservationError: Error, CustomStringConvertible, Sendable,
     case empty(String)
     /// A threshold that is negative, infinite or NaN.
     case invalidThreshold(Double)
+    /// An `atol` or `rtol` that is negative, infinite or NaN (`parameter` names it).
+    case invalidTolerance(parameter: String, value: Double)
+    /// A k below 1.
+    case invalidK(Int)
+    /// Under `topK`, an output with fewer than k elements per sample.
+    case kExceedsOutput(name: String, k: Int, elements: Int)
 
     public var description: String {
         switch self {
@@ -107,27 +218,59 @@ public enum SemanticPreservationError: Error, CustomStringConvertible, Sendable,
             return "nothing to compare: \(what)"
         case .invalidThreshold(let threshold):
             return "invalid threshold \(threshold): it must be a finite, non-negative number"
+        case .invalidTolerance(let parameter, let value):
+            return "invalid \(parameter) \(value): it must be a finite, non-negative number"
+        case .invalidK(let k):
+            return "invalid k \(k): top-k needs k ≥ 1"
+        case .kExceedsOutput(let name, let k, let elements):
+            return "output '\(name)' has \(elements) elements per sample, fewer than k = \(k) for top_k"
         }
     }
+}
+
+/// The measures of one sample's output against its reference.
+struct SampleDistances: Equatable {
+    var maxAbs: Double
+    var cosine: Double
+    var l2: Double
+    /// In dB; +infinity when identical, −infinity when the reference is all zeros and
+    /// the deployed output is not.
+    var psnr: Double
+    var allclose: Bool
+    /// nil when the sample has fewer than k elements.
+    var topKAgrees: Bool?
 }
 
 /// Compares the deployed model's outputs with the reference outputs, sample by sample.
 public enum SemanticPreservation {
     /// Compares two sets of named outputs, each tensor shaped `[samples, ...]`.
     ///
-    /// A sample is preserved when, for every output, its distance under `metric` is at
-    /// most `threshold`. A non-finite value (NaN, ±infinity) in either side's output makes
-    /// that sample not preserved rather than failing the comparison: a deployed model that
-    /// produces NaN for some inputs is a result worth reporting, not an error. Such samples
-    /// are counted in `OutputAgreement.nonFiniteSamples` and kept out of the distances, so
-    /// that every number in the report is finite (JSON has no NaN).
+    /// A sample is preserved when every output is preserved under `metric`: a distance at
+    /// most `threshold` (`maxAbs`, `cosine`, `l2`), a PSNR at least `threshold` (`psnr`), or
+    /// passing the test (`allclose` with `options.atol`/`options.rtol`, `topK` with
+    /// `options.k`; the threshold is then not used but must still be valid). A non-finite
+    /// value (NaN, ±infinity) in either side's output makes that sample not preserved
+    /// rather than failing the comparison: a deployed model that produces NaN for some
+    /// inputs is a result worth reporting, not an error. Such samples are counted in
+    /// `OutputAgreement.nonFiniteSamples` and kept out of the distances, so that every
+    /// number in the report is finite (JSON has no NaN).
     ///
     /// - Throws: `SemanticPreservationError` when an output is missing on either side,
-    ///   shapes or sample counts differ, there is nothing to compare, or the threshold is
-    ///   negative, infinite or NaN.
+    ///   shapes or sample counts differ, there is nothing to compare, the threshold or a
+    ///   tolerance is negative, infinite or NaN, k < 1, or (under `topK`) an output has
+    ///   fewer than k elements per sample.
     public static func compare(reference: [String: Tensor], deployed: [String: Tensor], metric: DistanceMetric,
-                               threshold: Double) throws -> SemanticReport {
+                               threshold: Double, options: ComparisonOptions = ComparisonOptions()) throws
+        -> SemanticReport
+    {
         guard threshold >= 0, threshold.isFinite else { throw SemanticPreservationError.invalidThreshold(threshold) }
+        guard options.atol >= 0, options.atol.isFinite else {
+            throw SemanticPreservationError.invalidTolerance(parameter: "atol", value: options.atol)
+        }
+        guard options.rtol >= 0, options.rtol.isFinite else {
+            throw SemanticPreservationError.invalidTolerance(parameter: "rtol", value: options.rtol)
+        }
+        guard options.k >= 1 else { throw SemanticPreservationError.invalidK(options.k) }
         let names = reference.keys.sorted()
         for name in names where deployed[name] == nil {
             throw SemanticPreservationError.missingOutput(name: name, missingFrom: .deployed)
@@ -154,6 +297,10 @@ public enum SemanticPreservation {
                     name: firstName, samples: count, otherName: name, otherSamples: r.shape[0])
             }
             if samples == nil { (samples, firstName) = (r.shape[0], name) }
+            let elements = r.shape.dropFirst().reduce(1, *)
+            if metric == .topK, elements < options.k {
+                throw SemanticPreservationError.kExceedsOutput(name: name, k: options.k, elements: elements)
+            }
         }
         let sampleCount = samples!
         guard sampleCount > 0 else { throw SemanticPreservationError.empty("the outputs have no samples") }
@@ -163,13 +310,26 @@ public enum SemanticPreservation {
         for name in names {
             let agreement = compareOutput(name: name, reference: reference[name]!, deployed: deployed[name]!,
                                           samples: sampleCount, metric: metric, threshold: threshold,
-                                          preserved: &preserved)
+                                          options: options, preserved: &preserved)
             outputs.append(agreement)
         }
         let preservedSamples = preserved.lazy.filter { $0 }.count
         return SemanticReport(metric: metric, threshold: threshold, samples: sampleCount,
                               preservedSamples: preservedSamples,
-                              ratio: Double(preservedSamples) / Double(sampleCount), outputs: outputs)
+                              ratio: Double(preservedSamples) / Double(sampleCount), outputs: outputs,
+                              atol: options.atol, rtol: options.rtol, k: options.k)
+    }
+
+    /// Whether a sample with these distances is preserved under `metric`.
+    static func isPreserved(_ distance: SampleDistances, metric: DistanceMetric, threshold: Double) -> Bool {
+        switch metric {
+        case .maxAbs: return distance.maxAbs <= threshold
+        case .cosine: return distance.cosine <= threshold
+        case .l2: return distance.l2 <= threshold
+        case .psnr: return distance.psnr >= threshold  // +∞ (identical) passes, −∞ fails
+        case .allclose: return distance.allclose
+        case .topK: return distance.topKAgrees ?? false
+        }
     }
 
     /// The max-abs and cosine distances of two equally long vectors, or nil when either
@@ -177,15 +337,28 @@ public enum SemanticPreservation {
     static func distances(_ reference: UnsafeBufferPointer<Double>, _ deployed: UnsafeBufferPointer<Double>)
         -> (maxAbs: Double, cosine: Double)?
     {
+        measure(reference, deployed, options: ComparisonOptions()).map { ($0.maxAbs, $0.cosine) }
+    }
+
+    /// Every measure of two equally long vectors, or nil when either holds a non-finite
+    /// value or a sum overflows.
+    static func measure(_ reference: UnsafeBufferPointer<Double>, _ deployed: UnsafeBufferPointer<Double>,
+                        options: ComparisonOptions) -> SampleDistances?
+    {
         precondition(reference.count == deployed.count)
         var maxAbs = 0.0, dot = 0.0, referenceSquares = 0.0, deployedSquares = 0.0
+        var peak = 0.0
+        var allclose = true
         for i in 0..<reference.count {
             let r = reference[i], d = deployed[i]
             guard r.isFinite, d.isFinite else { return nil }
-            maxAbs = Swift.max(maxAbs, abs(d - r))
+            let difference = abs(d - r)
+            maxAbs = Swift.max(maxAbs, difference)
+            peak = Swift.max(peak, abs(r))
             dot += r * d
             referenceSquares += r * r
             deployedSquares += d * d
+            if !(difference <= options.atol + options.rtol * abs(r)) { allclose = false }
         }
         guard maxAbs.isFinite, dot.isFinite, referenceSquares.isFinite, deployedSquares.isFinite else { return nil }
         let cosine: Double
@@ -200,7 +373,41 @@ public enum SemanticPreservation {
             // Rounding can push the similarity of parallel vectors just past ±1.
             cosine = 1 - Swift.min(1, Swift.max(-1, similarity))
         }
-        return (maxAbs, cosine)
+        // L2 and PSNR from the differences scaled by the largest one, Σ(|d − r| / maxAbs)²
+        // in [1, n]: neither the sum nor the MSE can overflow or underflow to 0.
+        var scaledSquares = 0.0
+        if maxAbs > 0 {
+            for i in 0..<reference.count {
+                let scaled = abs(deployed[i] - reference[i]) / maxAbs
+                scaledSquares += scaled * scaled
+            }
+        }
+        let l2 = maxAbs * scaledSquares.squareRoot()
+        guard l2.isFinite else { return nil }
+        let psnr: Double
+        if maxAbs == 0 {
+            psnr = .infinity
+        } else if peak == 0 {
+            psnr = -.infinity
+        } else {
+            // 10·log10(peak² / MSE), MSE = maxAbs² · scaledSquares / n, in the log domain.
+            psnr = 20 * log10(peak) - 20 * log10(maxAbs) - 10 * log10(scaledSquares / Double(reference.count))
+        }
+        let topK = options.k <= reference.count ? topIndices(reference, options.k) == topIndices(deployed, options.k) : nil
+        return SampleDistances(maxAbs: maxAbs, cosine: cosine, l2: l2, psnr: psnr,
+                               allclose: allclose, topKAgrees: topK)
+    }
+
+    /// The indices of the k largest values, as a set; of equal values the lowest index
+    /// ranks first (a stable `argsort` of the negated values, first k).
+    static func topIndices(_ values: UnsafeBufferPointer<Double>, _ k: Int) -> Set<Int> {
+        if k == 1 {
+            var best = 0
+            for i in 1..<values.count where values[i] > values[best] { best = i }
+            return [best]
+        }
+        let order = values.indices.sorted { values[$0] > values[$1] || (values[$0] == values[$1] && $0 < $1) }
+        return Set(order.prefix(k))
     }
 
     private static func validate(_ tensor: Tensor, name: String, side: SemanticPreservationError.Side) throws {
@@ -212,26 +419,39 @@ public enum SemanticPreservation {
     }
 
     private static func compareOutput(name: String, reference: Tensor, deployed: Tensor, samples: Int,
-                                      metric: DistanceMetric, threshold: Double,
+                                      metric: DistanceMetric, threshold: Double, options: ComparisonOptions,
                                       preserved: inout [Bool]) -> OutputAgreement {
         let width = reference.shape.dropFirst().reduce(1, *)
-        var preservedHere = 0, nonFinite = 0
-        var worstMaxAbs = 0.0, worstCosine = 0.0, sumMaxAbs = 0.0
+        var preservedHere = 0, nonFinite = 0, identical = 0, zeroPeak = 0, allcloseViolating = 0, topKAgreeing = 0
+        var worstMaxAbs = 0.0, worstCosine = 0.0, worstL2 = 0.0
+        var sumMaxAbs = 0.0, sumCosine = 0.0, sumL2 = 0.0
+        var worstPsnr: Double?
         reference.values.withUnsafeBufferPointer { r in
             deployed.values.withUnsafeBufferPointer { d in
                 for sample in 0..<samples {
                     let range = (sample * width)..<((sample + 1) * width)
-                    guard let distance = distances(UnsafeBufferPointer(rebasing: r[range]),
-                                                   UnsafeBufferPointer(rebasing: d[range])) else {
+                    guard let distance = measure(UnsafeBufferPointer(rebasing: r[range]),
+                                                 UnsafeBufferPointer(rebasing: d[range]), options: options) else {
                         nonFinite += 1
                         preserved[sample] = false
                         continue
                     }
                     worstMaxAbs = Swift.max(worstMaxAbs, distance.maxAbs)
                     worstCosine = Swift.max(worstCosine, distance.cosine)
+                    worstL2 = Swift.max(worstL2, distance.l2)
                     sumMaxAbs += distance.maxAbs
-                    let chosen = metric == .maxAbs ? distance.maxAbs : distance.cosine
-                    if chosen <= threshold {
+                    sumCosine += distance.cosine
+                    sumL2 += distance.l2
+                    if distance.psnr == .infinity {
+                        identical += 1
+                    } else if distance.psnr == -.infinity {
+                        zeroPeak += 1
+                    } else {
+                        worstPsnr = Swift.min(worstPsnr ?? .infinity, distance.psnr)
+                    }
+                    if !distance.allclose { allcloseViolating += 1 }
+                    if distance.topKAgrees == true { topKAgreeing += 1 }
+                    if isPreserved(distance, metric: metric, threshold: threshold) {
                         preservedHere += 1
                     } else {
                         preserved[sample] = false
@@ -240,10 +460,19 @@ public enum SemanticPreservation {
             }
         }
         let finite = samples - nonFinite
+        func mean(_ sum: Double) -> Double? { finite > 0 && sum.isFinite ? sum / Double(finite) : nil }
         return OutputAgreement(name: name, samples: samples, preservedSamples: preservedHere,
                                nonFiniteSamples: nonFinite,
                                worstMaxAbs: finite > 0 ? worstMaxAbs : nil,
                                worstCosineDistance: finite > 0 ? worstCosine : nil,
-                               meanMaxAbs: finite > 0 ? sumMaxAbs / Double(finite) : nil)
+                               meanMaxAbs: mean(sumMaxAbs),
+                               meanCosineDistance: mean(sumCosine),
+                               worstL2: finite > 0 ? worstL2 : nil,
+                               meanL2: mean(sumL2),
+                               worstPsnr: worstPsnr,
+                               identicalSamples: identical,
+                               zeroPeakSamples: zeroPeak,
+                               allcloseViolatingSamples: allcloseViolating,
+                               topKAgreeingSamples: width >= options.k ? topKAgreeing : nil)
     }
 }
