@@ -105,6 +105,51 @@ final class ExperimentEndToEndTests: XCTestCase {
         }
     }
 
+    /// Labels given: accuracy figures for the deployed model and the reference, under
+    /// the top-1 agreement metric; labels that do not fit are the user's mistake.
+    func testAccuracyAgainstLabelsUnderTopOneAgreement() throws {
+        let labels = scratch.appendingPathComponent("labels.npy")
+        try NPY.write(Tensor(shape: [16], dtype: "<i8", values: (0..<16).map { Double($0 % 10) }), to: labels)
+        let short = scratch.appendingPathComponent("short-labels.npy")
+        try NPY.write(Tensor(shape: [8], dtype: "<i8", values: (0..<8).map { Double($0 % 10) }), to: short)
+        for (file, fits) in [(labels, true), (short, false)] {
+            let path = try experiment("labelled-\(fits).yaml", """
+                name: labelled
+                model: SAMPLE/model.onnx
+                inputs: {image: SAMPLE/inputs/image.npy}
+                reference: {toolchain: onnxruntime}
+                toolchain: {name: onnxruntime, target: cpu}
+                board: host
+                measurement: {min_iterations: 50, min_time_s: 0, max_time_s: 2, max_warmup_iterations: 100}
+                semantic_preservation:
+                  metric: top_k
+                  k: 1
+                  labels: {file: \(file.path), output: logits, task: classification}
+                """)
+            let outcome = try MLBenchBinary.run(["run", "--json", "-q", path], home: home)
+            let result = try stored(outcome)
+            XCTAssertNotNil(result.checksums["labels"])
+            if fits {
+                XCTAssertEqual(result.status, .succeeded, result.failure?.reason ?? "")
+                let report = try XCTUnwrap(result.semanticPreservation)
+                XCTAssertEqual(report.ratio, 1.0, "ONNX Runtime against itself agrees on every top-1 class")
+                let accuracy = try XCTUnwrap(report.accuracy)
+                XCTAssertEqual(accuracy.samples, 16)
+                let deployed = try XCTUnwrap(accuracy.deployed.classification)
+                XCTAssertEqual(deployed, accuracy.reference.classification)
+                XCTAssertEqual(deployed.accuracy, Double(deployed.correct) / 16)
+                let shown = try MLBenchBinary.run(["results", "show", String(result.id.prefix(8))], home: home)
+                XCTAssertTrue(shown.stdout.contains("top-1 indices equal"), shown.stdout)
+                XCTAssertTrue(shown.stdout.contains("precision"), shown.stdout)
+            } else {
+                XCTAssertEqual(result.status, .failed)
+                XCTAssertEqual(result.failure?.stage, "compare")
+                XCTAssertEqual(result.failure?.kind, .userInput)
+                XCTAssertTrue(result.failure?.reason.contains("short-labels.npy") == true, result.failure?.reason ?? "")
+            }
+        }
+    }
+
     func testPerturbedModelIsNotPreserved() throws {
         let outcome = try MLBenchBinary.run(["run", "--json", "-q", sample.appendingPathComponent("experiment-perturbed.yaml").path], home: home)
         let result = try stored(outcome)

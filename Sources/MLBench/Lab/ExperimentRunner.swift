@@ -126,6 +126,9 @@ public final class ExperimentRunner {
             result.checksums["input:\(name)"] = try stage("inputs") { try hashFile(resolved, role: "input '\(name)'") }
             inputFiles[name] = resolved
         }
+        if let labels = experiment.semanticPreservation.labels {
+            result.checksums["labels"] = try stage("inputs") { try hashFile(file.resolve(labels.file), role: "labels") }
+        }
 
         // The board and the toolchain, from the inventory.
         let board = try stage("setup") { try lab.board(experiment.board) }
@@ -178,11 +181,24 @@ public final class ExperimentRunner {
         let report = try stage("compare") { () -> SemanticReport in
             let deployed = try loadTensors(outputs, from: deployedOutputs, label: "deployed output")
             for (name, _) in outputs { result.checksums["output:\(name)"] = try hashFile(deployedOutputs.appendingPathComponent(outputs[name]!).path, role: "output") }
-            return try SemanticPreservation.compare(reference: reference, deployed: deployed, metric: metric,
-                                                    threshold: experiment.semanticPreservation.threshold)
+            var report = try SemanticPreservation.compare(reference: reference, deployed: deployed, metric: metric,
+                                                          threshold: experiment.semanticPreservation.threshold,
+                                                          options: ComparisonOptions(experiment.semanticPreservation))
+            if let labels = experiment.semanticPreservation.labels {
+                let inputs = try inputFiles.mapValues { try NPY.read(contentsOf: URL(fileURLWithPath: $0)) }
+                do {
+                    report.accuracy = try AccuracyMetrics.evaluate(labels: labels, of: file, reference: reference, deployed: deployed,
+                                                                   predictors: AccuracyMetrics.inputFeatures(inputs))
+                } catch let error as AccuracyError {
+                    // Labels that do not fit the outputs are the experiment's mistake.
+                    throw StageFailure(stage: "compare", reason: "\(error)", kind: .userInput)
+                }
+            }
+            return report
         }
         result.semanticPreservation = report
-        log(&result, "compare", "\(report.preservedSamples)/\(report.samples) samples preserved (\(metric.rawValue) ≤ \(experiment.semanticPreservation.threshold))")
+        log(&result, "compare", "\(report.preservedSamples)/\(report.samples) samples preserved (\(ResultPresenter.criterion(report)))")
+        if let accuracy = report.accuracy { log(&result, "compare", "accuracy against \(accuracy.labels) computed for both sides") }
     }
 
     // MARK: Steps

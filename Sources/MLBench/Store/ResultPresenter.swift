@@ -45,16 +45,49 @@ public enum ResultPresenter {
             lines.append("  memory     peak \(bytes(measurement.peakMemoryBytes)) (runner process)")
         }
         if let report = result.semanticPreservation {
-            lines.append(String(format: "  semantic preservation  ratio %.4f (%d/%d samples, %@ ≤ %g)",
-                                report.ratio, report.preservedSamples, report.samples, report.metric.rawValue, report.threshold))
+            lines.append(String(format: "  semantic preservation  ratio %.4f (%d/%d samples, %@)",
+                                report.ratio, report.preservedSamples, report.samples, criterion(report)))
             for output in report.outputs {
-                let maxAbs = output.worstMaxAbs.map { String(format: "%.3g", $0) } ?? "n/a"
-                let cosine = output.worstCosineDistance.map { String(format: "%.3g", $0) } ?? "n/a"
-                lines.append("    \(output.name): worst max-abs \(maxAbs), worst cosine distance \(cosine), \(output.preservedSamples)/\(output.samples) preserved")
+                func g(_ value: Double?) -> String { value.map { String(format: "%.3g", $0) } ?? "n/a" }
+                var line = "    \(output.name): worst max-abs \(g(output.worstMaxAbs)), worst cosine distance \(g(output.worstCosineDistance))"
+                if output.worstL2 != nil { line += ", worst L2 \(g(output.worstL2))" }
+                if let identical = output.identicalSamples, identical == output.samples {
+                    line += ", PSNR ∞ (identical)"
+                } else if let psnr = output.worstPsnr {
+                    line += String(format: ", worst PSNR %.1f dB", psnr)
+                }
+                if let agreeing = output.topKAgreeingSamples { line += ", top-\(report.k ?? 1) agrees \(agreeing)/\(output.samples)" }
+                lines.append(line + ", \(output.preservedSamples)/\(output.samples) preserved")
+            }
+            if let accuracy = report.accuracy {
+                lines.append("    accuracy of '\(accuracy.output)' against \(accuracy.labels) (\(accuracy.task.rawValue), \(accuracy.samples) samples): deployed | reference")
+                func pair(_ name: String, _ d: Double?, _ r: Double?) -> String {
+                    "\(name) \(d.map { String(format: "%.4g", $0) } ?? "n/a") | \(r.map { String(format: "%.4g", $0) } ?? "n/a")"
+                }
+                if let d = accuracy.deployed.classification, let r = accuracy.reference.classification {
+                    lines.append("      " + [pair("accuracy", d.accuracy, r.accuracy), pair("precision", d.macroPrecision, r.macroPrecision),
+                                             pair("recall", d.macroRecall, r.macroRecall), pair("F1", d.macroF1, r.macroF1),
+                                             pair("IoU", d.meanIou, r.meanIou)].joined(separator: "   "))
+                }
+                if let d = accuracy.deployed.regression, let r = accuracy.reference.regression {
+                    lines.append("      " + [pair("MSE", d.mse, r.mse), pair("MAE", d.mae, r.mae), pair("RMSE", d.rmse, r.rmse),
+                                             pair("R²", d.r2, r.r2), pair("adjusted R²", d.adjustedR2, r.adjustedR2)].joined(separator: "   "))
+                }
             }
         }
         lines.append("  stored in \(store)")
         return lines.joined(separator: "\n")
+    }
+
+    /// When a sample counts as preserved, in words: the direction of the comparison
+    /// depends on the metric (PSNR is better when higher), and two metrics take no threshold.
+    public static func criterion(_ report: SemanticReport) -> String {
+        switch report.metric {
+        case .psnr: return String(format: "psnr ≥ %g dB", report.threshold)
+        case .allclose: return String(format: "allclose, atol %g, rtol %g", report.atol ?? 0, report.rtol ?? 0)
+        case .topK: return "top-\(report.k ?? 1) indices equal"
+        default: return String(format: "%@ ≤ %g", report.metric.rawValue, report.threshold)
+        }
     }
 
     /// The lines of one latency summary: central values with their intervals, tails
