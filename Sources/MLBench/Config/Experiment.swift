@@ -127,8 +127,10 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
     public var targetRelativeCIWidth: Double = 0.02
     /// Iterations per runner request.
     public var batchIterations: Int = 25
-    /// Warm-up ends when steady state is detected (MSER-5), or at this many iterations.
+    /// Warm-up ends when steady state is detected, or at this many iterations.
     public var maxWarmupIterations: Int = 2_000
+    /// Warm-up iterations observed at least before steady state can be confirmed.
+    public var minWarmupIterations: Int = 150
     /// How long one runner request may take before the runner is declared hung.
     public var requestTimeoutS: Double = 120
     /// How many times an experiment that failed with a transient fault is started again.
@@ -145,6 +147,7 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         case targetRelativeCIWidth = "target_relative_ci_width"
         case batchIterations = "batch_iterations"
         case maxWarmupIterations = "max_warmup_iterations"
+        case minWarmupIterations = "min_warmup_iterations"
         case requestTimeoutS = "request_timeout_s"
         case maxRetries = "max_retries", retryBackoffS = "retry_backoff_s"
         case canary
@@ -162,6 +165,7 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         targetRelativeCIWidth = try container.decodeIfPresent(Double.self, forKey: .targetRelativeCIWidth) ?? defaults.targetRelativeCIWidth
         batchIterations = try container.decodeIfPresent(Int.self, forKey: .batchIterations) ?? defaults.batchIterations
         maxWarmupIterations = try container.decodeIfPresent(Int.self, forKey: .maxWarmupIterations) ?? defaults.maxWarmupIterations
+        minWarmupIterations = try container.decodeIfPresent(Int.self, forKey: .minWarmupIterations) ?? defaults.minWarmupIterations
         requestTimeoutS = try container.decodeIfPresent(Double.self, forKey: .requestTimeoutS) ?? defaults.requestTimeoutS
         maxRetries = try container.decodeIfPresent(Int.self, forKey: .maxRetries) ?? defaults.maxRetries
         retryBackoffS = try container.decodeIfPresent(Double.self, forKey: .retryBackoffS) ?? defaults.retryBackoffS

@@ -76,6 +76,7 @@ public enum Schemas {
             "target_relative_ci_width": {"type": "number", "exclusiveMinimum": 0},
             "batch_iterations": {"type": "integer", "minimum": 1},
             "max_warmup_iterations": {"type": "integer", "minimum": 0},
+            "min_warmup_iterations": {"type": "integer", "minimum": 0, "description": "Warm-up iterations observed at least before steady state can be confirmed (default 150)."},
             "request_timeout_s": {"type": "number", "exclusiveMinimum": 0},
             "max_retries": {"type": "integer", "minimum": 0, "description": "Restarts after a transient fault (board not ready, reset timed out)."},
             "retry_backoff_s": {"type": "number", "minimum": 0, "description": "Wait before the first restart; doubled before each further one."},

@@ -261,23 +261,19 @@ public final class ExperimentRunner {
         }
     }
 
-    /// Warm-up until steady state is detected (changepoints and MSER-5 agreeing, on
-    /// two checks in a row), then measurement until the stopping rule: at least
+    /// Warm-up until steady state is detected (`WarmUpDetector`: changepoints and
+    /// MSER-5 agreeing, on two checks in a row), then measurement until the stopping rule: at least
     /// `min_iterations` and `min_time_s`, and the median's interval narrow enough —
     /// or a maximum reached.
     private func warmUpAndMeasure(_ session: DeployedRunner, plan: MeasurementPlan, result: inout ExperimentResult) throws {
         var warmUp = [Int64]()
-        var analysis = WarmUpAnalysis(steadyStateIndex: nil, iterationsExamined: 0)
-        // A batch more of timings may move a changepoint found at the very end: trust
-        // steady state only when two checks in a row, a batch apart, both find it.
-        var steadyChecks = 0
+        var detector = WarmUpDetector(minimumIterations: min(plan.minWarmupIterations, plan.maxWarmupIterations))
         while warmUp.count < plan.maxWarmupIterations {
             let batch = try session.run(iterations: min(plan.batchIterations, plan.maxWarmupIterations - warmUp.count), stage: "warm-up")
             warmUp += batch.durationsNs
-            analysis = WarmUp.analyze(warmUp.map(Double.init))
-            steadyChecks = analysis.steadyStateIndex == nil ? 0 : steadyChecks + 1
-            if steadyChecks >= 2 { break }
+            if detector.add(batch.durationsNs.map(Double.init)) { break }
         }
+        let analysis = detector.analysis
         let noSteadyState = analysis.steadyStateIndex == nil
         result.warmUp = .init(durationsNs: warmUp, analysis: analysis, noSteadyState: noSteadyState)
         log(&result, "warm-up", analysis.steadyStateIndex.map {

@@ -381,11 +381,12 @@ struct SplitMix64: RandomNumberGenerator, Sendable {
 }
 
 /// xoshiro256** (Blackman & Vigna 2018): fast, statistically strong, and fully
-/// specified, so a seed reproduces the same stream everywhere.
-struct Xoshiro256StarStar: RandomNumberGenerator, Sendable {
+/// specified, so a seed reproduces the same stream everywhere. Public so that
+/// benchmarks and simulations draw reproducible series the same way.
+public struct Xoshiro256StarStar: RandomNumberGenerator, Sendable {
     private var s0, s1, s2, s3: UInt64
 
-    init(seed: UInt64) {
+    public init(seed: UInt64) {
         var mixer = SplitMix64(seed: seed)
         s0 = mixer.next()
         s1 = mixer.next()
@@ -393,7 +394,7 @@ struct Xoshiro256StarStar: RandomNumberGenerator, Sendable {
         s3 = mixer.next()
     }
 
-    mutating func next() -> UInt64 {
+    public mutating func next() -> UInt64 {
         let result = rotateLeft(s1 &* 5, 7) &* 9
         let t = s1 << 17
         s2 ^= s0
@@ -408,7 +409,7 @@ struct Xoshiro256StarStar: RandomNumberGenerator, Sendable {
     /// A uniform integer in 0..<bound, by Lemire's multiply-and-reject (unbiased);
     /// written out rather than taken from `Int.random(in:using:)`, whose algorithm
     /// the standard library does not promise to keep.
-    mutating func next(below bound: Int) -> Int {
+    public mutating func next(below bound: Int) -> Int {
         precondition(bound > 0)
         let b = UInt64(bound)
         var product = next().multipliedFullWidth(by: b)
@@ -422,8 +423,14 @@ struct Xoshiro256StarStar: RandomNumberGenerator, Sendable {
     }
 
     /// A uniform double in [0, 1) from the top 53 bits.
-    mutating func nextUnit() -> Double {
+    public mutating func nextUnit() -> Double {
         Double(next() >> 11) * 0x1.0p-53
+    }
+
+    /// A standard normal variate (Box–Muller).
+    public mutating func nextNormal() -> Double {
+        let u1 = Swift.max(nextUnit(), .leastNormalMagnitude)
+        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * nextUnit())
     }
 
     private func rotateLeft(_ x: UInt64, _ k: UInt64) -> UInt64 {

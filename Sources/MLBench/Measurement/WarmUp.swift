@@ -281,3 +281,36 @@ extension WarmUp {
         return cuts.reversed()
     }
 }
+
+/// Steady-state detection as the lab runs it during warm-up: timings arrive in
+/// batches; after each, the whole trace is analysed again, and steady state counts
+/// only when two checks in a row find it (a batch more of timings may move a
+/// changepoint found at the very end).
+public struct WarmUpDetector: Sendable {
+    /// Every warm-up timing so far, in order.
+    public private(set) var durations: [Double] = []
+    /// The latest analysis.
+    public private(set) var analysis = WarmUpAnalysis(steadyStateIndex: nil, iterationsExamined: 0)
+    private var agreeingChecks = 0
+    /// Checks in a row that must find steady state.
+    public static let checksNeeded = 2
+    /// Iterations to observe before steady state can be confirmed: a level seen for a
+    /// few dozen iterations may be a plateau of the warm-up, and a slow drift shows only
+    /// over a longer stretch (see the warm-up benchmark's online figures).
+    public let minimumIterations: Int
+
+    public init(minimumIterations: Int = 150) {
+        self.minimumIterations = minimumIterations
+    }
+
+    /// Adds a batch of timings; true once steady state is confirmed.
+    public mutating func add(_ batch: [Double]) -> Bool {
+        durations += batch
+        analysis = WarmUp.analyze(durations)
+        agreeingChecks = analysis.steadyStateIndex == nil ? 0 : agreeingChecks + 1
+        return isSteady
+    }
+
+    /// Whether steady state is confirmed.
+    public var isSteady: Bool { agreeingChecks >= Self.checksNeeded && durations.count >= minimumIterations }
+}

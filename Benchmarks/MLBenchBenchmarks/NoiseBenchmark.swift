@@ -1,0 +1,130 @@
+import Foundation
+import MLBench
+
+/// The sample model on the host, measured quietly and then under injected interference
+/// (busy processes on every core, switched on and off in bursts): how far our estimate
+/// and the naive one land from the quiet median, and how often our interval covers it.
+enum NoiseBenchmark {
+    struct Trial {
+        var result: ExperimentResult
+        /// The canary-corrected median where the canary flagged disturbed periods, else the raw median.
+        var ours: Double
+        var interval: ConfidenceInterval
+        var rawMedian: Double
+        /// The seed method: 250 iterations, the first 50 discarded, the mean of the rest.
+        var naive: Double
+        var disturbed: Int
+    }
+
+    static func run(experimentPath: String, quietTrials: Int, noisyTrials: Int, seconds: Double) throws {
+        print("\n== Noise: \(experimentPath) on the host, \(quietTrials) quiet and \(noisyTrials) disturbed trials of ≤ \(seconds) s")
+        let lab = Lab(home: LabHome.fromEnvironment(), inventory: .embeddedDefault)
+        try lab.home.prepare()
+        // The benchmark's results go to a store of their own, not the user's.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mlbench-noise-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try SQLiteResultStore(path: folder.appendingPathComponent("noise.sqlite").path)
+        var file = try ExperimentFile.load(experimentPath)
+        var plan = file.experiment.measurement ?? MeasurementPlan()
+        plan.minIterations = 250
+        plan.minTimeS = min(plan.minTimeS, seconds / 2)
+        plan.maxTimeS = seconds
+        file.experiment.measurement = plan
+        let runner = ExperimentRunner(lab: lab, store: store)
+
+        var quiet = [Trial]()
+        for _ in 0..<quietTrials { quiet.append(try trial(runner, file)) }
+        let quietMedian = Statistics.quantile(sorted: quiet.map(\.rawMedian).sorted(), 0.5)
+        print(String(format: "   quiet median (median of %d trials' medians): %@", quietTrials, ResultPresenter.duration(quietMedian)))
+
+        let interference = Interference(processes: ProcessInfo.processInfo.activeProcessorCount, onS: 0.15, offS: 0.35)
+        try interference.start()
+        var noisy = [Trial]()
+        defer { interference.stop() }
+        for _ in 0..<noisyTrials { noisy.append(try trial(runner, file)) }
+        interference.stop()
+
+        var rows = [["trial", "ours", "error", "raw median", "error", "naive (mean 50..<250)", "error", "CI covers quiet", "disturbed"]]
+        func error(_ value: Double) -> String { String(format: "%+.1f%%", 100 * (value - quietMedian) / quietMedian) }
+        for (label, trials) in [("quiet", quiet), ("noisy", noisy)] {
+            for (i, t) in trials.enumerated() {
+                rows.append(["\(label) \(i + 1)", ResultPresenter.duration(t.ours), error(t.ours), ResultPresenter.duration(t.rawMedian),
+                             error(t.rawMedian), ResultPresenter.duration(t.naive), error(t.naive),
+                             t.interval.contains(quietMedian) ? "yes" : "no", "\(t.disturbed)"])
+            }
+        }
+        print(ResultPresenter.table(rows))
+        func meanAbsError(_ values: [Double]) -> Double {
+            values.map { abs($0 - quietMedian) / quietMedian }.reduce(0, +) / Double(max(1, values.count)) * 100
+        }
+        let coverage = Double(noisy.filter { $0.interval.contains(quietMedian) }.count) / Double(max(1, noisy.count)) * 100
+        print(String(format: "   under interference: our mean |error| %.1f%% (raw median %.1f%%), naive %.1f%%; our interval covers the quiet median in %.0f%% of trials",
+                     meanAbsError(noisy.map(\.ours)), meanAbsError(noisy.map(\.rawMedian)), meanAbsError(noisy.map(\.naive)), coverage))
+        print("   Goal: our error ≤ 2 % where the naive error is ≥ 10 %; coverage ≥ 90 %.")
+    }
+
+    static func trial(_ runner: ExperimentRunner, _ file: ExperimentFile) throws -> Trial {
+        let result = try runner.run(file)
+        guard let measurement = result.measurement, let warmUp = result.warmUp else {
+            throw BenchmarkError("the experiment failed at \(result.failure?.stage ?? "?"): \(result.failure?.reason ?? "?")")
+        }
+        let first = (warmUp.durationsNs + measurement.durationsNs).prefix(250).dropFirst(50).map(Double.init)
+        let corrected = measurement.canary.flatMap { $0.disturbedIterations > 0 ? $0.correctedSummary : nil }
+        let summary = corrected ?? measurement.summary
+        return Trial(result: result, ours: summary.median, interval: summary.medianInterval, rawMedian: measurement.summary.median,
+                     naive: first.reduce(0, +) / Double(max(1, first.count)), disturbed: measurement.canary?.disturbedIterations ?? 0)
+    }
+}
+
+/// Busy processes, one per core, stopped and continued in bursts (on `onS`, off `offS`)
+/// from a thread of this process; all killed by `stop`.
+final class Interference: @unchecked Sendable {
+    let processes: Int
+    let onS: Double
+    let offS: Double
+    private var pids: [pid_t] = []
+    private let lock = NSLock()
+    private var running = false
+
+    init(processes: Int, onS: Double, offS: Double) {
+        self.processes = processes
+        self.onS = onS
+        self.offS = offS
+    }
+
+    func start() throws {
+        for _ in 0..<processes {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "while :; do :; done"]
+            try process.run()
+            pids.append(process.processIdentifier)
+        }
+        running = true
+        let thread = Thread { [self] in
+            while lock.withLock({ running }) {
+                Thread.sleep(forTimeInterval: onS)
+                for pid in pids { kill(pid, SIGSTOP) }
+                Thread.sleep(forTimeInterval: offS)
+                for pid in pids { kill(pid, SIGCONT) }
+            }
+        }
+        thread.start()
+    }
+
+    func stop() {
+        lock.withLock { running = false }
+        for pid in pids {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        pids.removeAll()
+    }
+}
+
+struct BenchmarkError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import MLBench
+
+// The measurement-methodology benchmarks: programs that print figures, not tests.
+//   mlbench-bench warm-up [EXPERIMENT]   synthetic traces, then real first runs of EXPERIMENT
+//   mlbench-bench noise [EXPERIMENT]     quiet vs injected interference
+// scripts/bench runs both and the runner-overhead benchmark (Benchmarks/overhead.py).
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+let which = arguments.first ?? "all"
+let experiment = arguments.count > 1 ? arguments[1] : "Examples/sample/experiment.yaml"
+
+do {
+    switch which {
+    case "warm-up":
+        WarmUpBenchmark.run(offline: true)
+        WarmUpBenchmark.run(offline: false)
+        try realWarmUps(experiment)
+    case "noise":
+        try NoiseBenchmark.run(experimentPath: experiment, quietTrials: 3, noisyTrials: 5, seconds: 4)
+    case "all":
+        WarmUpBenchmark.run(offline: true)
+        WarmUpBenchmark.run(offline: false)
+        try realWarmUps(experiment)
+        try NoiseBenchmark.run(experimentPath: experiment, quietTrials: 3, noisyTrials: 5, seconds: 4)
+    default:
+        FileHandle.standardError.write(Data("usage: mlbench-bench [warm-up|noise|all] [EXPERIMENT.yaml]\n".utf8))
+        exit(2)
+    }
+} catch {
+    FileHandle.standardError.write(Data("mlbench-bench: \(error)\n".utf8))
+    exit(1)
+}
+
+/// First runs of the experiment's toolchain and of the other installed toolchains on the
+/// same model, each from a fresh runner.
+func realWarmUps(_ path: String) throws {
+    let lab = Lab(home: LabHome.fromEnvironment(), inventory: .embeddedDefault)
+    try lab.home.prepare()
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mlbench-warmup-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let runner = ExperimentRunner(lab: lab, store: try SQLiteResultStore(path: folder.appendingPathComponent("warm-up.sqlite").path))
+    var results = [(String, ExperimentResult)]()
+    let base = try ExperimentFile.load(path)
+    for (name, target) in [(base.experiment.toolchain.name, base.experiment.toolchain.target), ("onnxruntime", "cpu")] {
+        var file = base
+        if name != base.experiment.toolchain.name {
+            (file.experiment.toolchain.name, file.experiment.toolchain.target) = (name, target)
+            (file.experiment.toolchain.version, file.experiment.toolchain.options) = (nil, nil)
+        }
+        var plan = file.experiment.measurement ?? MeasurementPlan()
+        (plan.minIterations, plan.maxTimeS) = (1000, 4)
+        file.experiment.measurement = plan
+        results.append((name, try runner.run(file)))
+    }
+    WarmUpBenchmark.real(results)
+    print("   LiteRT: no LiteRT toolchain plugin in this lab yet, so no LiteRT first run")
+}
