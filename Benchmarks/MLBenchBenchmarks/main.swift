@@ -6,9 +6,6 @@ import MLBench
 //   mlbench-bench noise [EXPERIMENT]     quiet vs injected interference
 // scripts/bench runs both and the runner-overhead benchmark (Benchmarks/overhead.py).
 
-// Line-buffered, so figures show as they come even through a pipe.
-setvbuf(stdout, nil, _IOLBF, 0)
-
 let arguments = Array(CommandLine.arguments.dropFirst())
 let which = arguments.first ?? "all"
 let experiment = arguments.count > 1 ? arguments[1] : "Examples/sample/experiment.yaml"
