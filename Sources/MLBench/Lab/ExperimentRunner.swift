@@ -304,9 +304,10 @@ public final class ExperimentRunner {
             }
             if durations.count >= plan.minIterations, elapsed >= plan.minTimeS {
                 // A cheaper bootstrap for the stopping decision; the stored summary uses the full one.
-                let interim = Statistics.bootstrapMedianInterval(durations.map(Double.init), resamples: 400)
-                let median = Statistics.quantile(sorted: durations.map(Double.init).sorted(), 0.5)
-                let width = interim.width / max(median, 1)
+                let sorted = durations.map(Double.init).sorted()
+                let interim = Statistics.bootstrapIntervals(sorted: sorted, level: 0.95, resamples: 400,
+                                                            seed: Statistics.defaultSeed).median
+                let width = interim.width / max(Statistics.quantile(sorted: sorted, 0.5), 1)
                 if width <= plan.targetRelativeCIWidth {
                     (rule, reason) = (.confidenceInterval, String(format: "confidence interval of the median within %.2f%%", width * 100))
                     break

@@ -56,14 +56,7 @@ public enum Canary {
         let threshold = max(baseline * (1 + minimumRise), baseline + robustDeviations * spread)
 
         let n = c.count
-        var disturbed = [Bool](repeating: false, count: n)
-        var window = [Double]()
-        for i in 0..<n {
-            window.removeAll(keepingCapacity: true)
-            window.append(contentsOf: c[max(0, i - halfWidth)...min(n - 1, i + halfWidth)])
-            window.sort()
-            disturbed[i] = Statistics.quantile(sorted: window, 0.5) > threshold
-        }
+        let disturbed = Statistics.runningMedian(c, halfWidth: halfWidth).map { $0 > threshold }
         var periods = [CanaryReport.Period]()
         var i = 0
         while i < n {

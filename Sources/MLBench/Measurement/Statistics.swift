@@ -166,6 +166,22 @@ public enum Statistics {
         return (squares / Double(values.count - 1)).squareRoot()
     }
 
+    /// The median of each value's neighbourhood, `halfWidth` values either side (fewer
+    /// at the ends): follows a change of level after half a window, ignores an isolated
+    /// spike. - Precondition: `values` contains no NaN.
+    public static func runningMedian(_ values: [Double], halfWidth: Int) -> [Double] {
+        let n = values.count
+        var medians = [Double](repeating: 0, count: n)
+        var window = [Double]()
+        for i in 0..<n {
+            window.removeAll(keepingCapacity: true)
+            window.append(contentsOf: values[max(0, i - halfWidth)...min(n - 1, i + halfWidth)])
+            window.sort()
+            medians[i] = quantile(sorted: window, 0.5)
+        }
+        return medians
+    }
+
     /// Tukey's fences, Q1 − 1.5 IQR and Q3 + 1.5 IQR (quartiles of type 7).
     /// - Precondition: `sorted` is non-empty and ascending.
     public static func tukeyFences(sorted: [Double]) -> ClosedRange<Double> {

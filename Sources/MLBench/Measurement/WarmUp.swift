@@ -204,14 +204,7 @@ extension WarmUp {
     /// half a window.
     static func despike(_ x: [Double]) -> (clean: [Double], replaced: Int) {
         let n = x.count
-        var medians = [Double](repeating: 0, count: n)
-        var window = [Double]()
-        for i in 0..<n {
-            window.removeAll(keepingCapacity: true)
-            window.append(contentsOf: x[max(0, i - despikeHalfWidth)...min(n - 1, i + despikeHalfWidth)])
-            window.sort()
-            medians[i] = Statistics.quantile(sorted: window, 0.5)
-        }
+        let medians = Statistics.runningMedian(x, halfWidth: despikeHalfWidth)
         let residuals = (0..<n).map { abs(x[$0] - medians[$0]) }
         let scale = 1.4826 * Statistics.quantile(sorted: residuals.sorted(), 0.5)
         guard scale > 0 else { return (x, 0) }
