@@ -18,20 +18,14 @@ enum NoiseBenchmark {
 
     static func run(experimentPath: String, quietTrials: Int, noisyTrials: Int, seconds: Double) throws {
         print("\n== Noise: \(experimentPath) on the host, \(quietTrials) quiet and \(noisyTrials) disturbed trials of ≤ \(seconds) s")
-        let lab = Lab(home: LabHome.fromEnvironment(), inventory: .embeddedDefault)
-        try lab.home.prepare()
-        // The benchmark's results go to a store of their own, not the user's.
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mlbench-noise-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let (runner, folder) = try scratchRunner("noise")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let store = try SQLiteResultStore(path: folder.appendingPathComponent("noise.sqlite").path)
         var file = try ExperimentFile.load(experimentPath)
         var plan = file.experiment.measurement ?? MeasurementPlan()
         plan.minIterations = 250
         plan.minTimeS = min(plan.minTimeS, seconds / 2)
         plan.maxTimeS = seconds
         file.experiment.measurement = plan
-        let runner = ExperimentRunner(lab: lab, store: store)
 
         var quiet = [Trial]()
         for _ in 0..<quietTrials { quiet.append(try trial(runner, file)) }
@@ -122,6 +116,18 @@ final class Interference: @unchecked Sendable {
         }
         pids.removeAll()
     }
+}
+
+/// An experiment runner on the lab's home (toolchain environments, artifact cache) whose
+/// results go to a store of their own in a temporary folder, not the user's; the caller
+/// removes the folder.
+func scratchRunner(_ name: String) throws -> (ExperimentRunner, URL) {
+    let lab = Lab(home: LabHome.fromEnvironment(), inventory: .embeddedDefault)
+    try lab.home.prepare()
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mlbench-\(name)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    let store = try SQLiteResultStore(path: folder.appendingPathComponent("\(name).sqlite").path)
+    return (ExperimentRunner(lab: lab, store: store), folder)
 }
 
 struct BenchmarkError: Error, CustomStringConvertible {

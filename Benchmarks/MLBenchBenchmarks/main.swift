@@ -35,12 +35,8 @@ do {
 /// First runs of the experiment's toolchain and of the other installed toolchains on the
 /// same model, each from a fresh runner.
 func realWarmUps(_ path: String) throws {
-    let lab = Lab(home: LabHome.fromEnvironment(), inventory: .embeddedDefault)
-    try lab.home.prepare()
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mlbench-warmup-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    let (runner, folder) = try scratchRunner("warm-up")
     defer { try? FileManager.default.removeItem(at: folder) }
-    let runner = ExperimentRunner(lab: lab, store: try SQLiteResultStore(path: folder.appendingPathComponent("warm-up.sqlite").path))
     var results = [(String, ExperimentResult)]()
     let base = try ExperimentFile.load(path)
     for (name, target) in [(base.experiment.toolchain.name, base.experiment.toolchain.target), ("onnxruntime", "cpu")] {
