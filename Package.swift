@@ -3,7 +3,7 @@ import PackageDescription
 
 // Layout (see ../shared/DESIGN.md):
 //   Sources/  the core, the plugin kit, the lab (config, loader, measurement, store) and the CLI
-//   Drivers/  thin wrappers over C libraries (SQLite, OpenSSL)
+//   Drivers/  thin wrappers over C libraries (SQLite, OpenSSL, libusb, libgpiod, libftdi)
 //   Plugins/  board and toolchain plugins, one folder each, built as shared objects
 let package = Package(
     name: "mlbench",
@@ -32,6 +32,16 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", path: "Drivers/COpenSSL", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"])]),
         .target(name: "OpenSSLDriver", dependencies: ["COpenSSL"], path: "Drivers/OpenSSL"),
+        .systemLibrary(name: "CLibUSB", path: "Drivers/CLibUSB", pkgConfig: "libusb-1.0",
+                       providers: [.apt(["libusb-1.0-0-dev"])]),
+        .target(name: "USBDriver", dependencies: ["CLibUSB"], path: "Drivers/USB"),
+        // libgpiod v1 (Debian bookworm ships 1.6): the chip/line API.
+        .systemLibrary(name: "CGPIOD", path: "Drivers/CGPIOD", pkgConfig: "libgpiod",
+                       providers: [.apt(["libgpiod-dev"])]),
+        .target(name: "GPIODriver", dependencies: ["CGPIOD"], path: "Drivers/GPIO"),
+        .systemLibrary(name: "CFTDI", path: "Drivers/CFTDI", pkgConfig: "libftdi1",
+                       providers: [.apt(["libftdi1-dev"])]),
+        .target(name: "FTDIDriver", dependencies: ["CFTDI"], path: "Drivers/FTDI"),
 
         // The core: the four protocols and the domain types. No vendor, no C library.
         .target(name: "MLBenchCore", path: "Sources/MLBenchCore"),
