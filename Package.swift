@@ -4,7 +4,8 @@ import PackageDescription
 // Layout (see ../shared/DESIGN.md):
 //   Sources/  the core, the plugin kit, the lab (config, loader, measurement, store) and the CLI
 //   Drivers/  thin wrappers over C libraries (SQLite, OpenSSL, libusb, libgpiod, libftdi)
-//   Plugins/  board and toolchain plugins, one folder each, built as shared objects
+//   Plugins/  board, toolchain and power-switch plugins, one folder each, built as shared objects
+//   Probes/   probe plugins, one folder per device family
 let package = Package(
     name: "mlbench",
     platforms: [.macOS(.v14)],
@@ -16,6 +17,8 @@ let package = Package(
         .library(name: "mlbench-host", type: .dynamic, targets: ["HostBoardPlugin"]),
         .library(name: "mlbench-onnxruntime", type: .dynamic, targets: ["ONNXRuntimePlugin"]),
         .library(name: "mlbench-tvm", type: .dynamic, targets: ["TVMPlugin"]),
+        // Bench hardware: probes (Probes/) and power switches (Plugins/).
+        .library(name: "mlbench-fnirsi", type: .dynamic, targets: ["FNIRSIProbePlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -62,10 +65,20 @@ let package = Package(
         .target(name: "ONNXRuntimePlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/onnxruntime/Sources"),
         .target(name: "TVMPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tvm/Sources"),
 
+        // What device plugins share: probe streaming, relay banks, USB device selection.
+        .target(name: "MLBenchDeviceKit", dependencies: ["MLBenchPluginKit", "USBDriver"], path: "Plugins/DeviceKit"),
+        // Device families, split as libsigrok does: a pure protocol part and the device part.
+        .target(name: "FNIRSIProtocol", path: "Probes/fnirsi/Sources/Protocol"),
+        .target(name: "FNIRSIProbePlugin", dependencies: ["FNIRSIProtocol", "MLBenchDeviceKit", "USBDriver"],
+                path: "Probes/fnirsi/Sources/Plugin"),
+
         // Measurement-methodology benchmarks (scripts/bench): programs that print figures.
         .executableTarget(name: "mlbench-bench", dependencies: ["MLBench"], path: "Benchmarks/MLBenchBenchmarks"),
 
         .testTarget(name: "MLBenchTests", dependencies: ["MLBench", "MLBenchCore", "SQLiteDriver", "OpenSSLDriver"],
                     path: "Tests/MLBenchTests"),
+        // Drivers and device plugins: protocols from bytes, devices against emulated ones.
+        .testTarget(name: "DeviceTests", dependencies: ["FNIRSIProtocol", "MLBenchDeviceKit", "USBDriver", "GPIODriver", "FTDIDriver"],
+                    path: "Tests/DeviceTests"),
     ]
 )

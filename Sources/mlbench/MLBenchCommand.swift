@@ -150,6 +150,9 @@ struct Plugins: ParsableCommand {
                         line += "; installed: \(installed.isEmpty ? "none" : installed.joined(separator: ", "))"
                     }
                     print(line)
+                    for (setting, meaning) in (provision.settings ?? [:]).sorted(by: { $0.key < $1.key }) {
+                        print("      setting \(setting): \(meaning)")
+                    }
                 }
                 let loaded = try lab.catalog.load(name)
                 print("loaded:      ok — the library's descriptor says '\(loaded.name)' \(loaded.version): \(loaded.summary)")

@@ -193,6 +193,8 @@ public enum Schemas {
               "kind": {"type": "string"},
               "resets_itself": {"type": "boolean",
                                 "description": "A board that reaches a clean state without a power switch (the host)."},
+              "settings": {"type": "object", "additionalProperties": {"type": "string"},
+                           "description": "The settings an inventory entry may give, each with what it means."},
               "environment": {
                 "type": "object", "required": ["python"], "additionalProperties": false,
                 "description": "A managed Python environment per toolchain version.",

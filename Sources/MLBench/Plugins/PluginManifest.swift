@@ -26,9 +26,11 @@ public struct PluginManifest: Codable, Sendable, Equatable {
         public var kind: String
         public var resetsItself: Bool?
         public var environment: EnvironmentSpec?
+        /// The settings an inventory entry may give, each with a one-line meaning.
+        public var settings: [String: String]?
 
         enum CodingKeys: String, CodingKey {
-            case role, kind, environment
+            case role, kind, environment, settings
             case resetsItself = "resets_itself"
         }
     }

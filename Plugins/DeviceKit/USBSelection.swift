@@ -1,0 +1,59 @@
+import Foundation
+import MLBenchPluginKit
+import USBDriver
+
+/// Finds one USB device among the ids a plugin supports, by serial number when
+/// one is given, and says plainly what is there when it is not found.
+public enum USBSelection {
+    /// Opens the one device with one of `ids` (and `serial`, when given).
+    ///
+    /// - `what`: how the operator calls the device ("FNIRSI meter").
+    /// - `serialOf`: reads the serial of an open device (the string descriptor
+    ///   by default; some devices keep it elsewhere).
+    public static func open(_ what: String, ids: [USBID: String], serial: String?, context: USBContext,
+                            serialOf: (USBDeviceHandle) throws -> String = { try $0.serialNumber() }) throws -> USBDeviceHandle {
+        let idList = ids.keys.sorted { $0.description < $1.description }.map { "\($0) (\(ids[$0]!))" }.joined(separator: ", ")
+        let candidates: [USBDevice]
+        do {
+            candidates = try context.devices(matching: Set(ids.keys))
+        } catch {
+            throw PluginFailure(.device, "\(what): cannot list USB devices: \(error)")
+        }
+        guard !candidates.isEmpty else {
+            throw PluginFailure(.device, "\(what) not found: no USB device with id \(idList) is connected")
+        }
+        var seen: [String] = []
+        var problems: [String] = []
+        for device in candidates {
+            let handle: USBDeviceHandle
+            do {
+                handle = try device.open(name: ids[device.id])
+            } catch {
+                problems.append("\(error)")
+                continue
+            }
+            guard let serial else {
+                guard candidates.count == 1 else {
+                    let serials = candidates.map { candidate -> String in
+                        let found = (try? candidate.open(name: ids[candidate.id])).flatMap { try? serialOf($0) } ?? "?"
+                        return "\(candidate.id) serial '\(found)' on bus \(candidate.bus) address \(candidate.address)"
+                    }
+                    throw PluginFailure(.invalidConfiguration,
+                                        "\(what): \(candidates.count) devices are connected; set 'serial' to choose one of: \(serials.joined(separator: "; "))")
+                }
+                return handle
+            }
+            let found: String
+            do { found = try serialOf(handle) } catch {
+                problems.append("\(error)")
+                continue
+            }
+            if found == serial { return handle }
+            seen.append("'\(found)'")
+        }
+        var message = "\(what) with serial '\(serial!)' not found"
+        if !seen.isEmpty { message += "; connected \(idList) devices have serials \(seen.joined(separator: ", "))" }
+        if !problems.isEmpty { message += "; could not open: \(problems.joined(separator: "; "))" }
+        throw PluginFailure(.device, message)
+    }
+}
