@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "mlbench-tvm", type: .dynamic, targets: ["TVMPlugin"]),
         // Bench hardware: probes (Probes/) and power switches (Plugins/).
         .library(name: "mlbench-fnirsi", type: .dynamic, targets: ["FNIRSIProbePlugin"]),
+        .library(name: "mlbench-usbrelay", type: .dynamic, targets: ["HIDRelayPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -69,8 +70,11 @@ let package = Package(
         .target(name: "MLBenchDeviceKit", dependencies: ["MLBenchPluginKit", "USBDriver"], path: "Plugins/DeviceKit"),
         // Device families, split as libsigrok does: a pure protocol part and the device part.
         .target(name: "FNIRSIProtocol", path: "Probes/fnirsi/Sources/Protocol"),
-        .target(name: "FNIRSIProbePlugin", dependencies: ["FNIRSIProtocol", "MLBenchDeviceKit", "USBDriver"],
+        .target(name: "FNIRSIProbePlugin", dependencies: ["FNIRSIProtocol", "HIDRelayProtocol", "MLBenchDeviceKit", "USBDriver"],
                 path: "Probes/fnirsi/Sources/Plugin"),
+        .target(name: "HIDRelayProtocol", path: "Plugins/usbrelay/Sources/Protocol"),
+        .target(name: "HIDRelayPlugin", dependencies: ["HIDRelayProtocol", "MLBenchDeviceKit", "USBDriver"],
+                path: "Plugins/usbrelay/Sources/Plugin"),
 
         // Measurement-methodology benchmarks (scripts/bench): programs that print figures.
         .executableTarget(name: "mlbench-bench", dependencies: ["MLBench"], path: "Benchmarks/MLBenchBenchmarks"),
@@ -78,7 +82,7 @@ let package = Package(
         .testTarget(name: "MLBenchTests", dependencies: ["MLBench", "MLBenchCore", "SQLiteDriver", "OpenSSLDriver"],
                     path: "Tests/MLBenchTests"),
         // Drivers and device plugins: protocols from bytes, devices against emulated ones.
-        .testTarget(name: "DeviceTests", dependencies: ["FNIRSIProtocol", "MLBenchDeviceKit", "USBDriver", "GPIODriver", "FTDIDriver"],
+        .testTarget(name: "DeviceTests", dependencies: ["FNIRSIProtocol", "HIDRelayProtocol", "MLBenchDeviceKit", "USBDriver", "GPIODriver", "FTDIDriver"],
                     path: "Tests/DeviceTests"),
     ]
 )
