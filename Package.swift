@@ -70,7 +70,7 @@ let package = Package(
         .target(name: "MLBenchDeviceKit", dependencies: ["MLBenchPluginKit", "USBDriver"], path: "Plugins/DeviceKit"),
         // Device families, split as libsigrok does: a pure protocol part and the device part.
         .target(name: "FNIRSIProtocol", path: "Probes/fnirsi/Sources/Protocol"),
-        .target(name: "FNIRSIProbePlugin", dependencies: ["FNIRSIProtocol", "HIDRelayProtocol", "MLBenchDeviceKit", "USBDriver"],
+        .target(name: "FNIRSIProbePlugin", dependencies: ["MLBenchCore", "FNIRSIProtocol", "HIDRelayProtocol", "MLBenchDeviceKit", "USBDriver"],
                 path: "Probes/fnirsi/Sources/Plugin"),
         .target(name: "HIDRelayProtocol", path: "Plugins/usbrelay/Sources/Protocol"),
         .target(name: "HIDRelayPlugin", dependencies: ["HIDRelayProtocol", "MLBenchDeviceKit", "USBDriver"],
@@ -81,8 +81,15 @@ let package = Package(
 
         .testTarget(name: "MLBenchTests", dependencies: ["MLBench", "MLBenchCore", "SQLiteDriver", "OpenSSLDriver"],
                     path: "Tests/MLBenchTests"),
+        // Emulated USB devices behind umockdev (usbdevfs ioctl handlers), and the
+        // program that drives plugins against them under umockdev-wrapper.
+        .systemLibrary(name: "CUMockdev", path: "Tests/USBEmulation/CUMockdev", pkgConfig: "umockdev-1.0",
+                       providers: [.apt(["libumockdev-dev"])]),
+        .target(name: "USBEmulators", dependencies: ["CUMockdev"], path: "Tests/USBEmulation/Emulators"),
+        .executableTarget(name: "mlbench-usb-emulation", dependencies: ["USBEmulators", "MLBench", "MLBenchCore", "FNIRSIProtocol"],
+                          path: "Tests/USBEmulation/Runner"),
         // Drivers and device plugins: protocols from bytes, devices against emulated ones.
-        .testTarget(name: "DeviceTests", dependencies: ["FNIRSIProtocol", "HIDRelayProtocol", "MLBenchDeviceKit", "USBDriver", "GPIODriver", "FTDIDriver"],
+        .testTarget(name: "DeviceTests", dependencies: ["MLBenchCore", "FNIRSIProtocol", "HIDRelayProtocol", "MLBenchDeviceKit", "USBDriver", "GPIODriver", "FTDIDriver"],
                     path: "Tests/DeviceTests"),
     ]
 )

@@ -22,37 +22,32 @@ public enum USBSelection {
         guard !candidates.isEmpty else {
             throw PluginFailure(.device, "\(what) not found: no USB device with id \(idList) is connected")
         }
+        guard let serial else {
+            guard candidates.count == 1 else {
+                // Each candidate is opened alone, and closed before the next.
+                let found = candidates.map { candidate -> String in
+                    let serial = (try? candidate.open(name: ids[candidate.id])).flatMap { try? serialOf($0) } ?? "?"
+                    return "\(candidate.id) serial '\(serial)' on bus \(candidate.bus) address \(candidate.address)"
+                }
+                throw PluginFailure(.invalidConfiguration,
+                                    "\(what): \(candidates.count) devices are connected; set 'serial' to choose one of: \(found.joined(separator: "; "))")
+            }
+            do { return try candidates[0].open(name: ids[candidates[0].id]) } catch { throw PluginFailure(.device, "\(error)") }
+        }
         var seen: [String] = []
         var problems: [String] = []
         for device in candidates {
-            let handle: USBDeviceHandle
             do {
-                handle = try device.open(name: ids[device.id])
+                let handle = try device.open(name: ids[device.id])
+                let found = try serialOf(handle)
+                if found == serial { return handle }
+                seen.append("'\(found)'")
             } catch {
                 problems.append("\(error)")
-                continue
             }
-            guard let serial else {
-                guard candidates.count == 1 else {
-                    let serials = candidates.map { candidate -> String in
-                        let found = (try? candidate.open(name: ids[candidate.id])).flatMap { try? serialOf($0) } ?? "?"
-                        return "\(candidate.id) serial '\(found)' on bus \(candidate.bus) address \(candidate.address)"
-                    }
-                    throw PluginFailure(.invalidConfiguration,
-                                        "\(what): \(candidates.count) devices are connected; set 'serial' to choose one of: \(serials.joined(separator: "; "))")
-                }
-                return handle
-            }
-            let found: String
-            do { found = try serialOf(handle) } catch {
-                problems.append("\(error)")
-                continue
-            }
-            if found == serial { return handle }
-            seen.append("'\(found)'")
         }
-        var message = "\(what) with serial '\(serial!)' not found"
-        if !seen.isEmpty { message += "; connected \(idList) devices have serials \(seen.joined(separator: ", "))" }
+        var message = "\(what) with serial '\(serial)' not found"
+        if !seen.isEmpty { message += "; the connected ones have serials \(seen.joined(separator: ", "))" }
         if !problems.isEmpty { message += "; could not open: \(problems.joined(separator: "; "))" }
         throw PluginFailure(.device, message)
     }

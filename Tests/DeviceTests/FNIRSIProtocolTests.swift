@@ -98,7 +98,13 @@ final class FNIRSIProtocolTests: XCTestCase {
         XCTAssertEqual(voltage[0].2, 5.12345, accuracy: 1e-9)
         XCTAssertEqual(emitted.first { $0.1 == FNIRSIChannel.power.rawValue }!.2, 5.12345 * 1.5, accuracy: 1e-9)
 
-        var corrupted = Self.report
+        // The next report handed over only 5 ms later: its samples follow the previous ones, 10 ms apart.
+        emitted.removeAll()
+        Self.report.withUnsafeBufferPointer { decoder.consume($0, arrivalNs: 1_005_000_000) { emitted.append(($0, $1, $2)) } }
+        XCTAssertEqual(emitted.filter { $0.1 == FNIRSIChannel.voltage.rawValue }.map(\.0),
+                       [1_010_000_000, 1_020_000_000, 1_030_000_000, 1_040_000_000])
+
+                var corrupted = Self.report
         corrupted[63] ^= 0xff
         emitted.removeAll()
         corrupted.withUnsafeBufferPointer { decoder.consume($0, arrivalNs: 2_000_000_000) { emitted.append(($0, $1, $2)) } }
@@ -107,6 +113,6 @@ final class FNIRSIProtocolTests: XCTestCase {
                        "a rejected report gives no measurement, only the running count")
         XCTAssertEqual(emitted.map(\.2), [1, 2])
         XCTAssertEqual(decoder.rejectedReports, 2)
-        XCTAssertEqual(decoder.dataReports, 1)
+        XCTAssertEqual(decoder.dataReports, 2)
     }
 }

@@ -210,7 +210,9 @@ public enum FNIRSIChannel: UInt32, CaseIterable, Sendable {
 
 /// Turns a stream of IN reports into timestamped samples: decode, check,
 /// timestamp. A report arrives when its last sample is taken; the three
-/// before it are 10 ms apart (100 S/s).
+/// before it are 10 ms apart (100 S/s). USB may hand over two reports almost
+/// together: a sample is then placed one period after the previous one, so
+/// timestamps always increase.
 public struct FNIRSIStreamDecoder: Sendable {
     /// Reports turned into samples.
     public private(set) var dataReports = 0
@@ -222,6 +224,7 @@ public struct FNIRSIStreamDecoder: Sendable {
     public private(set) var lastRejection: FNIRSIReportError?
 
     static let sampleSpacingNs = Int64(1e9 / FNIRSIProtocol.sampleRateHz)
+    private var previousNs = Int64.min
 
     public init() {}
 
@@ -245,7 +248,9 @@ public struct FNIRSIStreamDecoder: Sendable {
         dataReports += 1
         let last = readings.count - 1
         for (index, reading) in readings.enumerated() {
-            let time = arrivalNs - Int64(last - index) * FNIRSIStreamDecoder.sampleSpacingNs
+            let estimate = arrivalNs - Int64(last - index) * FNIRSIStreamDecoder.sampleSpacingNs
+            let time = previousNs == .min ? estimate : max(estimate, previousNs + FNIRSIStreamDecoder.sampleSpacingNs)
+            previousNs = time
             emit(time, FNIRSIChannel.voltage.rawValue, reading.volts)
             emit(time, FNIRSIChannel.current.rawValue, reading.amperes)
             emit(time, FNIRSIChannel.power.rawValue, reading.watts)

@@ -1,0 +1,113 @@
+import Foundation
+import MLBenchCore
+import XCTest
+
+/// The FNIRSI probe and the USB relay plugins, loaded through the plugin ABI,
+/// driving emulated devices through the real libusb: umockdev's testbed
+/// answers the usbdevfs ioctls (Tests/USBEmulation/Emulators). The scenario
+/// program runs under umockdev-wrapper and reports what it saw as JSON.
+final class USBEmulationTests: XCTestCase {
+    struct Observation: Decodable {
+        var values: [String: JSONValue]
+        var errors: [String: String]
+
+        func numbers(_ key: String) -> [Double] {
+            guard case .array(let items)? = values[key] else { return [] }
+            return items.compactMap { if case .number(let value) = $0 { return value } else { return nil } }
+        }
+
+        func number(_ key: String) -> Double? { if case .number(let value)? = values[key] { return value } else { return nil } }
+        func bool(_ key: String) -> Bool? { if case .bool(let value)? = values[key] { return value } else { return nil } }
+    }
+
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The build products folder (it holds the test bundle, the plugins and the scenario program).
+    static var products: URL {
+        // On Linux the bundle URL is the products folder itself; elsewhere the .xctest sits inside it.
+        let bundle = Bundle(for: USBEmulationTests.self).bundleURL
+        return bundle.pathExtension == "xctest" ? bundle.deletingLastPathComponent() : bundle
+    }
+
+    /// Stages the plugin as an installed plugin folder and runs the scenario.
+    func run(_ scenario: String, plugin: String, manifest: String) throws -> Observation {
+        let program = Self.products.appendingPathComponent("mlbench-usb-emulation")
+        let library = Self.products.appendingPathComponent("libmlbench-\(plugin).so")
+        for file in [program, library] where !FileManager.default.fileExists(atPath: file.path) {
+            XCTFail("\(file.path) is not built (swift build --build-tests builds it)")
+            throw XCTSkip("not built")
+        }
+        guard let wrapper = ["/usr/bin/umockdev-wrapper", "/usr/local/bin/umockdev-wrapper"].first(where: FileManager.default.isExecutableFile) else {
+            XCTFail("umockdev-wrapper is missing: install the Debian package umockdev (scripts/setup does)")
+            throw XCTSkip("no umockdev")
+        }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mlbench-usb-\(UUID().uuidString)")
+        let pluginFolder = folder.appendingPathComponent(plugin)
+        try FileManager.default.createDirectory(at: pluginFolder, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.copyItem(at: Self.repository.appendingPathComponent(manifest), to: pluginFolder.appendingPathComponent("plugin.yaml"))
+        try FileManager.default.createSymbolicLink(at: pluginFolder.appendingPathComponent(library.lastPathComponent), withDestinationURL: library)
+        let result = try ChildProcess.run([wrapper, program.path, scenario, folder.path], timeout: 60)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        guard let line = result.stdout.split(separator: "\n").last else {
+            XCTFail("no output; stderr: \(result.stderr)")
+            throw XCTSkip("no output")
+        }
+        return try JSONCoding.decoder().decode(Observation.self, from: Data(line.utf8))
+    }
+
+    func testFNB58StreamsThroughLibusbAndItsUnplugEndsTheStreamByName() throws {
+        let seen = try run("fnirsi", plugin: "fnirsi", manifest: "Probes/fnirsi/plugin.yaml")
+        XCTAssertNil(seen.errors["catalog"])
+        XCTAssertNil(seen.errors["stream"], "\(seen.errors)")
+
+        // The start sequence the facts give for the FNB58, then keep-alives.
+        let commands = seen.numbers("commands").map { UInt8($0) }
+        XCTAssertEqual(Array(commands.prefix(3)), [0x81, 0x82, 0x82])
+        XCTAssertGreaterThanOrEqual(commands.dropFirst(3).count, 1, "2.4 s of streaming needs keep-alives: \(commands)")
+        XCTAssertTrue(commands.dropFirst(3).allSatisfy { $0 == 0x83 }, "\(commands)")
+
+        // 60 reports, 6 with a broken CRC: 54 × 4 samples per channel, the 6 counted.
+        XCTAssertEqual(seen.number("reports_sent"), 60)
+        let voltage = seen.numbers("voltage")
+        XCTAssertEqual(voltage.count, 54 * 4)
+        XCTAssertEqual(voltage.first ?? 0, 5.0, accuracy: 1e-9)
+        XCTAssertEqual(voltage[4], 5.004, accuracy: 1e-9)
+        XCTAssertFalse(voltage.contains { abs($0 - (5 + 36 * 0.001)) < 1e-9 }, "report 9 (bad CRC) must not give samples")
+        XCTAssertEqual(seen.numbers("current").count, 216)
+        XCTAssertEqual(seen.numbers("power").first ?? 0, 2.5, accuracy: 1e-9)
+        XCTAssertEqual(seen.numbers("temperature").first ?? 0, 31.5, accuracy: 1e-9)
+        XCTAssertEqual(seen.numbers("rejected"), [1, 2, 3, 4, 5, 6])
+        XCTAssertEqual(seen.bool("timestamps_increasing"), true)
+        XCTAssertEqual(seen.number("rate_hz"), 100)
+
+        // The meter vanished after its last report: stop says so, naming it.
+        let stop = try XCTUnwrap(seen.errors["stop"])
+        XCTAssertTrue(stop.contains("FNIRSI FNB58 (2e3c:5558 on bus 1 address 1)"), stop)
+        XCTAssertTrue(stop.contains("LIBUSB_ERROR_NO_DEVICE"), stop)
+        XCTAssertTrue(stop.contains("no samples after"), stop)
+
+        // Two meters: the serial setting picks one, and a missing one is named.
+        XCTAssertEqual(seen.errors["without_serial"],
+                       "plugin 'fnirsi' (fnirsi) create: invalid configuration: FNIRSI meter: 2 devices are connected; set 'serial' to choose one of: 2e3c:5558 serial 'OTHER' on bus 2 address 1; 2e3c:5558 serial 'EMU58' on bus 1 address 1")
+        XCTAssertEqual(seen.errors["wrong_serial"],
+                       "plugin 'fnirsi' (fnirsi) create: device error: FNIRSI meter with serial 'NOPE' not found; the connected ones have serials 'OTHER', 'EMU58'")
+    }
+
+    func testUSBRelaySwitchesAndReadsBackThroughLibusb() throws {
+        let seen = try run("usbrelay", plugin: "usbrelay", manifest: "Plugins/usbrelay/plugin.yaml")
+        XCTAssertNil(seen.errors["catalog"])
+        XCTAssertNil(seen.errors["relay"], "\(seen.errors)")
+        XCTAssertEqual(seen.values["outlets"], .array([.string("1"), .string("jetson")]))
+        XCTAssertEqual(seen.number("mask_after_jetson_on"), 0b10, "relay 2 is the only one on")
+        XCTAssertEqual(seen.bool("jetson_state_on"), true)
+        XCTAssertEqual(seen.number("mask_after_jetson_off"), 0b01, "relay 1 on, relay 2 off again")
+        XCTAssertEqual(seen.bool("jetson_state_off"), false)
+        XCTAssertEqual(seen.errors["stuck"],
+                       "plugin 'usbrelay' (usbrelay) set: device error: USBRelay2 serial 'QAAMZ' outlet '1': switched off but reads back on")
+        XCTAssertEqual(seen.errors["no_such_outlet"],
+                       "plugin 'usbrelay' (usbrelay) set: invalid request: USBRelay2 serial 'QAAMZ' has no outlet '3' (it has: 1, jetson)")
+        XCTAssertEqual(seen.errors["wrong_serial"],
+                       "plugin 'usbrelay' (usbrelay) create: device error: USB HID relay board with serial 'ZZZZZ' not found; the connected ones have serials 'QAAMZ'")
+    }
+}

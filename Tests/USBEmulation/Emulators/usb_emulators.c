@@ -1,0 +1,435 @@
+/*
+ * Emulated FNIRSI meters and dcttech HID relay boards behind usbdevfs, for
+ * umockdev. Each device answers the ioctls libusb's Linux backend issues:
+ * capabilities, claim/release, kernel-driver queries, and URBs (control and
+ * interrupt) submitted, reaped and discarded. The byte formats follow
+ * ../../shared/HARDWARE.md; nothing here is copied from the code under test.
+ */
+#include "usb_emulators.h"
+
+#include <errno.h>
+#include <sys/ioctl.h>
+#include <linux/usbdevice_fs.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <umockdev.h>
+
+enum kind { FNIRSI, HID_RELAY };
+
+struct emu_device {
+    enum kind kind;
+    emu_testbed *testbed;
+    UMockdevIoctlBase *handler;
+    pthread_mutex_t lock;
+    char devnode[64];
+    const char *manufacturer, *product;
+    char serial[32];
+    /* URBs belong to the file descriptor that submitted them, as in the
+     * kernel: entries are `struct urb_entry`, reaped only by their client. */
+    GQueue done;     /* URBs ready to be reaped */
+    GQueue pending;  /* IN interrupt URBs waiting for data */
+    int vanished;
+
+    /* FNIRSI */
+    uint8_t *reports;
+    size_t report_count, reports_sent;
+    int64_t interval_us, next_due_us;
+    int vanish_at_end;
+    uint8_t commands[4096];
+    size_t command_count;
+    int started;
+
+    /* HID relay */
+    int relays;
+    uint8_t mask, stuck;
+    int set_reports;
+    char product_buffer[16];
+};
+
+struct urb_entry {
+    UMockdevIoctlClient *client;
+    UMockdevIoctlData *urb;
+};
+
+static void push(GQueue *queue, UMockdevIoctlClient *client, UMockdevIoctlData *urb) {
+    struct urb_entry *entry = g_new(struct urb_entry, 1);
+    entry->client = client;
+    entry->urb = urb;
+    g_queue_push_tail(queue, entry);
+}
+
+/* The oldest URB of `client` (any client when NULL), removed from the queue. */
+static UMockdevIoctlData *pop(GQueue *queue, UMockdevIoctlClient *client) {
+    for (GList *link = queue->head; link; link = link->next) {
+        struct urb_entry *entry = link->data;
+        if (client && entry->client != client) continue;
+        UMockdevIoctlData *urb = entry->urb;
+        g_queue_delete_link(queue, link);
+        g_free(entry);
+        return urb;
+    }
+    return NULL;
+}
+
+static void free_entry(struct urb_entry *entry) {
+    umockdev_ioctl_data_unref(entry->urb);
+    g_free(entry);
+}
+
+struct emu_testbed {
+    UMockdevTestbed *testbed;
+    GPtrArray *devices;
+};
+
+static uint8_t crc8(const uint8_t *bytes, size_t count) {
+    uint8_t crc = 0x42;
+    for (size_t i = 0; i < count; i++) {
+        crc ^= bytes[i];
+        for (int bit = 0; bit < 8; bit++) crc = (crc & 0x80) ? (uint8_t)((crc << 1) ^ 0x39) : (uint8_t)(crc << 1);
+    }
+    return crc;
+}
+
+/* A USB string descriptor (UTF-16LE) for ASCII text. */
+static size_t string_descriptor(const char *text, uint8_t *out, size_t max) {
+    size_t length = 2 + 2 * strlen(text);
+    if (length > 255) length = 255;
+    uint8_t descriptor[256] = {(uint8_t)length, 0x03};
+    for (size_t i = 0; 2 + 2 * i < length; i++) descriptor[2 + 2 * i] = (uint8_t)text[i];
+    if (length > max) length = max;
+    memcpy(out, descriptor, length);
+    return length;
+}
+
+/* Answers a control transfer; `buffer` holds the 8-byte setup packet then the
+ * data stage. Returns the data length, or -errno for a stall. */
+static int control(emu_device *device, uint8_t *buffer, int buffer_length) {
+    uint8_t type = buffer[0], request = buffer[1];
+    int value = buffer[2] | buffer[3] << 8, length = buffer[6] | buffer[7] << 8;
+    uint8_t *data = buffer + 8;
+    if (length > buffer_length - 8) length = buffer_length - 8;
+
+    if (type == 0x80 && request == 0x06 && (value >> 8) == 0x03) { /* GET_DESCRIPTOR(STRING) */
+        int index = value & 0xff;
+        if (index == 0) {
+            uint8_t languages[4] = {4, 0x03, 0x09, 0x04};
+            int count = length < 4 ? length : 4;
+            memcpy(data, languages, (size_t)count);
+            return count;
+        }
+        const char *text = index == 1 ? device->manufacturer : index == 2 ? device->product
+                         : index == 3 && device->serial[0] && device->kind == FNIRSI ? device->serial : NULL;
+        if (!text) return -EPIPE;
+        return (int)string_descriptor(text, data, (size_t)length);
+    }
+    if (device->kind == HID_RELAY && type == 0xa1 && request == 0x01 && value == 0x0300) { /* GET_REPORT(feature) */
+        uint8_t report[8] = {0};
+        memcpy(report, device->serial, strnlen(device->serial, 5));
+        report[7] = device->mask;
+        int count = length < 8 ? length : 8;
+        memcpy(data, report, (size_t)count);
+        return count;
+    }
+    if (device->kind == HID_RELAY && type == 0x21 && request == 0x09 && value == 0x0300 && length >= 2) { /* SET_REPORT */
+        device->set_reports++;
+        uint8_t command = data[0], relay = data[1];
+        uint8_t all = (uint8_t)((1u << device->relays) - 1);
+        uint8_t bit = (relay >= 1 && relay <= device->relays) ? (uint8_t)(1u << (relay - 1)) : 0;
+        uint8_t change = (command == 0xfe || command == 0xfc) ? all : bit;
+        change &= (uint8_t)~device->stuck;
+        if (command == 0xff || command == 0xfe) device->mask |= change;
+        else if (command == 0xfd || command == 0xfc) device->mask &= (uint8_t)~change;
+        else return -EPIPE;
+        return length;
+    }
+    return -EPIPE;
+}
+
+/* Fills a pending IN URB with the next report when one is due. */
+static UMockdevIoctlData *next_report(emu_device *device, UMockdevIoctlClient *client) {
+    if (device->kind != FNIRSI || !device->started) return NULL;
+    if (device->reports_sent >= device->report_count) return NULL;
+    int64_t now = g_get_monotonic_time();
+    if (now < device->next_due_us) return NULL;
+    UMockdevIoctlData *urb_data = pop(&device->pending, client);
+    if (!urb_data) return NULL;
+    device->next_due_us = (device->next_due_us ? device->next_due_us : now) + device->interval_us;
+    struct usbdevfs_urb *urb = (struct usbdevfs_urb *)urb_data->data;
+    int count = urb->buffer_length < 64 ? urb->buffer_length : 64;
+    memcpy(urb->buffer, device->reports + 64 * device->reports_sent, (size_t)count);
+    urb->actual_length = count;
+    urb->status = 0;
+    device->reports_sent++;
+    if (device->reports_sent == device->report_count && device->vanish_at_end) device->vanished = 1;
+    return urb_data;
+}
+
+static void take_command(emu_device *device, const uint8_t *packet, int length) {
+    uint8_t code = (length == 64 && packet[0] == 0xaa && crc8(packet + 1, 62) == packet[63]) ? packet[1] : 0x00;
+    if (device->command_count < sizeof device->commands) device->commands[device->command_count++] = code;
+    /* Streaming starts once 0x81 then 0x82 have been received, with the model's third packet. */
+    size_t n = device->command_count;
+    if (!device->started && n >= 3 && device->commands[n - 3] == 0x81 && device->commands[n - 2] == 0x82 &&
+        (device->commands[n - 1] == 0x82 || device->commands[n - 1] == 0x83))
+        device->started = 1;
+}
+
+static gboolean complete_reap(UMockdevIoctlClient *client, UMockdevIoctlData *arg, UMockdevIoctlData *urb_data) {
+    g_autoptr(UMockdevIoctlData) pointer = umockdev_ioctl_data_resolve(arg, 0, sizeof(gpointer), NULL);
+    umockdev_ioctl_data_set_ptr(pointer, 0, urb_data);
+    umockdev_ioctl_data_unref(urb_data);
+    umockdev_ioctl_client_complete(client, 0, 0);
+    return TRUE;
+}
+
+static gboolean handle_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *client, emu_device *device) {
+    (void)handler;
+    gulong request = umockdev_ioctl_client_get_request(client);
+    UMockdevIoctlData *arg = umockdev_ioctl_client_get_arg(client);
+    gboolean handled = TRUE;
+    pthread_mutex_lock(&device->lock);
+
+    if (device->vanished) {
+        /* Unplugged: what was in flight comes back failed, then everything fails. */
+        if (request == USBDEVFS_REAPURB || request == USBDEVFS_REAPURBNDELAY) {
+            UMockdevIoctlData *urb_data = pop(&device->pending, client);
+            if (!urb_data) urb_data = pop(&device->done, client);
+            if (urb_data) {
+                ((struct usbdevfs_urb *)urb_data->data)->status = -ESHUTDOWN;
+                complete_reap(client, arg, urb_data);
+                goto out;
+            }
+        }
+        umockdev_ioctl_client_complete(client, -1, ENODEV);
+        goto out;
+    }
+
+    switch (request) {
+    case USBDEVFS_GET_CAPABILITIES: {
+        g_autoptr(UMockdevIoctlData) data = umockdev_ioctl_data_resolve(arg, 0, sizeof(guint32), NULL);
+        *(guint32 *)data->data = USBDEVFS_CAP_BULK_CONTINUATION | USBDEVFS_CAP_NO_PACKET_SIZE_LIM |
+                                 USBDEVFS_CAP_REAP_AFTER_DISCONNECT | USBDEVFS_CAP_ZERO_PACKET;
+        umockdev_ioctl_client_complete(client, 0, 0);
+        break;
+    }
+    case USBDEVFS_CLAIMINTERFACE:
+    case USBDEVFS_DISCONNECT_CLAIM:
+    case USBDEVFS_RELEASEINTERFACE:
+    case USBDEVFS_SETCONFIGURATION:
+    case USBDEVFS_CLEAR_HALT:
+    case USBDEVFS_RESETEP:
+    case USBDEVFS_RESET:
+        umockdev_ioctl_client_complete(client, 0, 0);
+        break;
+    case USBDEVFS_GETDRIVER:
+        /* No kernel driver is bound in the testbed. */
+        umockdev_ioctl_client_complete(client, -1, ENODATA);
+        break;
+    case USBDEVFS_IOCTL: {
+        g_autoptr(UMockdevIoctlData) data = umockdev_ioctl_data_resolve(arg, 0, sizeof(struct usbdevfs_ioctl), NULL);
+        struct usbdevfs_ioctl *command = (struct usbdevfs_ioctl *)data->data;
+        if (command->ioctl_code == USBDEVFS_DISCONNECT) umockdev_ioctl_client_complete(client, -1, ENODATA);
+        else umockdev_ioctl_client_complete(client, 0, 0);
+        break;
+    }
+    case USBDEVFS_SUBMITURB: {
+        UMockdevIoctlData *urb_data = umockdev_ioctl_data_resolve(arg, 0, sizeof(struct usbdevfs_urb), NULL);
+        struct usbdevfs_urb *urb = (struct usbdevfs_urb *)urb_data->data;
+        g_autoptr(UMockdevIoctlData) buffer = umockdev_ioctl_data_resolve(urb_data, G_STRUCT_OFFSET(struct usbdevfs_urb, buffer),
+                                                                         (gsize)urb->buffer_length, NULL);
+        if (urb->type == USBDEVFS_URB_TYPE_CONTROL) {
+            int result = control(device, urb->buffer, urb->buffer_length);
+            urb->status = result < 0 ? result : 0;
+            urb->actual_length = result < 0 ? 0 : result;
+            push(&device->done, client, urb_data);
+        } else if (urb->type == USBDEVFS_URB_TYPE_INTERRUPT && device->kind == FNIRSI && !(urb->endpoint & 0x80)) {
+            take_command(device, urb->buffer, urb->buffer_length);
+            urb->status = 0;
+            urb->actual_length = urb->buffer_length;
+            push(&device->done, client, urb_data);
+        } else if (urb->type == USBDEVFS_URB_TYPE_INTERRUPT && (urb->endpoint & 0x80)) {
+            push(&device->pending, client, urb_data);
+        } else {
+            umockdev_ioctl_data_unref(urb_data);
+            umockdev_ioctl_client_complete(client, -1, EINVAL);
+            break;
+        }
+        umockdev_ioctl_client_complete(client, 0, 0);
+        break;
+    }
+    case USBDEVFS_REAPURB:
+    case USBDEVFS_REAPURBNDELAY: {
+        UMockdevIoctlData *urb_data = pop(&device->done, client);
+        if (!urb_data) urb_data = next_report(device, client);
+        if (urb_data) complete_reap(client, arg, urb_data);
+        else umockdev_ioctl_client_complete(client, -1, EAGAIN);
+        break;
+    }
+    case USBDEVFS_DISCARDURB: {
+        gulong address = (gulong) * (void **)arg->data;
+        for (GList *link = device->pending.head; link; link = link->next) {
+            struct urb_entry *entry = link->data;
+            UMockdevIoctlData *urb_data = entry->urb;
+            if (entry->client == client && urb_data->client_addr == address) {
+                g_queue_delete_link(&device->pending, link);
+                g_free(entry);
+                ((struct usbdevfs_urb *)urb_data->data)->status = -ENOENT;
+                push(&device->done, client, urb_data);
+                umockdev_ioctl_client_complete(client, 0, 0);
+                goto out;
+            }
+        }
+        umockdev_ioctl_client_complete(client, -1, EINVAL);
+        break;
+    }
+    default:
+        fprintf(stderr, "usb emulator %s: unhandled ioctl 0x%lx\n", device->devnode, request);
+        handled = FALSE;
+    }
+out:
+    pthread_mutex_unlock(&device->lock);
+    return handled;
+}
+
+emu_testbed *emu_testbed_new(char **error) {
+    /* umockdev_in_mock_environment() only turns true once a testbed exists:
+     * look for the preload library itself. */
+    const char *preload = getenv("LD_PRELOAD");
+    if (!preload || !strstr(preload, "libumockdev-preload")) {
+        if (error) *error = strdup("not running under umockdev: start the program with umockdev-wrapper "
+                                   "(LD_PRELOAD=libumockdev-preload.so.0)");
+        return NULL;
+    }
+    emu_testbed *testbed = calloc(1, sizeof *testbed);
+    testbed->testbed = umockdev_testbed_new();
+    testbed->devices = g_ptr_array_new();
+    return testbed;
+}
+
+void emu_testbed_free(emu_testbed *testbed) {
+    if (!testbed) return;
+    for (guint i = 0; i < testbed->devices->len; i++) {
+        emu_device *device = g_ptr_array_index(testbed->devices, i);
+        umockdev_testbed_detach_ioctl(testbed->testbed, device->devnode, NULL);
+        g_object_unref(device->handler);
+        g_queue_clear_full(&device->done, (GDestroyNotify)free_entry);
+        g_queue_clear_full(&device->pending, (GDestroyNotify)free_entry);
+        free(device->reports);
+        free(device);
+    }
+    g_ptr_array_free(testbed->devices, TRUE);
+    g_object_unref(testbed->testbed);
+    free(testbed);
+}
+
+static emu_device *add(emu_testbed *testbed, enum kind kind, int bus, const uint8_t *descriptors, size_t length,
+                       uint16_t vendor, uint16_t product, const char *serial) {
+    emu_device *device = calloc(1, sizeof *device);
+    device->kind = kind;
+    device->testbed = testbed;
+    pthread_mutex_init(&device->lock, NULL);
+    snprintf(device->devnode, sizeof device->devnode, "/dev/bus/usb/%03d/001", bus);
+    if (serial) snprintf(device->serial, sizeof device->serial, "%s", serial);
+    g_queue_init(&device->done);
+    g_queue_init(&device->pending);
+    device->handler = umockdev_ioctl_base_new();
+    g_signal_connect(device->handler, "handle-ioctl", G_CALLBACK(handle_ioctl), device);
+    /* The handler first, so that libusb can open the device as soon as it appears. */
+    umockdev_testbed_attach_ioctl(testbed->testbed, device->devnode, device->handler, NULL);
+
+    GString *description = g_string_new(NULL);
+    g_string_append_printf(description, "P: /devices/usb%d\nN: bus/usb/%03d/001\n", bus, bus);
+    g_string_append_printf(description, "E: SUBSYSTEM=usb\nE: DEVTYPE=usb_device\nE: DRIVER=usb\nE: BUSNUM=%03d\nE: DEVNUM=001\n", bus);
+    g_string_append_printf(description, "E: DEVNAME=/dev/bus/usb/%03d/001\n", bus);
+    g_string_append_printf(description, "A: busnum=%d\\n\nA: devnum=1\\n\nA: speed=12\\n\nA: bConfigurationValue=1\\n\n", bus);
+    g_string_append_printf(description, "A: idVendor=%04x\\n\nA: idProduct=%04x\\n\n", vendor, product);
+    if (serial && kind == FNIRSI) g_string_append_printf(description, "A: serial=%s\\n\n", serial);
+    g_string_append(description, "H: descriptors=");
+    for (size_t i = 0; i < length; i++) g_string_append_printf(description, "%02X", descriptors[i]);
+    g_string_append(description, "\n");
+    GError *error = NULL;
+    if (!umockdev_testbed_add_from_string(testbed->testbed, description->str, &error)) {
+        fprintf(stderr, "usb emulator: cannot add %s: %s\n", device->devnode, error->message);
+        g_error_free(error);
+    }
+    g_string_free(description, TRUE);
+    g_ptr_array_add(testbed->devices, device);
+    return device;
+}
+
+emu_device *emu_add_fnirsi(emu_testbed *testbed, int bus, uint16_t vendor, uint16_t product, const char *serial,
+                           const uint8_t *reports, size_t count, int64_t interval_us, int vanish) {
+    /* Device descriptor, then one configuration: a HID interface with an
+     * interrupt IN (0x81) and OUT (0x01) endpoint of 64 bytes. */
+    uint8_t descriptors[] = {
+        0x12, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x40, (uint8_t)vendor, (uint8_t)(vendor >> 8),
+        (uint8_t)product, (uint8_t)(product >> 8), 0x00, 0x01, 0x01, 0x02, 0x03, 0x01,
+        0x09, 0x02, 0x29, 0x00, 0x01, 0x01, 0x00, 0x80, 0x32,
+        0x09, 0x04, 0x00, 0x00, 0x02, 0x03, 0x00, 0x00, 0x00,
+        0x09, 0x21, 0x11, 0x01, 0x00, 0x01, 0x22, 0x22, 0x00,
+        0x07, 0x05, 0x81, 0x03, 0x40, 0x00, 0x01,
+        0x07, 0x05, 0x01, 0x03, 0x40, 0x00, 0x01,
+    };
+    emu_device *device = add(testbed, FNIRSI, bus, descriptors, sizeof descriptors, vendor, product, serial);
+    device->manufacturer = "FNIRSI";
+    device->product = "FNB-58";
+    device->reports = malloc(64 * (count ? count : 1));
+    memcpy(device->reports, reports, 64 * count);
+    device->report_count = count;
+    device->interval_us = interval_us;
+    device->vanish_at_end = vanish;
+    return device;
+}
+
+emu_device *emu_add_hid_relay(emu_testbed *testbed, int bus, int relays, const char *serial) {
+    uint8_t descriptors[] = {
+        0x12, 0x01, 0x10, 0x01, 0x00, 0x00, 0x00, 0x08, 0xc0, 0x16, 0xdf, 0x05, 0x00, 0x01, 0x01, 0x02, 0x00, 0x01,
+        0x09, 0x02, 0x22, 0x00, 0x01, 0x01, 0x00, 0x80, 0x32,
+        0x09, 0x04, 0x00, 0x00, 0x01, 0x03, 0x00, 0x00, 0x00,
+        0x09, 0x21, 0x01, 0x01, 0x00, 0x01, 0x22, 0x16, 0x00,
+        0x07, 0x05, 0x81, 0x03, 0x08, 0x00, 0x14,
+    };
+    emu_device *device = add(testbed, HID_RELAY, bus, descriptors, sizeof descriptors, 0x16c0, 0x05df, serial);
+    device->relays = relays;
+    snprintf(device->product_buffer, sizeof device->product_buffer, "USBRelay%d", relays);
+    device->manufacturer = "www.dcttech.com";
+    device->product = device->product_buffer;
+    return device;
+}
+
+size_t emu_fnirsi_commands(emu_device *device, uint8_t *out, size_t max) {
+    pthread_mutex_lock(&device->lock);
+    size_t count = device->command_count < max ? device->command_count : max;
+    memcpy(out, device->commands, count);
+    pthread_mutex_unlock(&device->lock);
+    return count;
+}
+
+size_t emu_fnirsi_reports_sent(emu_device *device) {
+    pthread_mutex_lock(&device->lock);
+    size_t count = device->reports_sent;
+    pthread_mutex_unlock(&device->lock);
+    return count;
+}
+
+uint8_t emu_relay_mask(emu_device *device) {
+    pthread_mutex_lock(&device->lock);
+    uint8_t mask = device->mask;
+    pthread_mutex_unlock(&device->lock);
+    return mask;
+}
+
+int emu_relay_set_reports(emu_device *device) {
+    pthread_mutex_lock(&device->lock);
+    int count = device->set_reports;
+    pthread_mutex_unlock(&device->lock);
+    return count;
+}
+
+void emu_relay_stick(emu_device *device, int relay) {
+    pthread_mutex_lock(&device->lock);
+    device->stuck |= (uint8_t)(1u << (relay - 1));
+    pthread_mutex_unlock(&device->lock);
+}

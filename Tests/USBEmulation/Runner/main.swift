@@ -1,0 +1,142 @@
+import FNIRSIProtocol
+import Foundation
+import MLBench
+import MLBenchCore
+import USBEmulators
+
+// Runs one scenario against emulated USB devices and prints what happened as
+// JSON, for DeviceTests to check. Plugins are loaded exactly as the lab loads
+// them (manifest, dlopen, C ABI), and reach the emulated devices through the
+// real libusb. Must run under umockdev-wrapper.
+//
+//   mlbench-usb-emulation fnirsi|usbrelay PLUGIN_PATH
+
+struct Observation: Encodable {
+    var scenario: String
+    var values: [String: JSONValue] = [:]
+    var errors: [String: String] = [:]
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("mlbench-usb-emulation: \(message)\n".utf8))
+    exit(2)
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count == 3 else { fail("usage: mlbench-usb-emulation fnirsi|usbrelay PLUGIN_PATH") }
+let scenario = arguments[1]
+let catalog = PluginCatalog(searchPath: [arguments[2]])
+var error: UnsafeMutablePointer<CChar>?
+guard let testbed = emu_testbed_new(&error) else { fail(String(cString: error!)) }
+var observation = Observation(scenario: scenario)
+for problem in catalog.problems { observation.errors["catalog", default: ""] += "\(problem); " }
+
+/// MLBENCH_EMULATION_ONLY=stage runs one stage alone (to look into one failure).
+let only = ProcessInfo.processInfo.environment["MLBENCH_EMULATION_ONLY"]
+
+@MainActor func record(_ key: String, _ body: () throws -> Void) {
+    if let only, only != key { return }
+    do { try body() } catch { observation.errors[key] = "\(error)" }
+}
+
+/// Samples delivered by a probe, from its streaming thread.
+final class Collected: @unchecked Sendable {
+    private let lock = NSLock()
+    private var samples: [ProbeSample] = []
+    func add(_ batch: [ProbeSample]) {
+        lock.lock()
+        samples += batch
+        lock.unlock()
+    }
+    var all: [ProbeSample] {
+        lock.lock()
+        defer { lock.unlock() }
+        return samples
+    }
+}
+
+switch scenario {
+case "fnirsi":
+    // 60 reports 40 ms apart, as the meter sends them (2.4 s: keep-alives are due), every
+    // tenth with a broken CRC; then the meter is unplugged.
+    var reports = [UInt8]()
+    for index in 0..<60 {
+        let readings = (0..<4).map { sample in
+            FNIRSIReading(volts: 5 + Double(index * 4 + sample) * 0.001, amperes: 0.5, dPlusVolts: 0.6, dMinusVolts: 0.6, celsius: 31.5)
+        }
+        var report = FNIRSIProtocol.encode(readings)
+        if index % 10 == 9 { report[20] ^= 0x40 }
+        reports += report
+    }
+    let meter = emu_add_fnirsi(testbed, 1, 0x2e3c, 0x5558, "EMU58", reports, 60, 40_000, 1)
+    // A second meter makes the serial setting necessary.
+    _ = emu_add_fnirsi(testbed, 2, 0x2e3c, 0x5558, "OTHER", [], 0, 20_000, 0)
+    record("without_serial") {
+        let plugin = try catalog.load("fnirsi")
+        _ = try PluginProbe(plugin: plugin, kind: nil, configuration: PluginConfiguration(kind: "", pluginDirectory: plugin.discovered.directory))
+    }
+    record("wrong_serial") {
+        let plugin = try catalog.load("fnirsi")
+        _ = try PluginProbe(plugin: plugin, kind: nil, configuration: PluginConfiguration(
+            kind: "", pluginDirectory: plugin.discovered.directory, settings: .object(["serial": .string("NOPE")])))
+    }
+    record("stream") {
+        let plugin = try catalog.load("fnirsi")
+        let probe = try PluginProbe(plugin: plugin, kind: nil, configuration: PluginConfiguration(
+            kind: "", pluginDirectory: plugin.discovered.directory, settings: .object(["serial": .string("EMU58")])))
+        let description = try probe.describe()
+        observation.values["channels"] = .array(description.channels.map { .string("\($0.name) \($0.unit)") })
+        observation.values["rate_hz"] = .number(description.rateHz)
+        let collected = Collected()
+        let started = Date()
+        try probe.start { collected.add($0) }
+        while emu_fnirsi_reports_sent(meter) < 60 && Date().timeIntervalSince(started) < 20 { Thread.sleep(forTimeInterval: 0.02) }
+        Thread.sleep(forTimeInterval: 0.5)
+        var commands = [UInt8](repeating: 0, count: 256)
+        let count = emu_fnirsi_commands(meter, &commands, 256)
+        observation.values["commands"] = .array(commands.prefix(count).map { .number(Double($0)) })
+        do { try probe.stop() } catch { observation.errors["stop"] = "\(error)" }
+        let samples = collected.all
+        func values(_ channel: FNIRSIChannel) -> [JSONValue] { samples.filter { $0.channel == channel.rawValue }.map { .number($0.value) } }
+        observation.values["voltage"] = .array(values(.voltage))
+        observation.values["current"] = .array(values(.current))
+        observation.values["power"] = .array(values(.power))
+        observation.values["temperature"] = .array(values(.temperature))
+        observation.values["rejected"] = .array(values(.rejectedReports))
+        let times = samples.filter { $0.channel == FNIRSIChannel.voltage.rawValue }.map(\.timestampNs)
+        observation.values["timestamps_increasing"] = .bool(zip(times, times.dropFirst()).allSatisfy { $0 < $1 })
+        observation.values["reports_sent"] = .number(Double(emu_fnirsi_reports_sent(meter)))
+    }
+case "usbrelay":
+    let board = emu_add_hid_relay(testbed, 1, 2, "QAAMZ")
+    record("relay") {
+        let plugin = try catalog.load("usbrelay")
+        let power = try PluginPowerSwitch(plugin: plugin, kind: nil, configuration: PluginConfiguration(
+            kind: "", pluginDirectory: plugin.discovered.directory,
+            settings: .object(["serial": .string("QAAMZ"), "names": .object(["2": .string("jetson")])])))
+        observation.values["outlets"] = .array(try power.describe().outlets.map { .string($0) })
+        try power.set(OutletCommand(outlet: "jetson", on: true))
+        observation.values["mask_after_jetson_on"] = .number(Double(emu_relay_mask(board)))
+        observation.values["jetson_state_on"] = .bool(try power.state(OutletQuery(outlet: "jetson")).on)
+        try power.set(OutletCommand(outlet: "1", on: true))
+        try power.set(OutletCommand(outlet: "jetson", on: false))
+        observation.values["mask_after_jetson_off"] = .number(Double(emu_relay_mask(board)))
+        observation.values["jetson_state_off"] = .bool(try power.state(OutletQuery(outlet: "jetson")).on)
+        emu_relay_stick(board, 1)
+        do { try power.set(OutletCommand(outlet: "1", on: false)) } catch { observation.errors["stuck"] = "\(error)" }
+        do { try power.set(OutletCommand(outlet: "3", on: true)) } catch { observation.errors["no_such_outlet"] = "\(error)" }
+        observation.values["set_reports"] = .number(Double(emu_relay_set_reports(board)))
+    }
+    record("wrong_serial") {
+        let plugin = try catalog.load("usbrelay")
+        _ = try PluginPowerSwitch(plugin: plugin, kind: nil, configuration: PluginConfiguration(
+            kind: "", pluginDirectory: plugin.discovered.directory, settings: .object(["serial": .string("ZZZZZ")])))
+    }
+default:
+    fail("unknown scenario '\(scenario)'")
+}
+
+emu_testbed_free(testbed)
+let encoder = JSONEncoder()
+encoder.outputFormatting = [.sortedKeys]
+print(String(decoding: try encoder.encode(observation), as: UTF8.self))
