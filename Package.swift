@@ -20,6 +20,8 @@ let package = Package(
         // Bench hardware: probes (Probes/) and power switches (Plugins/).
         .library(name: "mlbench-fnirsi", type: .dynamic, targets: ["FNIRSIProbePlugin"]),
         .library(name: "mlbench-usbrelay", type: .dynamic, targets: ["HIDRelayPlugin"]),
+        .library(name: "mlbench-gpio-relay", type: .dynamic, targets: ["GPIORelayPlugin"]),
+        .library(name: "mlbench-command-outlet", type: .dynamic, targets: ["CommandOutletPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -70,11 +72,13 @@ let package = Package(
         .target(name: "MLBenchDeviceKit", dependencies: ["MLBenchPluginKit", "USBDriver"], path: "Plugins/DeviceKit"),
         // Device families, split as libsigrok does: a pure protocol part and the device part.
         .target(name: "FNIRSIProtocol", path: "Probes/fnirsi/Sources/Protocol"),
-        .target(name: "FNIRSIProbePlugin", dependencies: ["MLBenchCore", "FNIRSIProtocol", "HIDRelayProtocol", "MLBenchDeviceKit", "USBDriver"],
+        .target(name: "FNIRSIProbePlugin", dependencies: ["MLBench", "MLBenchCore", "FNIRSIProtocol", "HIDRelayProtocol", "MLBenchDeviceKit", "USBDriver"],
                 path: "Probes/fnirsi/Sources/Plugin"),
         .target(name: "HIDRelayProtocol", path: "Plugins/usbrelay/Sources/Protocol"),
         .target(name: "HIDRelayPlugin", dependencies: ["HIDRelayProtocol", "MLBenchDeviceKit", "USBDriver"],
                 path: "Plugins/usbrelay/Sources/Plugin"),
+        .target(name: "GPIORelayPlugin", dependencies: ["MLBenchDeviceKit", "GPIODriver"], path: "Plugins/gpio-relay/Sources"),
+        .target(name: "CommandOutletPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/command-outlet/Sources"),
 
         // Measurement-methodology benchmarks (scripts/bench): programs that print figures.
         .executableTarget(name: "mlbench-bench", dependencies: ["MLBench"], path: "Benchmarks/MLBenchBenchmarks"),
@@ -89,7 +93,7 @@ let package = Package(
         .executableTarget(name: "mlbench-usb-emulation", dependencies: ["USBEmulators", "MLBench", "MLBenchCore", "FNIRSIProtocol"],
                           path: "Tests/USBEmulation/Runner"),
         // Drivers and device plugins: protocols from bytes, devices against emulated ones.
-        .testTarget(name: "DeviceTests", dependencies: ["MLBenchCore", "FNIRSIProtocol", "HIDRelayProtocol", "MLBenchDeviceKit", "USBDriver", "GPIODriver", "FTDIDriver"],
+        .testTarget(name: "DeviceTests", dependencies: ["MLBench", "MLBenchCore", "FNIRSIProtocol", "HIDRelayProtocol", "MLBenchDeviceKit", "USBDriver", "GPIODriver", "FTDIDriver"],
                     path: "Tests/DeviceTests"),
     ]
 )

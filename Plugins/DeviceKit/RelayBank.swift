@@ -78,3 +78,28 @@ public final class RelayPowerSwitch: PowerSwitch, @unchecked Sendable {
         }
     }
 }
+
+/// One output that drives a relay: a GPIO line, a bit of a port.
+public protocol RelayLine: AnyObject {
+    /// How errors name the line ("line 17").
+    var label: String { get }
+    /// Drives the relay on (logical 1, after any active-low inversion) or off.
+    func drive(_ on: Bool) throws
+    /// What the line drives now.
+    func driven() throws -> Bool
+}
+
+/// A relay bank made of independent lines, one relay each.
+public final class LineRelayBank: RelayBank {
+    public let lines: [RelayLine]
+    public let label: String
+
+    public init(label: String, lines: [RelayLine]) {
+        self.label = label
+        self.lines = lines
+    }
+
+    public var relayCount: Int { lines.count }
+    public func setRelay(_ index: Int, on: Bool) throws { try lines[index].drive(on) }
+    public func relayState(_ index: Int) throws -> Bool { try lines[index].driven() }
+}

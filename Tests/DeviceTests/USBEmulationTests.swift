@@ -20,33 +20,18 @@ final class USBEmulationTests: XCTestCase {
         func bool(_ key: String) -> Bool? { if case .bool(let value)? = values[key] { return value } else { return nil } }
     }
 
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    /// The build products folder (it holds the test bundle, the plugins and the scenario program).
-    static var products: URL {
-        // On Linux the bundle URL is the products folder itself; elsewhere the .xctest sits inside it.
-        let bundle = Bundle(for: USBEmulationTests.self).bundleURL
-        return bundle.pathExtension == "xctest" ? bundle.deletingLastPathComponent() : bundle
-    }
-
     /// Stages the plugin as an installed plugin folder and runs the scenario.
-    func run(_ scenario: String, plugin: String, manifest: String) throws -> Observation {
-        let program = Self.products.appendingPathComponent("mlbench-usb-emulation")
-        let library = Self.products.appendingPathComponent("libmlbench-\(plugin).so")
-        for file in [program, library] where !FileManager.default.fileExists(atPath: file.path) {
-            XCTFail("\(file.path) is not built (swift build --build-tests builds it)")
+    func run(_ scenario: String, plugin: String) throws -> Observation {
+        let program = PluginStaging.products.appendingPathComponent("mlbench-usb-emulation")
+        guard FileManager.default.fileExists(atPath: program.path) else {
+            XCTFail("\(program.path) is not built (swift build --build-tests builds it)")
             throw XCTSkip("not built")
         }
         guard let wrapper = ["/usr/bin/umockdev-wrapper", "/usr/local/bin/umockdev-wrapper"].first(where: FileManager.default.isExecutableFile) else {
             XCTFail("umockdev-wrapper is missing: install the Debian package umockdev (scripts/setup does)")
             throw XCTSkip("no umockdev")
         }
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mlbench-usb-\(UUID().uuidString)")
-        let pluginFolder = folder.appendingPathComponent(plugin)
-        try FileManager.default.createDirectory(at: pluginFolder, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
-        try FileManager.default.copyItem(at: Self.repository.appendingPathComponent(manifest), to: pluginFolder.appendingPathComponent("plugin.yaml"))
-        try FileManager.default.createSymbolicLink(at: pluginFolder.appendingPathComponent(library.lastPathComponent), withDestinationURL: library)
+        let folder = try PluginStaging.stage([plugin], for: self)
         let result = try ChildProcess.run([wrapper, program.path, scenario, folder.path], timeout: 60)
         XCTAssertEqual(result.status, 0, result.stderr)
         guard let line = result.stdout.split(separator: "\n").last else {
@@ -57,7 +42,7 @@ final class USBEmulationTests: XCTestCase {
     }
 
     func testFNB58StreamsThroughLibusbAndItsUnplugEndsTheStreamByName() throws {
-        let seen = try run("fnirsi", plugin: "fnirsi", manifest: "Probes/fnirsi/plugin.yaml")
+        let seen = try run("fnirsi", plugin: "fnirsi")
         XCTAssertNil(seen.errors["catalog"])
         XCTAssertNil(seen.errors["stream"], "\(seen.errors)")
 
@@ -95,7 +80,7 @@ final class USBEmulationTests: XCTestCase {
     }
 
     func testUSBRelaySwitchesAndReadsBackThroughLibusb() throws {
-        let seen = try run("usbrelay", plugin: "usbrelay", manifest: "Plugins/usbrelay/plugin.yaml")
+        let seen = try run("usbrelay", plugin: "usbrelay")
         XCTAssertNil(seen.errors["catalog"])
         XCTAssertNil(seen.errors["relay"], "\(seen.errors)")
         XCTAssertEqual(seen.values["outlets"], .array([.string("1"), .string("jetson")]))

@@ -1,0 +1,139 @@
+import Foundation
+import MLBench
+import MLBenchCore
+import XCTest
+
+/// The device plugins through the plugin ABI, as the lab loads them: each
+/// loads, lists its settings, and on a machine without the device fails with
+/// an error that names what is missing.
+final class DevicePluginTests: XCTestCase {
+    func catalog(_ names: [String]) throws -> PluginCatalog {
+        let catalog = PluginCatalog(searchPath: [try PluginStaging.stage(names, for: self).path])
+        XCTAssertEqual(catalog.problems, [])
+        return catalog
+    }
+
+    func configuration(_ plugin: LoadedPlugin, _ settings: [String: JSONValue]) -> PluginConfiguration {
+        PluginConfiguration(kind: "", pluginDirectory: plugin.discovered.directory, settings: .object(settings))
+    }
+
+    func testEveryDevicePluginLoadsAndListsItsSettings() throws {
+        let names = PluginStaging.plugins.map(\.0)
+        let catalog = try catalog(names)
+        let expected: [String: (Role, Set<String>)] = [
+            "fnirsi": (.probe, ["serial", "model", "silence_timeout_s"]),
+            "usbrelay": (.powerSwitch, ["serial", "names"]),
+            "gpio-relay": (.powerSwitch, ["chip", "lines", "active_low", "initial_state", "names"]),
+            "command-outlet": (.powerSwitch, ["outlets", "timeout_s"]),
+        ]
+        for name in names {
+            let plugin = try catalog.load(name)
+            XCTAssertEqual(plugin.name, name)
+            XCTAssertEqual(plugin.version, "1.0.0")
+            let (role, settings) = try XCTUnwrap(expected[name])
+            XCTAssertEqual(plugin.factories.map(\.role), [role], name)
+            XCTAssertEqual(plugin.factories.map(\.kind), [name], name)
+            let provision = try XCTUnwrap(plugin.discovered.manifest.provides.first)
+            XCTAssertEqual(Set(provision.settings?.keys.map { $0 } ?? []), settings, "\(name) lists every setting it accepts")
+            XCTAssertTrue(provision.settings?.values.allSatisfy { !$0.isEmpty } ?? false, name)
+        }
+    }
+
+    /// This machine has no USB meter, relay board or GPIO chip.
+    func testWithoutTheDeviceEachPluginNamesWhatIsMissing() throws {
+        let catalog = try catalog(["fnirsi", "usbrelay", "gpio-relay"])
+        let fnirsi = try catalog.load("fnirsi")
+        XCTAssertThrowsError(try PluginProbe(plugin: fnirsi, kind: nil, configuration: configuration(fnirsi, [:]))) {
+            XCTAssertEqual("\($0)", "plugin 'fnirsi' (fnirsi) create: device error: FNIRSI meter not found: no USB device with id "
+                           + "0483:003a (FNIRSI FNB48), 0483:003b (FNIRSI C1), 2e3c:0049 (FNIRSI FNB48S), 2e3c:5558 (FNIRSI FNB58) is connected")
+        }
+        XCTAssertThrowsError(try PluginProbe(plugin: fnirsi, kind: nil, configuration: configuration(fnirsi, ["model": .string("FNB99")]))) {
+            XCTAssertTrue("\($0)".contains("setting 'model': 'FNB99' is not a FNIRSI model this probe knows (FNB48, C1, FNB48S, FNB58)"), "\($0)")
+        }
+        XCTAssertThrowsError(try PluginProbe(plugin: fnirsi, kind: nil, configuration: configuration(fnirsi, ["serail": .string("x")]))) {
+            XCTAssertTrue("\($0)".contains("unknown setting 'serail'"), "\($0)")
+        }
+        let relay = try catalog.load("usbrelay")
+        XCTAssertThrowsError(try PluginPowerSwitch(plugin: relay, kind: nil, configuration: configuration(relay, ["serial": .string("QAAMZ")]))) {
+            XCTAssertEqual("\($0)", "plugin 'usbrelay' (usbrelay) create: device error: USB HID relay board not found: no USB device with id 16c0:05df (USB HID relay) is connected")
+        }
+        let gpio = try catalog.load("gpio-relay")
+        XCTAssertThrowsError(try PluginPowerSwitch(plugin: gpio, kind: nil, configuration: configuration(gpio, ["chip": .string("gpiochip9"), "lines": .array([.number(17)])]))) {
+            XCTAssertTrue("\($0)".hasPrefix("plugin 'gpio-relay' (gpio-relay) create: device error: GPIO chip 'gpiochip9': gpiod_chip_open_by_name failed: No such file or directory (errno 2); "), "\($0)")
+        }
+        XCTAssertThrowsError(try PluginPowerSwitch(plugin: gpio, kind: nil, configuration: configuration(gpio, ["chip": .string("/dev/gpiochip9"), "lines": .array([.string("RELAY1")])]))) {
+            XCTAssertTrue("\($0)".contains("GPIO chip '/dev/gpiochip9': gpiod_chip_open failed: No such file or directory"), "\($0)")
+        }
+    }
+
+    func testGPIORelaySettingsAreCheckedBeforeAnyChipIsOpened() throws {
+        let catalog = try catalog(["gpio-relay"])
+        let gpio = try catalog.load("gpio-relay")
+        let cases: [([String: JSONValue], String)] = [
+            (["chip": .string("gpiochip0"), "lines": .array([])], "setting 'lines': give at least one line"),
+            (["chip": .string("gpiochip0"), "lines": .array([.number(1)]), "initial_state": .string("maybe")], "setting 'initial_state': 'maybe' is neither on nor off"),
+            (["lines": .array([.number(1)])], "settings:"),
+        ]
+        for (settings, message) in cases {
+            XCTAssertThrowsError(try PluginPowerSwitch(plugin: gpio, kind: nil, configuration: configuration(gpio, settings))) {
+                XCTAssertTrue("\($0)".contains("invalid configuration: \(message)"), "\($0)")
+            }
+        }
+    }
+
+    // MARK: Command outlet, with real processes
+
+    func commandOutlet(_ outlets: [String: [String: String]], timeout: Double? = nil) throws -> PluginPowerSwitch {
+        let catalog = try catalog(["command-outlet"])
+        let plugin = try catalog.load("command-outlet")
+        var settings: [String: JSONValue] = ["outlets": .object(outlets.mapValues { .object($0.mapValues { .string($0) }) })]
+        if let timeout { settings["timeout_s"] = .number(timeout) }
+        return try PluginPowerSwitch(plugin: plugin, kind: nil, configuration: configuration(plugin, settings))
+    }
+
+    func testCommandOutletRunsTheCommandsAndReadsTheStatus() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("outlet-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
+        // A pretend PDU: one state file per outlet, named by MLBENCH_OUTLET.
+        let state = "\(folder.path)/$MLBENCH_OUTLET"
+        let commands = ["on": "echo on > \(state)", "off": "echo off > \(state)", "status": "cat \(state)"]
+        let power = try commandOutlet(["jetson": commands, "zcu104": commands])
+        XCTAssertEqual(try power.describe().outlets, ["jetson", "zcu104"])
+        try power.set(OutletCommand(outlet: "jetson", on: true))
+        XCTAssertEqual(try String(contentsOf: folder.appendingPathComponent("jetson"), encoding: .utf8), "on\n")
+        XCTAssertTrue(try power.state(OutletQuery(outlet: "jetson")).on)
+        try power.set(OutletCommand(outlet: "jetson", on: false))
+        XCTAssertFalse(try power.state(OutletQuery(outlet: "jetson")).on)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder.appendingPathComponent("zcu104").path), "only the outlet asked for was switched")
+        XCTAssertThrowsError(try power.set(OutletCommand(outlet: "kv260", on: true))) {
+            XCTAssertTrue("\($0)".contains("invalid request: no outlet 'kv260' (outlets: jetson, zcu104)"), "\($0)")
+        }
+    }
+
+    func testCommandOutletFailuresAreNamed() throws {
+        let power = try commandOutlet([
+            "refused": ["on": "echo 'PDU refused: port locked' >&2; exit 3", "off": "true"],
+            "slow": ["on": "sleep 10", "off": "true"],
+            "liar": ["on": "true", "off": "true", "status": "echo off"],
+            "mumbles": ["on": "true", "off": "true", "status": "echo maybe"],
+        ], timeout: 0.5)
+        XCTAssertThrowsError(try power.set(OutletCommand(outlet: "refused", on: true))) {
+            XCTAssertTrue("\($0)".hasSuffix("device error: outlet 'refused' on command `echo 'PDU refused: port locked' >&2; exit 3` exited with status 3: PDU refused: port locked"), "\($0)")
+        }
+        let start = Date()
+        XCTAssertThrowsError(try power.set(OutletCommand(outlet: "slow", on: true))) {
+            XCTAssertTrue("\($0)".hasSuffix("timed out: outlet 'slow' on command `sleep 10` took longer than 0.5 s and was killed"), "\($0)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5, "the timeout kills the command")
+        XCTAssertThrowsError(try power.set(OutletCommand(outlet: "liar", on: true))) {
+            XCTAssertTrue("\($0)".hasSuffix("device error: outlet 'liar': switched on but its status command says off"), "\($0)")
+        }
+        XCTAssertThrowsError(try power.state(OutletQuery(outlet: "mumbles"))) {
+            XCTAssertTrue("\($0)".contains("printed 'maybe'; its first word must be on or off"), "\($0)")
+        }
+        XCTAssertThrowsError(try power.state(OutletQuery(outlet: "refused"))) {
+            XCTAssertTrue("\($0)".contains("unsupported: outlet 'refused' has no status command"), "\($0)")
+        }
+    }
+}
