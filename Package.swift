@@ -56,7 +56,7 @@ let package = Package(
                 path: "Sources/MLBenchPluginKit", exclude: ["python"]),
         // The lab: configuration files, plugin loader, isolation manager, statistics, store.
         .target(name: "MLBench",
-                dependencies: ["MLBenchCore", "CMLBenchPlugin", "SQLiteDriver", "OpenSSLDriver",
+                dependencies: ["MLBenchCore", "CMLBenchPlugin", "SQLiteDriver", "OpenSSLDriver", "USBDriver", "GPIODriver",
                                .product(name: "Yams", package: "Yams")],
                 path: "Sources/MLBench"),
         .executableTarget(name: "mlbench",

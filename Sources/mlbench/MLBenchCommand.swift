@@ -8,7 +8,7 @@ struct MLBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mlbench",
         abstract: "Benchmark ML inference on real boards.",
-        subcommands: [Run.self, Plugins.self, LabCommand.self, Toolchains.self, Results.self, Schema.self])
+        subcommands: [Run.self, Plugins.self, LabCommand.self, Devices.self, Toolchains.self, Results.self, Schema.self])
 }
 
 /// Options every command that touches the lab shares.
@@ -156,6 +156,23 @@ struct Plugins: ParsableCommand {
                 }
                 let loaded = try lab.catalog.load(name)
                 print("loaded:      ok — the library's descriptor says '\(loaded.name)' \(loaded.version): \(loaded.summary)")
+            }
+        }
+    }
+}
+
+struct Devices: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Bench hardware connected to this machine.", subcommands: [Scan.self])
+
+    struct Scan: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the USB devices the plugins support (by VID:PID and serial) and the GPIO chips, with the inventory entry for each.")
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            try report {
+                let lab = try options.lab()
+                print(DeviceScan.run(catalog: lab.catalog).render())
             }
         }
     }
