@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "mlbench-usbrelay", type: .dynamic, targets: ["HIDRelayPlugin"]),
         .library(name: "mlbench-gpio-relay", type: .dynamic, targets: ["GPIORelayPlugin"]),
         .library(name: "mlbench-command-outlet", type: .dynamic, targets: ["CommandOutletPlugin"]),
+        .library(name: "mlbench-host-probes", type: .dynamic, targets: ["HostProbesPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -48,6 +49,9 @@ let package = Package(
         .systemLibrary(name: "CFTDI", path: "Drivers/CFTDI", pkgConfig: "libftdi1",
                        providers: [.apt(["libftdi1-dev"])]),
         .target(name: "FTDIDriver", dependencies: ["CFTDI"], path: "Drivers/FTDI"),
+        // perf_event_open(2): a header-only binding (the syscall has no libc wrapper).
+        .systemLibrary(name: "CPerfEvent", path: "Drivers/CPerfEvent"),
+        .target(name: "PerfDriver", dependencies: ["CPerfEvent"], path: "Drivers/Perf"),
 
         // The core: the four protocols and the domain types. No vendor, no C library.
         .target(name: "MLBenchCore", path: "Sources/MLBenchCore"),
@@ -79,6 +83,9 @@ let package = Package(
                 path: "Plugins/usbrelay/Sources/Plugin"),
         .target(name: "GPIORelayPlugin", dependencies: ["MLBenchDeviceKit", "GPIODriver"], path: "Plugins/gpio-relay/Sources"),
         .target(name: "CommandOutletPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/command-outlet/Sources"),
+        .target(name: "HostSensors", path: "Probes/host/Sources/Sensors"),
+        .target(name: "HostProbesPlugin", dependencies: ["HostSensors", "MLBenchDeviceKit", "PerfDriver"],
+                path: "Probes/host/Sources/Plugin"),
 
         // Measurement-methodology benchmarks (scripts/bench): programs that print figures.
         .executableTarget(name: "mlbench-bench", dependencies: ["MLBench"], path: "Benchmarks/MLBenchBenchmarks"),
@@ -93,7 +100,8 @@ let package = Package(
         .executableTarget(name: "mlbench-usb-emulation", dependencies: ["USBEmulators", "MLBench", "MLBenchCore", "FNIRSIProtocol"],
                           path: "Tests/USBEmulation/Runner"),
         // Drivers and device plugins: protocols from bytes, devices against emulated ones.
-        .testTarget(name: "DeviceTests", dependencies: ["MLBench", "MLBenchCore", "FNIRSIProtocol", "HIDRelayProtocol", "MLBenchDeviceKit", "USBDriver", "GPIODriver", "FTDIDriver"],
+        .testTarget(name: "DeviceTests", dependencies: ["MLBench", "MLBenchCore", "FNIRSIProtocol", "HIDRelayProtocol", "MLBenchDeviceKit", "USBDriver", "GPIODriver", "FTDIDriver",
+                                   "HostSensors", "PerfDriver"],
                     path: "Tests/DeviceTests"),
     ]
 )

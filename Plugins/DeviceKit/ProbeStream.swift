@@ -106,3 +106,24 @@ private struct UncheckedSteps: @unchecked Sendable {
     let read: (ProbeStream.Batch) throws -> Void
     let close: () -> Void
 }
+
+extension ProbeStream {
+    /// Calls `sample` every `intervalNs` on the stream's thread, with the time of
+    /// the tick. Waiting is done in short steps so that stop stays prompt.
+    public func startPeriodic(intervalNs: Int64, deliver: @escaping @Sendable ([ProbeSample]) -> Void,
+                              sample: @escaping (Int64, Batch) throws -> Void) {
+        var next = monotonicNanoseconds()
+        start(deliver: deliver, read: { [unowned self] batch in
+            while !isStopping {
+                let now = monotonicNanoseconds()
+                if now >= next { break }
+                usleep(UInt32(min(next - now, 20_000_000) / 1000))
+            }
+            guard !isStopping else { return }
+            let now = monotonicNanoseconds()
+            try sample(now, batch)
+            // A late tick does not cause a burst of catch-up ticks.
+            next = max(next + intervalNs, now + intervalNs / 2)
+        })
+    }
+}

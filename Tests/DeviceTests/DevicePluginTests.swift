@@ -20,22 +20,27 @@ final class DevicePluginTests: XCTestCase {
     func testEveryDevicePluginLoadsAndListsItsSettings() throws {
         let names = PluginStaging.plugins.map(\.0)
         let catalog = try catalog(names)
-        let expected: [String: (Role, Set<String>)] = [
-            "fnirsi": (.probe, ["serial", "model", "silence_timeout_s"]),
-            "usbrelay": (.powerSwitch, ["serial", "names"]),
-            "gpio-relay": (.powerSwitch, ["chip", "lines", "active_low", "initial_state", "names"]),
-            "command-outlet": (.powerSwitch, ["outlets", "timeout_s"]),
+        // Per plugin: each factory's role and kind, and the settings it accepts.
+        let expected: [String: [(Role, String, Set<String>)]] = [
+            "fnirsi": [(.probe, "fnirsi", ["serial", "model", "silence_timeout_s"])],
+            "usbrelay": [(.powerSwitch, "usbrelay", ["serial", "names"])],
+            "gpio-relay": [(.powerSwitch, "gpio-relay", ["chip", "lines", "active_low", "initial_state", "names"])],
+            "command-outlet": [(.powerSwitch, "command-outlet", ["outlets", "timeout_s"])],
+            "host-probes": [(.probe, "perf", ["pid", "events", "interval_ms"]), (.probe, "thermal", ["include", "interval_ms"]),
+                            (.probe, "rapl", ["interval_ms"]), (.probe, "rss", ["pid", "interval_ms"])],
         ]
         for name in names {
             let plugin = try catalog.load(name)
             XCTAssertEqual(plugin.name, name)
             XCTAssertEqual(plugin.version, "1.0.0")
-            let (role, settings) = try XCTUnwrap(expected[name])
-            XCTAssertEqual(plugin.factories.map(\.role), [role], name)
-            XCTAssertEqual(plugin.factories.map(\.kind), [name], name)
-            let provision = try XCTUnwrap(plugin.discovered.manifest.provides.first)
-            XCTAssertEqual(Set(provision.settings?.keys.map { $0 } ?? []), settings, "\(name) lists every setting it accepts")
-            XCTAssertTrue(provision.settings?.values.allSatisfy { !$0.isEmpty } ?? false, name)
+            let factories = try XCTUnwrap(expected[name], name)
+            XCTAssertEqual(plugin.factories.map(\.role), factories.map(\.0), name)
+            XCTAssertEqual(plugin.factories.map(\.kind), factories.map(\.1), name)
+            for (role, kind, settings) in factories {
+                let provision = try XCTUnwrap(plugin.discovered.manifest.provides.first { $0.kind == kind && $0.role == role }, "\(name) \(kind)")
+                XCTAssertEqual(Set(provision.settings?.keys.map { $0 } ?? []), settings, "\(name) '\(kind)' lists every setting it accepts")
+                XCTAssertTrue(provision.settings?.values.allSatisfy { !$0.isEmpty } ?? false, name)
+            }
         }
     }
 

@@ -16,7 +16,7 @@ enum PluginStaging {
     private final class Marker {}
 
     /// The in-tree device plugins: name and the folder of their manifest.
-    static let plugins = [("fnirsi", "Probes/fnirsi"), ("usbrelay", "Plugins/usbrelay"),
+    static let plugins = [("fnirsi", "Probes/fnirsi"), ("usbrelay", "Plugins/usbrelay"), ("host-probes", "Probes/host"),
                           ("gpio-relay", "Plugins/gpio-relay"), ("command-outlet", "Plugins/command-outlet")]
 
     /// A fresh folder holding the named plugins; removed when the test ends.
