@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "mlbench-gpio-relay", type: .dynamic, targets: ["GPIORelayPlugin"]),
         .library(name: "mlbench-command-outlet", type: .dynamic, targets: ["CommandOutletPlugin"]),
         .library(name: "mlbench-host-probes", type: .dynamic, targets: ["HostProbesPlugin"]),
+        .library(name: "mlbench-ftdi-relay", type: .dynamic, targets: ["FTDIRelayPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -83,6 +84,7 @@ let package = Package(
                 path: "Plugins/usbrelay/Sources/Plugin"),
         .target(name: "GPIORelayPlugin", dependencies: ["MLBenchDeviceKit", "GPIODriver"], path: "Plugins/gpio-relay/Sources"),
         .target(name: "CommandOutletPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/command-outlet/Sources"),
+        .target(name: "FTDIRelayPlugin", dependencies: ["MLBenchDeviceKit", "FTDIDriver"], path: "Plugins/ftdi-relay/Sources"),
         .target(name: "HostSensors", path: "Probes/host/Sources/Sensors"),
         .target(name: "HostProbesPlugin", dependencies: ["HostSensors", "MLBenchDeviceKit", "PerfDriver"],
                 path: "Probes/host/Sources/Plugin"),

@@ -69,13 +69,12 @@ public final class FTDIDevice: @unchecked Sendable {
         guard let context = ftdi_new() else {
             throw FTDIError(device: label, call: "ftdi_new", code: -1, detail: "out of memory")
         }
+        // From here on a throw runs deinit, which closes and frees the context.
         self.context = context
         if interface != .any {
             let status = ftdi_set_interface(context, interface.cValue)
             if status < 0 {
-                let error = FTDIError(device: label, call: "ftdi_set_interface", code: status, detail: FTDIDevice.detail(context))
-                ftdi_free(context)
-                throw error
+                throw FTDIError(device: label, call: "ftdi_set_interface", code: status, detail: FTDIDevice.detail(context))
             }
         }
         let status = ftdi_usb_open_desc(context, Int32(vendor), Int32(product), nil, serial)
@@ -87,9 +86,7 @@ public final class FTDIDevice: @unchecked Sendable {
                 detail += present.isEmpty ? "; no device with this id is connected"
                     : "; connected with this id: " + present.map { "serial '\($0.serial)' (\($0.description))" }.joined(separator: ", ")
             }
-            let error = FTDIError(device: label, call: "ftdi_usb_open_desc", code: status, detail: detail)
-            ftdi_free(context)
-            throw error
+            throw FTDIError(device: label, call: "ftdi_usb_open_desc", code: status, detail: detail)
         }
     }
 

@@ -26,6 +26,7 @@ final class DevicePluginTests: XCTestCase {
             "usbrelay": [(.powerSwitch, "usbrelay", ["serial", "names"])],
             "gpio-relay": [(.powerSwitch, "gpio-relay", ["chip", "lines", "active_low", "initial_state", "names"])],
             "command-outlet": [(.powerSwitch, "command-outlet", ["outlets", "timeout_s"])],
+            "ftdi-relay": [(.powerSwitch, "ftdi-relay", ["serial", "relays", "active_low", "usb_id", "names"])],
             "host-probes": [(.probe, "perf", ["pid", "events", "interval_ms"]), (.probe, "thermal", ["include", "interval_ms"]),
                             (.probe, "rapl", ["interval_ms"]), (.probe, "rss", ["pid", "interval_ms"])],
         ]
@@ -46,7 +47,14 @@ final class DevicePluginTests: XCTestCase {
 
     /// This machine has no USB meter, relay board or GPIO chip.
     func testWithoutTheDeviceEachPluginNamesWhatIsMissing() throws {
-        let catalog = try catalog(["fnirsi", "usbrelay", "gpio-relay"])
+        let catalog = try catalog(["fnirsi", "usbrelay", "gpio-relay", "ftdi-relay"])
+        let ftdi = try catalog.load("ftdi-relay")
+        XCTAssertThrowsError(try PluginPowerSwitch(plugin: ftdi, kind: nil, configuration: configuration(ftdi, ["serial": .string("A9XK2M1T")]))) {
+            XCTAssertEqual("\($0)", "plugin 'ftdi-relay' (ftdi-relay) create: device error: FTDI relay board (FTDI 0403:6001 serial A9XK2M1T): ftdi_usb_open_desc failed (-3): device not found; no device with this id is connected")
+        }
+        XCTAssertThrowsError(try PluginPowerSwitch(plugin: ftdi, kind: nil, configuration: configuration(ftdi, [:]))) {
+            XCTAssertTrue("\($0)".contains("invalid configuration: settings:"), "the serial is required: \($0)")
+        }
         let fnirsi = try catalog.load("fnirsi")
         XCTAssertThrowsError(try PluginProbe(plugin: fnirsi, kind: nil, configuration: configuration(fnirsi, [:]))) {
             XCTAssertEqual("\($0)", "plugin 'fnirsi' (fnirsi) create: device error: FNIRSI meter not found: no USB device with id "

@@ -95,4 +95,19 @@ final class USBEmulationTests: XCTestCase {
         XCTAssertEqual(seen.errors["wrong_serial"],
                        "plugin 'usbrelay' (usbrelay) create: device error: USB HID relay board with serial 'ZZZZZ' not found; the connected ones have serials 'QAAMZ'")
     }
+
+    func testFTDIBitBangRelayThroughLibftdi() throws {
+        let seen = try run("ftdi-relay", plugin: "ftdi-relay")
+        XCTAssertNil(seen.errors["catalog"])
+        XCTAssertNil(seen.errors["relay"], "\(seen.errors)")
+        XCTAssertEqual(seen.number("bitmode"), 0x01, "asynchronous bit-bang mode")
+        XCTAssertEqual(seen.number("latch_after_open"), 0x80, "opening the switch leaves the relays as they were")
+        XCTAssertEqual(seen.values["outlets"], .array([.string("1"), .string("2"), .string("zcu104"), .string("4")]))
+        XCTAssertEqual(seen.number("latch_after_on"), 0x84, "relay 3 is data bit 2; bit 7 kept")
+        XCTAssertEqual(seen.bool("zcu104_on"), true)
+        XCTAssertEqual(seen.number("latch_after_off"), 0x81)
+        XCTAssertEqual(seen.bool("zcu104_off"), false)
+        XCTAssertEqual(seen.errors["wrong_serial"],
+                       "plugin 'ftdi-relay' (ftdi-relay) create: device error: FTDI relay board (FTDI 0403:6001 serial NOPE): ftdi_usb_open_desc failed (-3): device not found; connected with this id: serial 'OTHER001' (FT245R USB FIFO), serial 'A9XK2M1T' (FT245R USB FIFO)")
+    }
 }

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <umockdev.h>
 
-enum kind { FNIRSI, HID_RELAY };
+enum kind { FNIRSI, HID_RELAY, FTDI_BITBANG };
 
 struct emu_device {
     enum kind kind;
@@ -46,6 +46,10 @@ struct emu_device {
     uint8_t mask, stuck;
     int set_reports;
     char product_buffer[16];
+
+    /* FTDI in bit-bang mode: the output latch, the direction mask, the mode. */
+    uint8_t latch, direction, bitmode;
+    int ftdi_writes;
 };
 
 struct urb_entry {
@@ -120,7 +124,7 @@ static int control(emu_device *device, uint8_t *buffer, int buffer_length) {
             return count;
         }
         const char *text = index == 1 ? device->manufacturer : index == 2 ? device->product
-                         : index == 3 && device->serial[0] && device->kind == FNIRSI ? device->serial : NULL;
+                         : index == 3 && device->serial[0] && device->kind != HID_RELAY ? device->serial : NULL;
         if (!text) return -EPIPE;
         return (int)string_descriptor(text, data, (size_t)length);
     }
@@ -142,6 +146,23 @@ static int control(emu_device *device, uint8_t *buffer, int buffer_length) {
         if (command == 0xff || command == 0xfe) device->mask |= change;
         else if (command == 0xfd || command == 0xfc) device->mask &= (uint8_t)~change;
         else return -EPIPE;
+        return length;
+    }
+    if (device->kind == FTDI_BITBANG && type == 0x40) { /* vendor requests to the device */
+        if (request == 0x0b) { /* SIO_SET_BITMODE: mask in the low byte, mode in the high byte */
+            device->direction = (uint8_t)(value & 0xff);
+            device->bitmode = (uint8_t)(value >> 8);
+        }
+        /* reset, baud rate, line properties, latency, flow control: accepted as the chip does */
+        return 0;
+    }
+    if (device->kind == FTDI_BITBANG && type == 0xc0 && request == 0x0c && length >= 1) { /* SIO_READ_PINS */
+        /* Outputs read their latch; inputs float high through the board's pull-ups. */
+        data[0] = (uint8_t)((device->latch & device->direction) | (uint8_t)~device->direction);
+        return 1;
+    }
+    if (device->kind == FTDI_BITBANG && type == 0xc0 && length >= 1) { /* other reads: latency timer, modem status */
+        memset(data, request == 0x05 ? 0x01 : 16, (size_t)length);
         return length;
     }
     return -EPIPE;
@@ -249,7 +270,16 @@ static gboolean handle_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *cl
             urb->status = 0;
             urb->actual_length = urb->buffer_length;
             push(&device->done, client, urb_data);
-        } else if (urb->type == USBDEVFS_URB_TYPE_INTERRUPT && (urb->endpoint & 0x80)) {
+        } else if (urb->type == USBDEVFS_URB_TYPE_BULK && device->kind == FTDI_BITBANG && !(urb->endpoint & 0x80)) {
+            /* In bit-bang mode every byte written drives the pins; the last one stays. */
+            if (device->bitmode == 0x01 && urb->buffer_length > 0) {
+                device->latch = ((const uint8_t *)urb->buffer)[urb->buffer_length - 1];
+                device->ftdi_writes++;
+            }
+            urb->status = 0;
+            urb->actual_length = urb->buffer_length;
+            push(&device->done, client, urb_data);
+        } else if ((urb->type == USBDEVFS_URB_TYPE_INTERRUPT || urb->type == USBDEVFS_URB_TYPE_BULK) && (urb->endpoint & 0x80)) {
             push(&device->pending, client, urb_data);
         } else {
             umockdev_ioctl_data_unref(urb_data);
@@ -345,7 +375,7 @@ static emu_device *add(emu_testbed *testbed, enum kind kind, int bus, const uint
     g_string_append_printf(description, "E: DEVNAME=/dev/bus/usb/%03d/001\n", bus);
     g_string_append_printf(description, "A: busnum=%d\\n\nA: devnum=1\\n\nA: speed=12\\n\nA: bConfigurationValue=1\\n\n", bus);
     g_string_append_printf(description, "A: idVendor=%04x\\n\nA: idProduct=%04x\\n\n", vendor, product);
-    if (serial && kind == FNIRSI) g_string_append_printf(description, "A: serial=%s\\n\n", serial);
+    if (serial && kind != HID_RELAY) g_string_append_printf(description, "A: serial=%s\\n\n", serial);
     g_string_append(description, "H: descriptors=");
     for (size_t i = 0; i < length; i++) g_string_append_printf(description, "%02X", descriptors[i]);
     g_string_append(description, "\n");
@@ -432,4 +462,34 @@ void emu_relay_stick(emu_device *device, int relay) {
     pthread_mutex_lock(&device->lock);
     device->stuck |= (uint8_t)(1u << (relay - 1));
     pthread_mutex_unlock(&device->lock);
+}
+
+emu_device *emu_add_ftdi_bitbang(emu_testbed *testbed, int bus, const char *serial, uint8_t latch) {
+    /* An FT245R (bcdDevice 6.00): one vendor-specific interface, bulk IN 0x81 and OUT 0x02. */
+    uint8_t descriptors[] = {
+        0x12, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x08, 0x03, 0x04, 0x01, 0x60, 0x00, 0x06, 0x01, 0x02, 0x03, 0x01,
+        0x09, 0x02, 0x20, 0x00, 0x01, 0x01, 0x00, 0xa0, 0x2d,
+        0x09, 0x04, 0x00, 0x00, 0x02, 0xff, 0xff, 0xff, 0x02,
+        0x07, 0x05, 0x81, 0x02, 0x40, 0x00, 0x00,
+        0x07, 0x05, 0x02, 0x02, 0x40, 0x00, 0x00,
+    };
+    emu_device *device = add(testbed, FTDI_BITBANG, bus, descriptors, sizeof descriptors, 0x0403, 0x6001, serial);
+    device->manufacturer = "FTDI";
+    device->product = "FT245R USB FIFO";
+    device->latch = latch;
+    return device;
+}
+
+uint8_t emu_ftdi_latch(emu_device *device) {
+    pthread_mutex_lock(&device->lock);
+    uint8_t latch = device->latch;
+    pthread_mutex_unlock(&device->lock);
+    return latch;
+}
+
+uint8_t emu_ftdi_bitmode(emu_device *device) {
+    pthread_mutex_lock(&device->lock);
+    uint8_t mode = device->bitmode;
+    pthread_mutex_unlock(&device->lock);
+    return mode;
 }

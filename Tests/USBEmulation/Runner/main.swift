@@ -132,6 +132,31 @@ case "usbrelay":
         _ = try PluginPowerSwitch(plugin: plugin, kind: nil, configuration: PluginConfiguration(
             kind: "", pluginDirectory: plugin.discovered.directory, settings: .object(["serial": .string("ZZZZZ")])))
     }
+case "ftdi-relay":
+    // Relay 8 is already on (the latch survives a lab restart); relays 1–4 are wired.
+    let board = emu_add_ftdi_bitbang(testbed, 1, "A9XK2M1T", 0x80)
+    _ = emu_add_ftdi_bitbang(testbed, 2, "OTHER001", 0x00)
+    record("relay") {
+        let plugin = try catalog.load("ftdi-relay")
+        let power = try PluginPowerSwitch(plugin: plugin, kind: nil, configuration: PluginConfiguration(
+            kind: "", pluginDirectory: plugin.discovered.directory,
+            settings: .object(["serial": .string("A9XK2M1T"), "relays": .number(4), "names": .object(["3": .string("zcu104")])])))
+        observation.values["latch_after_open"] = .number(Double(emu_ftdi_latch(board)))
+        observation.values["bitmode"] = .number(Double(emu_ftdi_bitmode(board)))
+        observation.values["outlets"] = .array(try power.describe().outlets.map { .string($0) })
+        try power.set(OutletCommand(outlet: "zcu104", on: true))
+        observation.values["latch_after_on"] = .number(Double(emu_ftdi_latch(board)))
+        observation.values["zcu104_on"] = .bool(try power.state(OutletQuery(outlet: "zcu104")).on)
+        try power.set(OutletCommand(outlet: "1", on: true))
+        try power.set(OutletCommand(outlet: "zcu104", on: false))
+        observation.values["latch_after_off"] = .number(Double(emu_ftdi_latch(board)))
+        observation.values["zcu104_off"] = .bool(try power.state(OutletQuery(outlet: "zcu104")).on)
+    }
+    record("wrong_serial") {
+        let plugin = try catalog.load("ftdi-relay")
+        _ = try PluginPowerSwitch(plugin: plugin, kind: nil, configuration: PluginConfiguration(
+            kind: "", pluginDirectory: plugin.discovered.directory, settings: .object(["serial": .string("NOPE")])))
+    }
 default:
     fail("unknown scenario '\(scenario)'")
 }

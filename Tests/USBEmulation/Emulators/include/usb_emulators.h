@@ -42,4 +42,10 @@ int emu_relay_set_reports(emu_device *device);
 /* Makes a relay ignore commands (a welded contact). */
 void emu_relay_stick(emu_device *device, int relay);
 
+/* An FT245R relay board (0403:6001) whose output latch starts at `latch`. */
+emu_device *emu_add_ftdi_bitbang(emu_testbed *testbed, int bus, const char *serial, uint8_t latch);
+/* The pins the board drives now, and the bit mode libftdi set (0x01 = bit-bang). */
+uint8_t emu_ftdi_latch(emu_device *device);
+uint8_t emu_ftdi_bitmode(emu_device *device);
+
 #endif
