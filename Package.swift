@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "mlbench-command-outlet", type: .dynamic, targets: ["CommandOutletPlugin"]),
         .library(name: "mlbench-host-probes", type: .dynamic, targets: ["HostProbesPlugin"]),
         .library(name: "mlbench-ftdi-relay", type: .dynamic, targets: ["FTDIRelayPlugin"]),
+        .library(name: "mlbench-ina2xx", type: .dynamic, targets: ["INA2xxProbePlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -85,6 +86,9 @@ let package = Package(
         .target(name: "GPIORelayPlugin", dependencies: ["MLBenchDeviceKit", "GPIODriver"], path: "Plugins/gpio-relay/Sources"),
         .target(name: "CommandOutletPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/command-outlet/Sources"),
         .target(name: "FTDIRelayPlugin", dependencies: ["MLBenchDeviceKit", "FTDIDriver"], path: "Plugins/ftdi-relay/Sources"),
+        .target(name: "INA2xxProtocol", path: "Probes/ina2xx/Sources/Protocol"),
+        .target(name: "INA2xxProbePlugin", dependencies: ["INA2xxProtocol", "MLBenchDeviceKit", "FTDIDriver"],
+                path: "Probes/ina2xx/Sources/Plugin"),
         .target(name: "HostSensors", path: "Probes/host/Sources/Sensors"),
         .target(name: "HostProbesPlugin", dependencies: ["HostSensors", "MLBenchDeviceKit", "PerfDriver"],
                 path: "Probes/host/Sources/Plugin"),
@@ -103,7 +107,7 @@ let package = Package(
                           path: "Tests/USBEmulation/Runner"),
         // Drivers and device plugins: protocols from bytes, devices against emulated ones.
         .testTarget(name: "DeviceTests", dependencies: ["MLBench", "MLBenchCore", "FNIRSIProtocol", "HIDRelayProtocol", "MLBenchDeviceKit", "USBDriver", "GPIODriver", "FTDIDriver",
-                                   "HostSensors", "PerfDriver"],
+                                   "HostSensors", "PerfDriver", "INA2xxProtocol"],
                     path: "Tests/DeviceTests"),
     ]
 )

@@ -110,4 +110,22 @@ final class USBEmulationTests: XCTestCase {
         XCTAssertEqual(seen.errors["wrong_serial"],
                        "plugin 'ftdi-relay' (ftdi-relay) create: device error: FTDI relay board (FTDI 0403:6001 serial NOPE): ftdi_usb_open_desc failed (-3): device not found; connected with this id: serial 'OTHER001' (FT245R USB FIFO), serial 'A9XK2M1T' (FT245R USB FIFO)")
     }
+
+    func testINA226ThroughMPSSEI2COverLibftdi() throws {
+        let seen = try run("ina2xx", plugin: "ina2xx")
+        XCTAssertNil(seen.errors["catalog"])
+        XCTAssertNil(seen.errors["stream"], "\(seen.errors)")
+        // The chip holds what the probe computed and wrote over I2C.
+        XCTAssertEqual(seen.number("calibration"), 512)
+        XCTAssertEqual(seen.number("configuration"), 0x42df)
+        XCTAssertEqual(seen.number("rate_hz") ?? 0, 1 / (2 * 588e-6 * 4), accuracy: 1e-6)
+        // Its registers (shunt 1000, bus 9600, current and power from the calibration) scaled back.
+        XCTAssertEqual(seen.numbers("bus_voltage").first ?? 0, 12.0, accuracy: 1e-9)
+        XCTAssertEqual(seen.numbers("shunt_voltage").first ?? 0, 0.0025, accuracy: 1e-12)
+        XCTAssertEqual(seen.numbers("current").first ?? 0, 0.025, accuracy: 1e-12)
+        XCTAssertEqual(seen.numbers("power").first ?? 0, 0.3, accuracy: 1e-12)
+        XCTAssertGreaterThan(seen.number("current_count") ?? 0, 10, "read continuously for 0.5 s")
+        XCTAssertEqual(seen.errors["wrong_address"],
+                       "plugin 'ina2xx' (ina2xx) create: device error: INA226 at 0x40 on FT232H: reading register 0xfe: no device answered at this address (no ACK)")
+    }
 }

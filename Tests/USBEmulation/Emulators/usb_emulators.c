@@ -16,7 +16,7 @@
 #include <string.h>
 #include <umockdev.h>
 
-enum kind { FNIRSI, HID_RELAY, FTDI_BITBANG };
+enum kind { FNIRSI, HID_RELAY, FTDI_BITBANG, FTDI_MPSSE };
 
 struct emu_device {
     enum kind kind;
@@ -50,6 +50,16 @@ struct emu_device {
     /* FTDI in bit-bang mode: the output latch, the direction mask, the mode. */
     uint8_t latch, direction, bitmode;
     int ftdi_writes;
+
+    /* FT232H in MPSSE mode with an INA226 on its I2C bus. */
+    uint8_t answer[65536];   /* bytes the MPSSE engine has to send back */
+    size_t answer_length;
+    int scl, sda;            /* line levels */
+    int in_transaction, byte_index, reading, selected;
+    uint8_t pointer, pending_msb, last_ack;
+    uint8_t i2c_address;
+    uint16_t registers[256];
+    int transactions;
 };
 
 struct urb_entry {
@@ -148,7 +158,7 @@ static int control(emu_device *device, uint8_t *buffer, int buffer_length) {
         else return -EPIPE;
         return length;
     }
-    if (device->kind == FTDI_BITBANG && type == 0x40) { /* vendor requests to the device */
+    if ((device->kind == FTDI_BITBANG || device->kind == FTDI_MPSSE) && type == 0x40) { /* vendor requests to the device */
         if (request == 0x0b) { /* SIO_SET_BITMODE: mask in the low byte, mode in the high byte */
             device->direction = (uint8_t)(value & 0xff);
             device->bitmode = (uint8_t)(value >> 8);
@@ -161,11 +171,97 @@ static int control(emu_device *device, uint8_t *buffer, int buffer_length) {
         data[0] = (uint8_t)((device->latch & device->direction) | (uint8_t)~device->direction);
         return 1;
     }
-    if (device->kind == FTDI_BITBANG && type == 0xc0 && length >= 1) { /* other reads: latency timer, modem status */
+    if ((device->kind == FTDI_BITBANG || device->kind == FTDI_MPSSE) && type == 0xc0 && length >= 1) { /* other reads: latency timer, modem status */
         memset(data, request == 0x05 ? 0x01 : 16, (size_t)length);
         return length;
     }
     return -EPIPE;
+}
+
+/* --- An INA226 on the I2C bus of an emulated FT232H --------------------- */
+
+static void answer(emu_device *device, uint8_t byte) {
+    if (device->answer_length < sizeof device->answer) device->answer[device->answer_length++] = byte;
+}
+
+/* The INA226 derives current and power from the shunt and bus registers and
+ * its calibration, as the datasheet gives. */
+static void ina226_update(emu_device *device) {
+    int16_t shunt = (int16_t)device->registers[0x01];
+    uint16_t cal = device->registers[0x05];
+    int32_t current = (int32_t)shunt * cal / 2048;
+    device->registers[0x04] = (uint16_t)(int16_t)current;
+    device->registers[0x03] = (uint16_t)((int64_t)(current < 0 ? -current : current) * device->registers[0x02] / 20000);
+}
+
+/* A byte clocked out by the master; returns the ACK level (0 = ACK). */
+static int i2c_write(emu_device *device, uint8_t byte) {
+    if (!device->in_transaction) return 1;
+    int index = device->byte_index++;
+    if (index == 0) {
+        device->selected = (byte >> 1) == device->i2c_address;
+        device->reading = byte & 1;
+        if (device->selected && !device->reading) device->transactions++;
+        return device->selected ? 0 : 1;
+    }
+    if (!device->selected || device->reading) return 1;
+    if (index == 1) { device->pointer = byte; return 0; }
+    if (index % 2 == 0) { device->pending_msb = byte; return 0; }
+    device->registers[device->pointer] = (uint16_t)(device->pending_msb << 8 | byte);
+    if (device->pointer == 0x05) ina226_update(device);
+    return 0;
+}
+
+/* A byte clocked in by the master: the register's MSB, then its LSB. */
+static uint8_t i2c_read(emu_device *device) {
+    if (!device->in_transaction || !device->selected || !device->reading) return 0xff;
+    int index = device->byte_index++ - 1;
+    uint16_t value = device->registers[device->pointer];
+    return (uint8_t)(index % 2 == 0 ? value >> 8 : value & 0xff);
+}
+
+/* SDA and SCL from a "set low byte" command: a released SDA floats high. */
+static void set_pins(emu_device *device, uint8_t value, uint8_t direction) {
+    int scl = (direction & 0x01) ? (value & 0x01) : 1;
+    int sda = (direction & 0x02) ? ((value >> 1) & 1) : 1;
+    if (device->scl && scl) {
+        if (device->sda && !sda) { device->in_transaction = 1; device->byte_index = 0; }   /* (repeated) START */
+        else if (!device->sda && sda) device->in_transaction = 0;                          /* STOP */
+    }
+    device->scl = scl;
+    device->sda = sda;
+}
+
+/* Runs a stream of MPSSE commands. Opcodes as in FTDI's AN_108. */
+static void mpsse(emu_device *device, const uint8_t *bytes, int length) {
+    int i = 0;
+    while (i < length) {
+        uint8_t op = bytes[i++];
+        switch (op) {
+        case 0x80: if (i + 2 <= length) set_pins(device, bytes[i], bytes[i + 1]); i += 2; break;
+        case 0x82: i += 2; break;                      /* high byte pins: unused */
+        case 0x86: case 0x9e: i += 2; break;           /* clock divisor, open-drain enable */
+        case 0x8a: case 0x8b: case 0x8c: case 0x8d: case 0x97: case 0x96: case 0x84: case 0x85: case 0x87: break;
+        case 0x11: {                                   /* bytes out */
+            int count = (i + 1 < length) ? (bytes[i] | bytes[i + 1] << 8) + 1 : 0;
+            i += 2;
+            for (int k = 0; k < count && i < length; k++) device->last_ack = (uint8_t)i2c_write(device, bytes[i++]);
+            break;
+        }
+        case 0x13: i += 2; break;                      /* bits out: the master's ACK/NACK */
+        case 0x20: {                                   /* bytes in */
+            int count = (i + 1 < length) ? (bytes[i] | bytes[i + 1] << 8) + 1 : 0;
+            i += 2;
+            for (int k = 0; k < count; k++) answer(device, i2c_read(device));
+            break;
+        }
+        case 0x22: i += 1; answer(device, device->last_ack); break;   /* bits in: the ACK of the last byte */
+        default:
+            /* The engine answers an unknown opcode with 0xFA and the opcode. */
+            answer(device, 0xfa);
+            answer(device, op);
+        }
+    }
 }
 
 /* Fills a pending IN URB with the next report when one is due. */
@@ -278,6 +374,29 @@ static gboolean handle_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *cl
             }
             urb->status = 0;
             urb->actual_length = urb->buffer_length;
+            push(&device->done, client, urb_data);
+        } else if (urb->type == USBDEVFS_URB_TYPE_BULK && device->kind == FTDI_MPSSE && !(urb->endpoint & 0x80)) {
+            if (device->bitmode == 0x02) mpsse(device, urb->buffer, urb->buffer_length);
+            urb->status = 0;
+            urb->actual_length = urb->buffer_length;
+            push(&device->done, client, urb_data);
+        } else if (urb->type == USBDEVFS_URB_TYPE_BULK && device->kind == FTDI_MPSSE) {
+            /* Every 512-byte packet from an FT232H starts with two modem status bytes. */
+            uint8_t *out = urb->buffer;
+            int room = urb->buffer_length, filled = 0;
+            while (room - filled >= 2) {
+                out[filled++] = 0x32;
+                out[filled++] = 0x60;
+                size_t chunk = device->answer_length < 510 ? device->answer_length : 510;
+                if ((int)chunk > room - filled) chunk = (size_t)(room - filled);
+                memcpy(out + filled, device->answer, chunk);
+                memmove(device->answer, device->answer + chunk, device->answer_length - chunk);
+                device->answer_length -= chunk;
+                filled += (int)chunk;
+                if (device->answer_length == 0 || chunk < 510) break;
+            }
+            urb->status = 0;
+            urb->actual_length = filled;
             push(&device->done, client, urb_data);
         } else if ((urb->type == USBDEVFS_URB_TYPE_INTERRUPT || urb->type == USBDEVFS_URB_TYPE_BULK) && (urb->endpoint & 0x80)) {
             push(&device->pending, client, urb_data);
@@ -492,4 +611,33 @@ uint8_t emu_ftdi_bitmode(emu_device *device) {
     uint8_t mode = device->bitmode;
     pthread_mutex_unlock(&device->lock);
     return mode;
+}
+
+emu_device *emu_add_ft232h_ina226(emu_testbed *testbed, int bus, const char *serial, uint8_t address, int16_t shunt, uint16_t bus_raw) {
+    /* An FT232H (bcdDevice 9.00), high speed: bulk IN 0x81 and OUT 0x02 of 512 bytes. */
+    uint8_t descriptors[] = {
+        0x12, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x40, 0x03, 0x04, 0x14, 0x60, 0x00, 0x09, 0x01, 0x02, 0x03, 0x01,
+        0x09, 0x02, 0x20, 0x00, 0x01, 0x01, 0x00, 0x80, 0x2d,
+        0x09, 0x04, 0x00, 0x00, 0x02, 0xff, 0xff, 0xff, 0x02,
+        0x07, 0x05, 0x81, 0x02, 0x00, 0x02, 0x00,
+        0x07, 0x05, 0x02, 0x02, 0x00, 0x02, 0x00,
+    };
+    emu_device *device = add(testbed, FTDI_MPSSE, bus, descriptors, sizeof descriptors, 0x0403, 0x6014, serial);
+    device->manufacturer = "FTDI";
+    device->product = "Single RS232-HS";
+    device->scl = device->sda = 1;
+    device->i2c_address = address;
+    device->registers[0x00] = 0x4127;   /* power-on defaults */
+    device->registers[0x01] = (uint16_t)shunt;
+    device->registers[0x02] = bus_raw;
+    device->registers[0xfe] = 0x5449;
+    device->registers[0xff] = 0x2260;
+    return device;
+}
+
+uint16_t emu_ina226_register(emu_device *device, uint8_t reg) {
+    pthread_mutex_lock(&device->lock);
+    uint16_t value = device->registers[reg];
+    pthread_mutex_unlock(&device->lock);
+    return value;
 }

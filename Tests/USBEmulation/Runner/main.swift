@@ -157,6 +157,34 @@ case "ftdi-relay":
         _ = try PluginPowerSwitch(plugin: plugin, kind: nil, configuration: PluginConfiguration(
             kind: "", pluginDirectory: plugin.discovered.directory, settings: .object(["serial": .string("NOPE")])))
     }
+case "ina2xx":
+    // 2.5 mV across 0.1 Ω (shunt register 1000 × 2.5 µV) at 12.0 V (bus register 9600 × 1.25 mV).
+    let sensor = emu_add_ft232h_ina226(testbed, 1, "FT232H01", 0x41, 1000, 9600)
+    record("stream") {
+        let plugin = try catalog.load("ina2xx")
+        let probe = try PluginProbe(plugin: plugin, kind: nil, configuration: PluginConfiguration(
+            kind: "", pluginDirectory: plugin.discovered.directory,
+            settings: .object(["address": .number(0x41), "shunt_ohms": .number(0.1), "current_lsb": .number(0.0001),
+                               "conversion_time_us": .number(588), "averaging": .number(4)])))
+        observation.values["calibration"] = .number(Double(emu_ina226_register(sensor, 0x05)))
+        observation.values["configuration"] = .number(Double(emu_ina226_register(sensor, 0x00)))
+        observation.values["rate_hz"] = .number(try probe.describe().rateHz)
+        let collected = Collected()
+        try probe.start { collected.add($0) }
+        Thread.sleep(forTimeInterval: 0.5)
+        try probe.stop()
+        let samples = collected.all
+        for (channel, name) in ["bus_voltage", "shunt_voltage", "current", "power"].enumerated() {
+            let values = samples.filter { $0.channel == UInt32(channel) }.map(\.value)
+            observation.values[name] = .array(values.prefix(3).map { .number($0) })
+            observation.values[name + "_count"] = .number(Double(values.count))
+        }
+    }
+    record("wrong_address") {
+        let plugin = try catalog.load("ina2xx")
+        _ = try PluginProbe(plugin: plugin, kind: nil, configuration: PluginConfiguration(
+            kind: "", pluginDirectory: plugin.discovered.directory, settings: .object(["address": .number(0x40), "shunt_ohms": .number(0.1), "max_current": .number(2)])))
+    }
 default:
     fail("unknown scenario '\(scenario)'")
 }
