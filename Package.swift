@@ -95,6 +95,9 @@ let package = Package(
 
         // Measurement-methodology benchmarks (scripts/bench): programs that print figures.
         .executableTarget(name: "mlbench-bench", dependencies: ["MLBench"], path: "Benchmarks/MLBenchBenchmarks"),
+        // Probe pipeline throughput on a replayed stream (scripts/bench).
+        .executableTarget(name: "mlbench-probe-bench", dependencies: ["FNIRSIProtocol", "MLBenchDeviceKit"],
+                          path: "Benchmarks/ProbePipeline"),
 
         .testTarget(name: "MLBenchTests", dependencies: ["MLBench", "MLBenchCore", "SQLiteDriver", "OpenSSLDriver"],
                     path: "Tests/MLBenchTests"),
