@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "mlbench-host-probes", type: .dynamic, targets: ["HostProbesPlugin"]),
         .library(name: "mlbench-ftdi-relay", type: .dynamic, targets: ["FTDIRelayPlugin"]),
         .library(name: "mlbench-ina2xx", type: .dynamic, targets: ["INA2xxProbePlugin"]),
+        .library(name: "mlbench-ykush", type: .dynamic, targets: ["YKUSHPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -89,6 +90,8 @@ let package = Package(
         .target(name: "INA2xxProtocol", path: "Probes/ina2xx/Sources/Protocol"),
         .target(name: "INA2xxProbePlugin", dependencies: ["INA2xxProtocol", "MLBenchDeviceKit", "FTDIDriver"],
                 path: "Probes/ina2xx/Sources/Plugin"),
+        .target(name: "YKUSHProtocol", path: "Plugins/ykush/Sources/Protocol"),
+        .target(name: "YKUSHPlugin", dependencies: ["YKUSHProtocol", "MLBenchDeviceKit", "USBDriver"], path: "Plugins/ykush/Sources/Plugin"),
         .target(name: "HostSensors", path: "Probes/host/Sources/Sensors"),
         .target(name: "HostProbesPlugin", dependencies: ["HostSensors", "MLBenchDeviceKit", "PerfDriver"],
                 path: "Probes/host/Sources/Plugin"),
@@ -110,7 +113,7 @@ let package = Package(
                           path: "Tests/USBEmulation/Runner"),
         // Drivers and device plugins: protocols from bytes, devices against emulated ones.
         .testTarget(name: "DeviceTests", dependencies: ["MLBench", "MLBenchCore", "FNIRSIProtocol", "HIDRelayProtocol", "MLBenchDeviceKit", "USBDriver", "GPIODriver", "FTDIDriver",
-                                   "HostSensors", "PerfDriver", "INA2xxProtocol"],
+                                   "HostSensors", "PerfDriver", "INA2xxProtocol", "YKUSHProtocol"],
                     path: "Tests/DeviceTests"),
     ]
 )

@@ -27,6 +27,7 @@ final class DevicePluginTests: XCTestCase {
             "gpio-relay": [(.powerSwitch, "gpio-relay", ["chip", "lines", "active_low", "initial_state", "names"])],
             "command-outlet": [(.powerSwitch, "command-outlet", ["outlets", "timeout_s"])],
             "ftdi-relay": [(.powerSwitch, "ftdi-relay", ["serial", "relays", "active_low", "usb_id", "names"])],
+            "ykush": [(.powerSwitch, "ykush", ["serial", "names"])],
             "ina2xx": [(.probe, "ina2xx", ["model", "address", "shunt_ohms", "current_lsb", "max_current", "conversion_time_us",
                                           "averaging", "serial", "i2c_clock_hz"])],
             "host-probes": [(.probe, "perf", ["pid", "events", "interval_ms"]), (.probe, "thermal", ["include", "interval_ms"]),
@@ -49,7 +50,11 @@ final class DevicePluginTests: XCTestCase {
 
     /// This machine has no USB meter, relay board or GPIO chip.
     func testWithoutTheDeviceEachPluginNamesWhatIsMissing() throws {
-        let catalog = try catalog(["fnirsi", "usbrelay", "gpio-relay", "ftdi-relay", "ina2xx"])
+        let catalog = try catalog(["fnirsi", "usbrelay", "gpio-relay", "ftdi-relay", "ina2xx", "ykush"])
+        let ykush = try catalog.load("ykush")
+        XCTAssertThrowsError(try PluginPowerSwitch(plugin: ykush, kind: nil, configuration: configuration(ykush, [:]))) {
+            XCTAssertEqual("\($0)", "plugin 'ykush' (ykush) create: device error: YKUSH hub not found: no USB device with id 04d8:f0cd (YKUSH XS), 04d8:f11b (YKUSH3), 04d8:f2f7 (YKUSH) is connected")
+        }
         let ina = try catalog.load("ina2xx")
         XCTAssertThrowsError(try PluginProbe(plugin: ina, kind: nil, configuration: configuration(ina, ["shunt_ohms": .number(0.1), "max_current": .number(2)]))) {
             XCTAssertEqual("\($0)", "plugin 'ina2xx' (ina2xx) create: device error: FT232H for INA226 (FTDI 0403:6014): ftdi_usb_open_desc failed (-3): device not found; no device with this id is connected")

@@ -32,7 +32,7 @@ final class DeviceScanTests: XCTestCase {
     func testOnThisMachineNothingIsFound() throws {
         let result = try scan()
         XCTAssertEqual(result.status, 0, result.stderr)
-        XCTAssertEqual(result.stdout.trimmingCharacters(in: .newlines), "nothing was found: no supported USB device (looked for 0403:6001, 0403:6014, 0483:003a, 0483:003b, 16c0:05df, 2e3c:0049, 2e3c:5558) and no GPIO chip (/dev/gpiochip*)")
+        XCTAssertEqual(result.stdout.trimmingCharacters(in: .newlines), "nothing was found: no supported USB device (looked for 0403:6001, 0403:6014, 0483:003a, 0483:003b, 04d8:f0cd, 04d8:f11b, 04d8:f2f7, 16c0:05df, 2e3c:0049, 2e3c:5558) and no GPIO chip (/dev/gpiochip*)")
     }
 
     func testListsEmulatedDevicesWithInventoryEntriesThatLoad() throws {

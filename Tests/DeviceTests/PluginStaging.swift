@@ -18,7 +18,7 @@ enum PluginStaging {
     /// The in-tree device plugins: name and the folder of their manifest.
     static let plugins = [("fnirsi", "Probes/fnirsi"), ("usbrelay", "Plugins/usbrelay"), ("host-probes", "Probes/host"),
                           ("gpio-relay", "Plugins/gpio-relay"), ("command-outlet", "Plugins/command-outlet"),
-                          ("ftdi-relay", "Plugins/ftdi-relay"), ("ina2xx", "Probes/ina2xx")]
+                          ("ftdi-relay", "Plugins/ftdi-relay"), ("ina2xx", "Probes/ina2xx"), ("ykush", "Plugins/ykush")]
 
     /// A fresh folder holding the named plugins; removed when the test ends.
     static func stage(_ names: [String], for test: XCTestCase, file: StaticString = #filePath, line: UInt = #line) throws -> URL {

@@ -128,4 +128,15 @@ final class USBEmulationTests: XCTestCase {
         XCTAssertEqual(seen.errors["wrong_address"],
                        "plugin 'ina2xx' (ina2xx) create: device error: INA226 at 0x40 on FT232H: reading register 0xfe: no device answered at this address (no ACK)")
     }
+
+    func testYKUSHPortsThroughLibusb() throws {
+        let seen = try run("ykush", plugin: "ykush")
+        XCTAssertNil(seen.errors["catalog"])
+        XCTAssertNil(seen.errors["hub"], "\(seen.errors)")
+        XCTAssertEqual(seen.values["outlets"], .array([.string("1"), .string("tc375"), .string("3")]))
+        XCTAssertEqual(seen.number("ports_after_on"), 0b010, "port 2 up")
+        XCTAssertEqual(seen.bool("tc375_on"), true)
+        XCTAssertEqual(seen.number("ports_after_off"), 0b100, "port 3 up, port 2 down again")
+        XCTAssertEqual(seen.bool("tc375_off"), false)
+    }
 }

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <umockdev.h>
 
-enum kind { FNIRSI, HID_RELAY, FTDI_BITBANG, FTDI_MPSSE };
+enum kind { FNIRSI, HID_RELAY, FTDI_BITBANG, FTDI_MPSSE, YKUSH };
 
 struct emu_device {
     enum kind kind;
@@ -60,6 +60,10 @@ struct emu_device {
     uint8_t i2c_address;
     uint16_t registers[256];
     int transactions;
+
+    /* YKUSH: port states (bit i: port i+1 up), the port count. */
+    uint8_t ports_up;
+    int port_count;
 };
 
 struct urb_entry {
@@ -91,6 +95,8 @@ static void free_entry(struct urb_entry *entry) {
     umockdev_ioctl_data_unref(entry->urb);
     g_free(entry);
 }
+
+static void answer(emu_device *device, uint8_t byte);
 
 struct emu_testbed {
     UMockdevTestbed *testbed;
@@ -283,6 +289,37 @@ static UMockdevIoctlData *next_report(emu_device *device, UMockdevIoctlClient *c
     return urb_data;
 }
 
+/* A YKUSH command report; the reply waits in `answer` for the next IN transfer. */
+static void ykush_command(emu_device *device, const uint8_t *report) {
+    uint8_t command = report[0], reply[64] = {0};
+    int port = command & 0x0f;
+    uint8_t all = (uint8_t)((1u << device->port_count) - 1);
+    reply[0] = 0x01;
+    if ((command & 0xf0) == 0x10 && port >= 1 && port <= device->port_count) device->ports_up |= (uint8_t)(1u << (port - 1));
+    else if ((command & 0xf0) == 0x00 && port >= 1 && port <= device->port_count) device->ports_up &= (uint8_t)~(1u << (port - 1));
+    else if (command == 0x1a) device->ports_up = all;
+    else if (command == 0x0a) device->ports_up = 0;
+    else if ((command & 0xf0) == 0x20 && port >= 1 && port <= device->port_count)
+        reply[1] = (uint8_t)(((device->ports_up >> (port - 1)) & 1 ? 0x10 : 0x00) | port);
+    else reply[0] = 0xff;   /* not a command this hub knows */
+    for (int i = 0; i < 64; i++) answer(device, reply[i]);
+}
+
+/* Completes a pending IN URB with a waiting 64-byte reply. */
+static UMockdevIoctlData *next_reply(emu_device *device, UMockdevIoctlClient *client) {
+    if (device->kind != YKUSH || device->answer_length < 64) return NULL;
+    UMockdevIoctlData *urb_data = pop(&device->pending, client);
+    if (!urb_data) return NULL;
+    struct usbdevfs_urb *urb = (struct usbdevfs_urb *)urb_data->data;
+    int count = urb->buffer_length < 64 ? urb->buffer_length : 64;
+    memcpy(urb->buffer, device->answer, (size_t)count);
+    memmove(device->answer, device->answer + 64, device->answer_length - 64);
+    device->answer_length -= 64;
+    urb->actual_length = count;
+    urb->status = 0;
+    return urb_data;
+}
+
 static void take_command(emu_device *device, const uint8_t *packet, int length) {
     uint8_t code = (length == 64 && packet[0] == 0xaa && crc8(packet + 1, 62) == packet[63]) ? packet[1] : 0x00;
     if (device->command_count < sizeof device->commands) device->commands[device->command_count++] = code;
@@ -361,6 +398,15 @@ static gboolean handle_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *cl
             urb->status = result < 0 ? result : 0;
             urb->actual_length = result < 0 ? 0 : result;
             push(&device->done, client, urb_data);
+        } else if (urb->type == USBDEVFS_URB_TYPE_INTERRUPT && device->kind == YKUSH && !(urb->endpoint & 0x80)) {
+            if (urb->buffer_length >= 1) {
+                uint8_t report[64] = {0};
+                memcpy(report, urb->buffer, (size_t)(urb->buffer_length < 64 ? urb->buffer_length : 64));
+                ykush_command(device, report);
+            }
+            urb->status = 0;
+            urb->actual_length = urb->buffer_length;
+            push(&device->done, client, urb_data);
         } else if (urb->type == USBDEVFS_URB_TYPE_INTERRUPT && device->kind == FNIRSI && !(urb->endpoint & 0x80)) {
             take_command(device, urb->buffer, urb->buffer_length);
             urb->status = 0;
@@ -412,6 +458,7 @@ static gboolean handle_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *cl
     case USBDEVFS_REAPURBNDELAY: {
         UMockdevIoctlData *urb_data = pop(&device->done, client);
         if (!urb_data) urb_data = next_report(device, client);
+        if (!urb_data) urb_data = next_reply(device, client);
         if (urb_data) complete_reap(client, arg, urb_data);
         else umockdev_ioctl_client_complete(client, -1, EAGAIN);
         break;
@@ -640,4 +687,28 @@ uint16_t emu_ina226_register(emu_device *device, uint8_t reg) {
     uint16_t value = device->registers[reg];
     pthread_mutex_unlock(&device->lock);
     return value;
+}
+
+emu_device *emu_add_ykush(emu_testbed *testbed, int bus, uint16_t product, int ports, const char *serial) {
+    /* A HID interface with interrupt IN 0x81 and OUT 0x01 of 64 bytes, as on the FNIRSI meters. */
+    uint8_t descriptors[] = {
+        0x12, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x40, 0xd8, 0x04, (uint8_t)product, (uint8_t)(product >> 8), 0x01, 0x00, 0x01, 0x02, 0x03, 0x01,
+        0x09, 0x02, 0x29, 0x00, 0x01, 0x01, 0x00, 0x80, 0x32,
+        0x09, 0x04, 0x00, 0x00, 0x02, 0x03, 0x00, 0x00, 0x00,
+        0x09, 0x21, 0x11, 0x01, 0x00, 0x01, 0x22, 0x1d, 0x00,
+        0x07, 0x05, 0x81, 0x03, 0x40, 0x00, 0x01,
+        0x07, 0x05, 0x01, 0x03, 0x40, 0x00, 0x01,
+    };
+    emu_device *device = add(testbed, YKUSH, bus, descriptors, sizeof descriptors, 0x04d8, product, serial);
+    device->manufacturer = "Yepkit Lda.";
+    device->product = "YKUSH";
+    device->port_count = ports;
+    return device;
+}
+
+uint8_t emu_ykush_ports(emu_device *device) {
+    pthread_mutex_lock(&device->lock);
+    uint8_t ports = device->ports_up;
+    pthread_mutex_unlock(&device->lock);
+    return ports;
 }

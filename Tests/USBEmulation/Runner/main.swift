@@ -185,6 +185,21 @@ case "ina2xx":
         _ = try PluginProbe(plugin: plugin, kind: nil, configuration: PluginConfiguration(
             kind: "", pluginDirectory: plugin.discovered.directory, settings: .object(["address": .number(0x40), "shunt_ohms": .number(0.1), "max_current": .number(2)])))
     }
+case "ykush":
+    let hub = emu_add_ykush(testbed, 1, 0xf2f7, 3, "YK21234")
+    record("hub") {
+        let plugin = try catalog.load("ykush")
+        let power = try PluginPowerSwitch(plugin: plugin, kind: nil, configuration: PluginConfiguration(
+            kind: "", pluginDirectory: plugin.discovered.directory, settings: .object(["names": .object(["2": .string("tc375")])])))
+        observation.values["outlets"] = .array(try power.describe().outlets.map { .string($0) })
+        try power.set(OutletCommand(outlet: "tc375", on: true))
+        observation.values["ports_after_on"] = .number(Double(emu_ykush_ports(hub)))
+        observation.values["tc375_on"] = .bool(try power.state(OutletQuery(outlet: "tc375")).on)
+        try power.set(OutletCommand(outlet: "3", on: true))
+        try power.set(OutletCommand(outlet: "tc375", on: false))
+        observation.values["ports_after_off"] = .number(Double(emu_ykush_ports(hub)))
+        observation.values["tc375_off"] = .bool(try power.state(OutletQuery(outlet: "tc375")).on)
+    }
 default:
     fail("unknown scenario '\(scenario)'")
 }

@@ -54,4 +54,9 @@ uint8_t emu_ftdi_bitmode(emu_device *device);
 emu_device *emu_add_ft232h_ina226(emu_testbed *testbed, int bus, const char *serial, uint8_t address, int16_t shunt, uint16_t bus_raw);
 uint16_t emu_ina226_register(emu_device *device, uint8_t reg);
 
+/* A YKUSH hub (04d8:<product>) with `ports` switchable ports, all down. */
+emu_device *emu_add_ykush(emu_testbed *testbed, int bus, uint16_t product, int ports, const char *serial);
+/* Bit i set: port i+1 is up. */
+uint8_t emu_ykush_ports(emu_device *device);
+
 #endif
