@@ -52,6 +52,8 @@ let package = Package(
         .systemLibrary(name: "CFTDI", path: "Drivers/CFTDI", pkgConfig: "libftdi1",
                        providers: [.apt(["libftdi1-dev"])]),
         .target(name: "FTDIDriver", dependencies: ["CFTDI"], path: "Drivers/FTDI"),
+        // Serial ports (termios): board consoles and UART harnesses.
+        .target(name: "SerialDriver", path: "Drivers/Serial"),
         // perf_event_open(2): a header-only binding (the syscall has no libc wrapper).
         .systemLibrary(name: "CPerfEvent", path: "Drivers/CPerfEvent"),
         .target(name: "PerfDriver", dependencies: ["CPerfEvent"], path: "Drivers/Perf"),
@@ -113,7 +115,7 @@ let package = Package(
                           path: "Tests/USBEmulation/Runner"),
         // Drivers and device plugins: protocols from bytes, devices against emulated ones.
         .testTarget(name: "DeviceTests", dependencies: ["MLBench", "MLBenchCore", "FNIRSIProtocol", "HIDRelayProtocol", "MLBenchDeviceKit", "USBDriver", "GPIODriver", "FTDIDriver",
-                                   "HostSensors", "PerfDriver", "INA2xxProtocol", "YKUSHProtocol"],
+                                   "HostSensors", "PerfDriver", "INA2xxProtocol", "YKUSHProtocol", "SerialDriver"],
                     path: "Tests/DeviceTests"),
     ]
 )
