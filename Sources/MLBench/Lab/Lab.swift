@@ -61,6 +61,16 @@ public final class Lab: @unchecked Sendable {
     }
 
     /// The power switch called `name` in the inventory.
+    /// The probe named `name` in the inventory, created.
+    public func probe(_ name: String) throws -> PluginProbe {
+        guard let entry = inventory.inventory.probes?[name] else {
+            throw inventory.error(at: ["probes"], "no probe named '\(name)'")
+        }
+        let plugin = try catalog.load(entry.plugin)
+        return try PluginProbe(plugin: plugin, kind: entry.kind, configuration: PluginConfiguration(
+            kind: entry.kind ?? "", pluginDirectory: plugin.discovered.directory, settings: entry.settings ?? .object([:])))
+    }
+
     public func powerSwitch(_ name: String) throws -> PluginPowerSwitch {
         guard let entry = inventory.inventory.powerSwitches?[name] else {
             throw inventory.error(at: ["power_switches"], "no power switch named '\(name)'")
