@@ -269,41 +269,41 @@ public final class USBDeviceHandle: @unchecked Sendable {
     /// The manufacturer string, "" when the device has none.
     public func manufacturer() throws -> String { try string(at: device.manufacturerIndex) }
 
+    /// libusb_interrupt_transfer and libusb_bulk_transfer share this signature.
+    private typealias TransferFunction = (OpaquePointer?, UInt8, UnsafeMutablePointer<UInt8>?, Int32, UnsafeMutablePointer<Int32>?, UInt32) -> Int32
+
+    /// One synchronous transfer on `endpoint` (its direction bit says which way); returns the bytes moved.
+    private func transfer(_ function: TransferFunction, _ name: String, endpoint: UInt8, _ buffer: inout [UInt8], timeoutMs: UInt32) throws -> Int {
+        var transferred: Int32 = 0
+        let status = function(handle, endpoint, &buffer, Int32(buffer.count), &transferred, timeoutMs)
+        let direction = endpoint & 0x80 != 0 ? "IN" : "OUT"
+        try check(status, String(format: "%@(%@ 0x%02x, %d bytes)", name, direction, endpoint, buffer.count))
+        return Int(transferred)
+    }
+
     /// Writes `data` to an interrupt OUT endpoint; returns the bytes sent.
     @discardableResult
     public func interruptWrite(endpoint: UInt8, _ data: [UInt8], timeoutMs: UInt32) throws -> Int {
         var data = data
-        var transferred: Int32 = 0
-        let status = libusb_interrupt_transfer(handle, endpoint & 0x7f, &data, Int32(data.count), &transferred, timeoutMs)
-        try check(status, String(format: "libusb_interrupt_transfer(OUT 0x%02x, %d bytes)", endpoint, data.count))
-        return Int(transferred)
+        return try transfer(libusb_interrupt_transfer, "libusb_interrupt_transfer", endpoint: endpoint & 0x7f, &data, timeoutMs: timeoutMs)
     }
 
-    /// Reads up to `length` bytes from an interrupt IN endpoint into `buffer`;
+    /// Reads up to `buffer.count` bytes from an interrupt IN endpoint into `buffer`;
     /// returns the count read. A timeout is an error with code `.timeout`.
     public func interruptRead(endpoint: UInt8, into buffer: inout [UInt8], timeoutMs: UInt32) throws -> Int {
-        var transferred: Int32 = 0
-        let status = libusb_interrupt_transfer(handle, endpoint | 0x80, &buffer, Int32(buffer.count), &transferred, timeoutMs)
-        try check(status, String(format: "libusb_interrupt_transfer(IN 0x%02x)", endpoint | 0x80))
-        return Int(transferred)
+        try transfer(libusb_interrupt_transfer, "libusb_interrupt_transfer", endpoint: endpoint | 0x80, &buffer, timeoutMs: timeoutMs)
     }
 
     /// Writes `data` to a bulk OUT endpoint; returns the bytes sent.
     @discardableResult
     public func bulkWrite(endpoint: UInt8, _ data: [UInt8], timeoutMs: UInt32) throws -> Int {
         var data = data
-        var transferred: Int32 = 0
-        let status = libusb_bulk_transfer(handle, endpoint & 0x7f, &data, Int32(data.count), &transferred, timeoutMs)
-        try check(status, String(format: "libusb_bulk_transfer(OUT 0x%02x, %d bytes)", endpoint, data.count))
-        return Int(transferred)
+        return try transfer(libusb_bulk_transfer, "libusb_bulk_transfer", endpoint: endpoint & 0x7f, &data, timeoutMs: timeoutMs)
     }
 
     /// Reads from a bulk IN endpoint into `buffer`; returns the count read.
     public func bulkRead(endpoint: UInt8, into buffer: inout [UInt8], timeoutMs: UInt32) throws -> Int {
-        var transferred: Int32 = 0
-        let status = libusb_bulk_transfer(handle, endpoint | 0x80, &buffer, Int32(buffer.count), &transferred, timeoutMs)
-        try check(status, String(format: "libusb_bulk_transfer(IN 0x%02x)", endpoint | 0x80))
-        return Int(transferred)
+        try transfer(libusb_bulk_transfer, "libusb_bulk_transfer", endpoint: endpoint | 0x80, &buffer, timeoutMs: timeoutMs)
     }
 
     /// A control transfer to the device (the direction bit of `requestType` clear).

@@ -127,3 +127,31 @@ extension ProbeStream {
         })
     }
 }
+
+/// The one stream a probe runs at a time: start takes the slot, stop empties it
+/// and rethrows the error that ended the stream early, if one did.
+public final class ProbeStreamSlot: @unchecked Sendable {
+    private var stream: ProbeStream?
+    private let lock = NSLock()
+
+    public init() {}
+
+    /// A new stream for `device`; an error if one is already running.
+    public func open(device: String) throws -> ProbeStream {
+        lock.lock()
+        defer { lock.unlock() }
+        guard stream == nil else { throw PluginFailure(.invalidRequest, "\(device): already streaming") }
+        let stream = ProbeStream(device: device)
+        self.stream = stream
+        return stream
+    }
+
+    /// Stops the running stream (if any) and waits for it.
+    public func close() throws {
+        lock.lock()
+        let stream = self.stream
+        self.stream = nil
+        lock.unlock()
+        try stream?.stop()
+    }
+}

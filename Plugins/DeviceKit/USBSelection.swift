@@ -51,4 +51,20 @@ public enum USBSelection {
         if !problems.isEmpty { message += "; could not open: \(problems.joined(separator: "; "))" }
         throw PluginFailure(.device, message)
     }
+
+    /// Finds the interface with an interrupt endpoint each way (a HID device's
+    /// reports) and claims it, detaching the kernel's usbhid driver.
+    public static func claimInterruptPair(_ handle: USBDeviceHandle) throws -> (interface: UInt8, input: UInt8, output: UInt8) {
+        do {
+            for interface in try handle.device.interfaces() {
+                guard let input = interface.endpoints.first(where: { $0.kind == .interrupt && $0.isInput }),
+                      let output = interface.endpoints.first(where: { $0.kind == .interrupt && !$0.isInput }) else { continue }
+                try handle.claimInterface(interface.number, detachKernelDriver: true)
+                return (interface.number, input.address, output.address)
+            }
+        } catch let error as USBError {
+            throw PluginFailure(.device, "\(error)")
+        }
+        throw PluginFailure(.device, "\(handle.label): no interface with interrupt IN and OUT endpoints (is this the device it claims to be?)")
+    }
 }

@@ -98,6 +98,15 @@ static void free_entry(struct urb_entry *entry) {
 
 static void answer(emu_device *device, uint8_t byte);
 
+/* The emulator's state changes on umockdev's thread: readers take the lock. */
+#define LOCKED_READ(type, name, field)              \
+    type name(emu_device *device) {                 \
+        pthread_mutex_lock(&device->lock);          \
+        type value = (type)device->field;           \
+        pthread_mutex_unlock(&device->lock);        \
+        return value;                               \
+    }
+
 struct emu_testbed {
     UMockdevTestbed *testbed;
     GPtrArray *devices;
@@ -603,26 +612,11 @@ size_t emu_fnirsi_commands(emu_device *device, uint8_t *out, size_t max) {
     return count;
 }
 
-size_t emu_fnirsi_reports_sent(emu_device *device) {
-    pthread_mutex_lock(&device->lock);
-    size_t count = device->reports_sent;
-    pthread_mutex_unlock(&device->lock);
-    return count;
-}
+LOCKED_READ(size_t, emu_fnirsi_reports_sent, reports_sent)
 
-uint8_t emu_relay_mask(emu_device *device) {
-    pthread_mutex_lock(&device->lock);
-    uint8_t mask = device->mask;
-    pthread_mutex_unlock(&device->lock);
-    return mask;
-}
+LOCKED_READ(uint8_t, emu_relay_mask, mask)
 
-int emu_relay_set_reports(emu_device *device) {
-    pthread_mutex_lock(&device->lock);
-    int count = device->set_reports;
-    pthread_mutex_unlock(&device->lock);
-    return count;
-}
+LOCKED_READ(int, emu_relay_set_reports, set_reports)
 
 void emu_relay_stick(emu_device *device, int relay) {
     pthread_mutex_lock(&device->lock);
@@ -646,19 +640,9 @@ emu_device *emu_add_ftdi_bitbang(emu_testbed *testbed, int bus, const char *seri
     return device;
 }
 
-uint8_t emu_ftdi_latch(emu_device *device) {
-    pthread_mutex_lock(&device->lock);
-    uint8_t latch = device->latch;
-    pthread_mutex_unlock(&device->lock);
-    return latch;
-}
+LOCKED_READ(uint8_t, emu_ftdi_latch, latch)
 
-uint8_t emu_ftdi_bitmode(emu_device *device) {
-    pthread_mutex_lock(&device->lock);
-    uint8_t mode = device->bitmode;
-    pthread_mutex_unlock(&device->lock);
-    return mode;
-}
+LOCKED_READ(uint8_t, emu_ftdi_bitmode, bitmode)
 
 emu_device *emu_add_ft232h_ina226(emu_testbed *testbed, int bus, const char *serial, uint8_t address, int16_t shunt, uint16_t bus_raw) {
     /* An FT232H (bcdDevice 9.00), high speed: bulk IN 0x81 and OUT 0x02 of 512 bytes. */
@@ -706,9 +690,4 @@ emu_device *emu_add_ykush(emu_testbed *testbed, int bus, uint16_t product, int p
     return device;
 }
 
-uint8_t emu_ykush_ports(emu_device *device) {
-    pthread_mutex_lock(&device->lock);
-    uint8_t ports = device->ports_up;
-    pthread_mutex_unlock(&device->lock);
-    return ports;
-}
+LOCKED_READ(uint8_t, emu_ykush_ports, ports_up)

@@ -21,17 +21,7 @@ final class YKUSHHub: RelayBank, @unchecked Sendable {
         handle = try USBSelection.open("YKUSH hub", ids: ids, serial: serial, context: context)
         model = YKUSHModel(productID: handle.device.id.product)!
         label = "\(model.rawValue)" + (serial.map { " serial '\($0)'" } ?? "")
-        do {
-            let interfaces = try handle.device.interfaces()
-            guard let hid = interfaces.first(where: { $0.endpoints.contains { $0.kind == .interrupt && $0.isInput } && $0.endpoints.contains { $0.kind == .interrupt && !$0.isInput } }) else {
-                throw PluginFailure(.device, "\(handle.label): no interface with interrupt IN and OUT endpoints")
-            }
-            inEndpoint = hid.endpoints.first { $0.kind == .interrupt && $0.isInput }!.address
-            outEndpoint = hid.endpoints.first { $0.kind == .interrupt && !$0.isInput }!.address
-            try handle.claimInterface(hid.number, detachKernelDriver: true)
-        } catch let error as USBError {
-            throw PluginFailure(.device, "\(error)")
-        }
+        (_, inEndpoint, outEndpoint) = try USBSelection.claimInterruptPair(handle)
     }
 
     /// Sends one report and reads the hub's reply.

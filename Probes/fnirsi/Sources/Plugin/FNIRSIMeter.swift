@@ -25,8 +25,7 @@ final class FNIRSIMeter: Probe, @unchecked Sendable {
     private let inEndpoint: UInt8
     private let outEndpoint: UInt8
     private let silenceTimeoutNs: Int64
-    private var stream: ProbeStream?
-    private let lock = NSLock()
+    private let slot = ProbeStreamSlot()
 
     init(_ configuration: PluginConfiguration) throws {
         let settings = try configuration.decodeSettings(Settings.self, known: FNIRSIMeter.knownSettings)
@@ -51,21 +50,7 @@ final class FNIRSIMeter: Probe, @unchecked Sendable {
         handle = try USBSelection.open("FNIRSI meter", ids: ids, serial: settings.serial, context: context)
         model = FNIRSIModel(vendorID: handle.device.id.vendor, productID: handle.device.id.product)!
         // The HID interface with an interrupt endpoint each way carries the reports.
-        let interfaces: [USBInterfaceInfo]
-        do { interfaces = try handle.device.interfaces() } catch { throw PluginFailure(.device, "\(error)") }
-        guard let hid = interfaces.first(where: { interface in
-            interface.endpoints.contains { $0.kind == .interrupt && $0.isInput } && interface.endpoints.contains { $0.kind == .interrupt && !$0.isInput }
-        }) else {
-            throw PluginFailure(.device, "\(handle.label): no interface with interrupt IN and OUT endpoints (is this really a FNIRSI meter?)")
-        }
-        interface = hid.number
-        inEndpoint = hid.endpoints.first { $0.kind == .interrupt && $0.isInput }!.address
-        outEndpoint = hid.endpoints.first { $0.kind == .interrupt && !$0.isInput }!.address
-        do {
-            try handle.claimInterface(interface, detachKernelDriver: true)
-        } catch {
-            throw PluginFailure(.device, "\(error)")
-        }
+        (interface, inEndpoint, outEndpoint) = try USBSelection.claimInterruptPair(handle)
     }
 
     func describe() throws -> ProbeDescription {
@@ -74,15 +59,13 @@ final class FNIRSIMeter: Probe, @unchecked Sendable {
     }
 
     func start(_ deliver: @escaping @Sendable ([ProbeSample]) -> Void) throws {
-        lock.lock()
-        defer { lock.unlock() }
-        guard stream == nil else { throw PluginFailure(.invalidRequest, "\(handle.label): already streaming") }
+        let stream = try slot.open(device: handle.label)
         do {
             for packet in model.startSequence { try handle.interruptWrite(endpoint: outEndpoint, packet, timeoutMs: 1000) }
         } catch {
+            try? slot.close()
             throw PluginFailure(.device, "\(error)")
         }
-        let stream = ProbeStream(device: handle.label)
         var decoder = FNIRSIStreamDecoder()
         var buffer = [UInt8](repeating: 0, count: FNIRSIProtocol.reportLength)
         let keepAliveNs = Int64(model.keepAliveInterval * 1e9)
@@ -119,14 +102,7 @@ final class FNIRSIMeter: Probe, @unchecked Sendable {
                 guard let count = try? handle.interruptRead(endpoint: inEndpoint, into: &scratch, timeoutMs: 50), count > 0 else { break }
             }
         })
-        self.stream = stream
     }
 
-    func stop() throws {
-        lock.lock()
-        let stream = self.stream
-        self.stream = nil
-        lock.unlock()
-        try stream?.stop()
-    }
+    func stop() throws { try slot.close() }
 }

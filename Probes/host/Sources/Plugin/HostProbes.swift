@@ -18,8 +18,7 @@ class PeriodicProbe: Probe, @unchecked Sendable {
     let channels: [ProbeChannel]
     let intervalNs: Int64
     let label: String
-    private var stream: ProbeStream?
-    private let lock = NSLock()
+    private let slot = ProbeStreamSlot()
 
     init(label: String, channels: [ProbeChannel], intervalNs: Int64) {
         self.label = label
@@ -33,21 +32,10 @@ class PeriodicProbe: Probe, @unchecked Sendable {
     func sample(_ time: Int64, into batch: ProbeStream.Batch) throws {}
 
     func start(_ deliver: @escaping @Sendable ([ProbeSample]) -> Void) throws {
-        lock.lock()
-        defer { lock.unlock() }
-        guard stream == nil else { throw PluginFailure(.invalidRequest, "\(label): already streaming") }
-        let stream = ProbeStream(device: label)
-        stream.startPeriodic(intervalNs: intervalNs, deliver: deliver) { [self] time, batch in try sample(time, into: batch) }
-        self.stream = stream
+        try slot.open(device: label).startPeriodic(intervalNs: intervalNs, deliver: deliver) { [self] time, batch in try sample(time, into: batch) }
     }
 
-    func stop() throws {
-        lock.lock()
-        let stream = self.stream
-        self.stream = nil
-        lock.unlock()
-        try stream?.stop()
-    }
+    func stop() throws { try slot.close() }
 }
 
 /// Thermal zones and hwmon sensors (temperatures, voltages, currents, power).

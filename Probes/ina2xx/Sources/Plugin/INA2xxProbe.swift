@@ -26,8 +26,7 @@ final class INA2xxProbe: Probe, @unchecked Sendable {
     let configuration: INAConfiguration
     private let device: FTDIDevice
     private let label: String
-    private var stream: ProbeStream?
-    private let lock = NSLock()
+    private let slot = ProbeStreamSlot()
 
     init(_ plugin: PluginConfiguration) throws {
         let settings = try plugin.decodeSettings(Settings.self, known: INA2xxProbe.known)
@@ -104,16 +103,13 @@ final class INA2xxProbe: Probe, @unchecked Sendable {
     }
 
     func start(_ deliver: @escaping @Sendable ([ProbeSample]) -> Void) throws {
-        lock.lock()
-        defer { lock.unlock() }
-        guard stream == nil else { throw PluginFailure(.invalidRequest, "\(label): already streaming") }
+        let stream = try slot.open(device: label)
         // All four register reads go out in one USB write: one round trip per reading.
         let registers: [INARegister] = [.busVoltage, .shuntVoltage, .current, .power]
         let chip = configuration
         let transactions = registers.map { MPSSEI2C.readRegister(address: chip.address, register: $0.rawValue) }
         let command = transactions.flatMap(\.command)
         let length = transactions.reduce(0) { $0 + $1.responseLength }
-        let stream = ProbeStream(device: label)
         stream.start(deliver: deliver, read: { [self] batch in
             let response = try transact(command, length, "reading the measurement registers")
             let time = monotonicNanoseconds()
@@ -126,16 +122,9 @@ final class INA2xxProbe: Probe, @unchecked Sendable {
             batch.append(time, 2, chip.amperes(values[2]))
             batch.append(time, 3, chip.watts(values[3]))
         })
-        self.stream = stream
     }
 
-    func stop() throws {
-        lock.lock()
-        let stream = self.stream
-        self.stream = nil
-        lock.unlock()
-        try stream?.stop()
-    }
+    func stop() throws { try slot.close() }
 }
 
 @_cdecl("mlbench_plugin_entry")
