@@ -67,17 +67,18 @@ final class HostProbesTests: XCTestCase {
         }
     }
 
-    func testPeakRSSFollowsAnAllocation() throws {
-        let probe = try probe("rss", ["interval_ms": .number(10)])
-        var block: [UInt8] = []
-        let samples = try stream(probe, for: 0.4) {
-            Thread.sleep(forTimeInterval: 0.1)
-            block = [UInt8](repeating: 1, count: 64 << 20)
-        }
-        XCTAssertEqual(block.count, 64 << 20)
+    /// A child process that touches 64 MiB after 0.5 s: its peak RSS must show it
+    /// (this test process's own peak may already be higher from earlier tests).
+    func testPeakRSSOfAnotherProcessFollowsItsAllocation() throws {
+        let child = try ChildProcess(["python3", "-c", "import time; time.sleep(0.5); b = b'x' * (64 << 20); time.sleep(1.5)"])
+        defer { child.terminate(); _ = try? child.wait(timeout: 5) }
+        // Until the child has exec'd python, its status is the spawning process's.
+        Thread.sleep(forTimeInterval: 0.25)
+        let probe = try probe("rss", ["pid": .number(Double(child.pid)), "interval_ms": .number(20)])
+        let samples = try stream(probe, for: 1.0)
         let peaks = samples.filter { $0.channel == 0 }.map(\.value)
-        XCTAssertGreaterThan(peaks.count, 5)
-        XCTAssertGreaterThanOrEqual(peaks.last! - peaks.first!, Double(60 << 20), "64 MiB touched shows in the peak")
+        XCTAssertGreaterThan(peaks.count, 10)
+        XCTAssertGreaterThanOrEqual(peaks.last! - peaks.first!, Double(60 << 20), "64 MiB touched shows in the peak: \(peaks.first!) → \(peaks.last!)")
         XCTAssertTrue(zip(peaks, peaks.dropFirst()).allSatisfy { $0 <= $1 }, "a peak never goes down")
     }
 

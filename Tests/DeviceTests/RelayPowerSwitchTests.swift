@@ -62,3 +62,38 @@ final class RelayPowerSwitchTests: XCTestCase {
         XCTAssertEqual(bank.states, [true])
     }
 }
+
+/// Relays made of independent lines (GPIO lines on a relay HAT): each outlet
+/// drives its own line, and the state is what the line drives.
+final class LineRelayBankTests: XCTestCase {
+    final class Line: RelayLine {
+        let label: String
+        var level = false
+        var failing = false
+        init(_ label: String) { self.label = label }
+        func drive(_ on: Bool) throws {
+            if failing { throw GPIOLikeError(line: label) }
+            level = on
+        }
+        func driven() throws -> Bool { level }
+    }
+
+    struct GPIOLikeError: Error, CustomStringConvertible {
+        var line: String
+        var description: String { "GPIO chip 'gpiochip0' \(line): gpiod_line_set_value failed: Input/output error (errno 5)" }
+    }
+
+    func testEachOutletDrivesItsOwnLine() throws {
+        let lines = [Line("line 17"), Line("line 27"), Line("line 'RELAY3'")]
+        let power = try RelayPowerSwitch(bank: LineRelayBank(label: "GPIO relays on chip 'gpiochip0'", lines: lines), names: ["3": "zcu104"])
+        XCTAssertEqual(try power.describe().outlets, ["1", "2", "zcu104"])
+        try power.set(OutletCommand(outlet: "zcu104", on: true))
+        XCTAssertEqual(lines.map(\.level), [false, false, true])
+        try power.cycle("1", offTime: 0)
+        XCTAssertEqual(lines.map(\.level), [true, false, true])
+        lines[1].failing = true
+        XCTAssertThrowsError(try power.set(OutletCommand(outlet: "2", on: true))) {
+            XCTAssertEqual("\($0)", "device error: GPIO chip 'gpiochip0' line 27: gpiod_line_set_value failed: Input/output error (errno 5)")
+        }
+    }
+}

@@ -115,6 +115,11 @@ final class USBEmulationTests: XCTestCase {
         let seen = try run("ina2xx", plugin: "ina2xx")
         XCTAssertNil(seen.errors["catalog"])
         XCTAssertNil(seen.errors["stream"], "\(seen.errors)")
+        // Unplugged mid-stream: at most the reading in flight arrives after, and stop names the device.
+        XCTAssertLessThanOrEqual(seen.number("samples_after_unplug") ?? 99, 4)
+        let stop = try XCTUnwrap(seen.errors["stop"], "the stream must end with an error")
+        XCTAssertTrue(stop.contains("INA226 at 0x41 on FT232H: the stream ended at"), stop)
+        XCTAssertTrue(stop.contains("FT232H for INA226 (FTDI 0403:6014): ftdi_"), stop)
         // The chip holds what the probe computed and wrote over I2C.
         XCTAssertEqual(seen.number("calibration"), 512)
         XCTAssertEqual(seen.number("configuration"), 0x42df)

@@ -691,3 +691,9 @@ emu_device *emu_add_ykush(emu_testbed *testbed, int bus, uint16_t product, int p
 }
 
 LOCKED_READ(uint8_t, emu_ykush_ports, ports_up)
+
+void emu_unplug(emu_device *device) {
+    pthread_mutex_lock(&device->lock);
+    device->vanished = 1;
+    pthread_mutex_unlock(&device->lock);
+}

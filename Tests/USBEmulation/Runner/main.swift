@@ -160,6 +160,11 @@ case "ftdi-relay":
 case "ina2xx":
     // 2.5 mV across 0.1 Ω (shunt register 1000 × 2.5 µV) at 12.0 V (bus register 9600 × 1.25 mV).
     let sensor = emu_add_ft232h_ina226(testbed, 1, "FT232H01", 0x41, 1000, 9600)
+    record("wrong_address") {
+        let plugin = try catalog.load("ina2xx")
+        _ = try PluginProbe(plugin: plugin, kind: nil, configuration: PluginConfiguration(
+            kind: "", pluginDirectory: plugin.discovered.directory, settings: .object(["address": .number(0x40), "shunt_ohms": .number(0.1), "max_current": .number(2)])))
+    }
     record("stream") {
         let plugin = try catalog.load("ina2xx")
         let probe = try PluginProbe(plugin: plugin, kind: nil, configuration: PluginConfiguration(
@@ -172,18 +177,18 @@ case "ina2xx":
         let collected = Collected()
         try probe.start { collected.add($0) }
         Thread.sleep(forTimeInterval: 0.5)
-        try probe.stop()
+        // The FT232H is unplugged mid-stream: the stream ends, stop says why.
+        emu_unplug(sensor)
+        let unplugged = collected.all.count
+        Thread.sleep(forTimeInterval: 0.3)
+        do { try probe.stop() } catch { observation.errors["stop"] = "\(error)" }
         let samples = collected.all
+        observation.values["samples_after_unplug"] = .number(Double(samples.count - unplugged))
         for (channel, name) in ["bus_voltage", "shunt_voltage", "current", "power"].enumerated() {
             let values = samples.filter { $0.channel == UInt32(channel) }.map(\.value)
             observation.values[name] = .array(values.prefix(3).map { .number($0) })
             observation.values[name + "_count"] = .number(Double(values.count))
         }
-    }
-    record("wrong_address") {
-        let plugin = try catalog.load("ina2xx")
-        _ = try PluginProbe(plugin: plugin, kind: nil, configuration: PluginConfiguration(
-            kind: "", pluginDirectory: plugin.discovered.directory, settings: .object(["address": .number(0x40), "shunt_ohms": .number(0.1), "max_current": .number(2)])))
     }
 case "ykush":
     let hub = emu_add_ykush(testbed, 1, 0xf2f7, 3, "YK21234")

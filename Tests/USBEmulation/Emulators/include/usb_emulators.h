@@ -59,4 +59,7 @@ emu_device *emu_add_ykush(emu_testbed *testbed, int bus, uint16_t product, int p
 /* Bit i set: port i+1 is up. */
 uint8_t emu_ykush_ports(emu_device *device);
 
+/* Unplugs a device now: what is in flight fails, every later request fails with ENODEV. */
+void emu_unplug(emu_device *device);
+
 #endif
