@@ -71,6 +71,7 @@ final class USBEmulationTests: XCTestCase {
         XCTAssertTrue(stop.contains("FNIRSI FNB58 (2e3c:5558 on bus 1 address 1)"), stop)
         XCTAssertTrue(stop.contains("LIBUSB_ERROR_NO_DEVICE"), stop)
         XCTAssertTrue(stop.contains("no samples after"), stop)
+        XCTAssertGreaterThanOrEqual(seen.number("gap_s") ?? 0, 0.4, "the recording keeps the gap from the last sample to its end")
 
         // Two meters: the serial setting picks one, and a missing one is named.
         XCTAssertEqual(seen.errors["without_serial"],

@@ -39,6 +39,12 @@ let only = ProcessInfo.processInfo.environment["MLBENCH_EMULATION_ONLY"]
     do { try body() } catch { observation.errors[key] = "\(error)" }
 }
 
+/// The one record of a one-probe recording.
+func onlyRecord(_ records: [ProbeRecorder.Record]) throws -> ProbeRecorder.Record {
+    guard records.count == 1 else { fail("a one-probe recording gave \(records.count) records") }
+    return records[0]
+}
+
 /// Samples delivered by a probe, from its streaming thread.
 final class Collected: @unchecked Sendable {
     private let lock = NSLock()
@@ -87,16 +93,19 @@ case "fnirsi":
         let description = try probe.describe()
         observation.values["channels"] = .array(description.channels.map { .string("\($0.name) \($0.unit)") })
         observation.values["rate_hz"] = .number(description.rateHz)
-        let collected = Collected()
+        // Recorded as an experiment records its probes: the unplug leaves a named gap.
+        let recorder = ProbeRecorder(probes: [(name: "fnb58", probe: probe)])
         let started = Date()
-        try probe.start { collected.add($0) }
+        recorder.start()
         while emu_fnirsi_reports_sent(meter) < 60 && Date().timeIntervalSince(started) < 20 { Thread.sleep(forTimeInterval: 0.02) }
         Thread.sleep(forTimeInterval: 0.5)
         var commands = [UInt8](repeating: 0, count: 256)
         let count = emu_fnirsi_commands(meter, &commands, 256)
         observation.values["commands"] = .array(commands.prefix(count).map { .number(Double($0)) })
-        do { try probe.stop() } catch { observation.errors["stop"] = "\(error)" }
-        let samples = collected.all
+        let record = try onlyRecord(recorder.stop())
+        if let failure = record.failure { observation.errors["stop"] = failure }
+        observation.values["gap_s"] = record.gap.map { .number($0.seconds) } ?? .null
+        let samples = record.samples
         func values(_ channel: FNIRSIChannel) -> [JSONValue] { samples.filter { $0.channel == channel.rawValue }.map { .number($0.value) } }
         observation.values["voltage"] = .array(values(.voltage))
         observation.values["current"] = .array(values(.current))
