@@ -10,7 +10,7 @@ final class DeviceCommandTests: XCTestCase {
 
     func mlbench(_ arguments: [String], inventory: String) throws -> (status: Int32, stdout: String, stderr: String) {
         let mlbench = PluginStaging.products.appendingPathComponent("mlbench")
-        let plugins = try PluginStaging.stage(["command-outlet", "host-probes"], for: self)
+        let plugins = try PluginStaging.binaryArguments(["command-outlet", "host-probes"], for: self)
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("devices-cli-\(UUID().uuidString)")
         self.folder = folder
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -20,7 +20,7 @@ final class DeviceCommandTests: XCTestCase {
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "MLBENCH_PLUGIN_PATH")
         environment["MLBENCH_HOME"] = folder.appendingPathComponent("home").path
-        return try ChildProcess.run([mlbench.path] + arguments + ["--inventory", file.path, "--plugin-path", plugins.path],
+        return try ChildProcess.run([mlbench.path] + arguments + ["--inventory", file.path] + plugins,
                                     environment: environment, timeout: 60)
     }
 

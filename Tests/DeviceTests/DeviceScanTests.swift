@@ -14,8 +14,7 @@ final class DeviceScanTests: XCTestCase {
             XCTFail("\(mlbench.path) is not built")
             throw XCTSkip("not built")
         }
-        let plugins = try PluginStaging.stage(PluginStaging.plugins.map(\.0), for: self)
-        var command = [mlbench.path, "devices", "scan", "--plugin-path", plugins.path]
+        var command = [mlbench.path, "devices", "scan"] + (try PluginStaging.binaryArguments(PluginStaging.plugins.map(\.0), for: self))
         if let umockdev {
             guard FileManager.default.isExecutableFile(atPath: "/usr/bin/umockdev-run") else {
                 XCTFail("umockdev-run is missing: install the Debian package umockdev (scripts/setup does)")

@@ -39,4 +39,14 @@ enum PluginStaging {
         }
         return folder
     }
+
+    /// For tests that run the mlbench binary, whose search path always ends with
+    /// the plugins installed beside it (scripts/setup stages them there): the
+    /// `--plugin-path` arguments that add the named plugins not installed there
+    /// (a name found twice would be an error).
+    static func binaryArguments(_ names: [String], for test: XCTestCase) throws -> [String] {
+        let installed = products.appendingPathComponent("mlbench-plugins")
+        let missing = names.filter { !FileManager.default.fileExists(atPath: installed.appendingPathComponent("\($0)/plugin.yaml").path) }
+        return missing.isEmpty ? [] : ["--plugin-path", try stage(missing, for: test).path]
+    }
 }
