@@ -174,6 +174,7 @@ public final class FTDIDevice: @unchecked Sendable {
         return buffer
     }
 
+    /// The baud rate (UART mode) or, in bit-bang mode, the pace of written bytes.
     public func setBaudRate(_ rate: Int) throws { try check(ftdi_set_baudrate(context, Int32(rate)), "ftdi_set_baudrate(\(rate))") }
 
     /// The latency timer in ms (1…255): how long the chip waits before sending a partial packet.
@@ -182,5 +183,6 @@ public final class FTDIDevice: @unchecked Sendable {
     /// Discards what is buffered in both directions.
     public func purge() throws { try check(ftdi_tcioflush(context), "ftdi_tcioflush") }
 
+    /// Resets the chip's USB side and buffers (not the bit mode).
     public func reset() throws { try check(ftdi_usb_reset(context), "ftdi_usb_reset") }
 }

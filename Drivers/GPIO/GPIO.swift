@@ -74,8 +74,11 @@ public final class GPIOChip: @unchecked Sendable {
 
     deinit { gpiod_chip_close(pointer) }
 
+    /// The kernel's name for the chip ("gpiochip0").
     public var name: String { String(cString: gpiod_chip_name(pointer)) }
+    /// The driver's label ("pinctrl-bcm2835").
     public var label: String { String(cString: gpiod_chip_label(pointer)) }
+    /// Lines 0…lineCount-1 exist.
     public var lineCount: Int { Int(gpiod_chip_num_lines(pointer)) }
 
     /// The line at `offset`.

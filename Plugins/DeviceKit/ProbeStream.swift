@@ -24,6 +24,7 @@ public final class ProbeStream: @unchecked Sendable {
         public var samples: [ProbeSample] = []
         init() { samples.reserveCapacity(256) }
         @inline(__always)
+        /// Adds one sample (CLOCK_MONOTONIC ns, channel index, value in the channel's unit).
         public func append(_ timestampNs: Int64, _ channel: UInt32, _ value: Double) {
             samples.append(ProbeSample(timestampNs: timestampNs, channel: channel, value: value))
         }
@@ -37,6 +38,7 @@ public final class ProbeStream: @unchecked Sendable {
     /// The device's name, for the error that ends a stream.
     public let device: String
 
+    /// A stream whose errors will name `device`.
     public init(device: String) { self.device = device }
 
     /// True once `stop` was called; a read step should return soon after.

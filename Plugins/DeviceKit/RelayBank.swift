@@ -44,8 +44,10 @@ public final class RelayPowerSwitch: PowerSwitch, @unchecked Sendable {
         throw PluginFailure(.invalidRequest, "\(bank.label) has no outlet '\(outlet)' (it has: \(outlets.joined(separator: ", ")))")
     }
 
+    /// The outlet names, in relay order.
     public func describe() throws -> PowerSwitchDescription { PowerSwitchDescription(outlets: outlets) }
 
+    /// Switches an outlet, then reads it back: a relay that did not follow is a device error.
     public func set(_ request: OutletCommand) throws {
         let index = try index(of: request.outlet)
         lock.lock()
@@ -57,6 +59,7 @@ public final class RelayPowerSwitch: PowerSwitch, @unchecked Sendable {
         }
     }
 
+    /// The outlet's state as read from the device.
     public func state(_ request: OutletQuery) throws -> OutletState {
         let index = try index(of: request.outlet)
         lock.lock()
@@ -94,6 +97,7 @@ public final class LineRelayBank: RelayBank {
     public let lines: [RelayLine]
     public let label: String
 
+    /// Relay i is `lines[i]`; `label` names the bank in errors.
     public init(label: String, lines: [RelayLine]) {
         self.label = label
         self.lines = lines

@@ -109,6 +109,7 @@ final class CommandOutlet: PowerSwitch, @unchecked Sendable {
     }
 }
 
+/// The plugin's entry symbol: its descriptor and factories (see mlbench_plugin.h).
 @_cdecl("mlbench_plugin_entry")
 public func mlbenchPluginEntry() -> UnsafeRawPointer {
     PluginExport.descriptor(

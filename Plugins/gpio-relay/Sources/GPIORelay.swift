@@ -78,6 +78,7 @@ final class GPIORelayLine: RelayLine {
     func driven() throws -> Bool { try line.value() }
 }
 
+/// The plugin's entry symbol: its descriptor and factories (see mlbench_plugin.h).
 @_cdecl("mlbench_plugin_entry")
 public func mlbenchPluginEntry() -> UnsafeRawPointer {
     PluginExport.descriptor(

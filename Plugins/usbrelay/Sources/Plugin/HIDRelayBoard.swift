@@ -59,6 +59,7 @@ struct HIDRelaySettings: Decodable {
     var names: [String: String]?
 }
 
+/// The plugin's entry symbol: its descriptor and factories (see mlbench_plugin.h).
 @_cdecl("mlbench_plugin_entry")
 public func mlbenchPluginEntry() -> UnsafeRawPointer {
     PluginExport.descriptor(

@@ -42,6 +42,7 @@ public enum YKUSHError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
+/// The reports a YKUSH hub takes and the replies it gives.
 public enum YKUSHProtocol {
     /// Every report, both ways.
     public static let reportLength = 64

@@ -89,6 +89,7 @@ public enum FNIRSIReportError: Error, Equatable, Sendable, CustomStringConvertib
     }
 }
 
+/// The FNIRSI meters' packets: commands, CRC, IN reports.
 public enum FNIRSIProtocol {
     /// Every packet, both ways, is 64 bytes.
     public static let reportLength = 64

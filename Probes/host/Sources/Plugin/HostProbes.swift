@@ -190,6 +190,7 @@ final class PerfProbe: PeriodicProbe, @unchecked Sendable {
     }
 }
 
+/// The plugin's entry symbol: its descriptor and factories (see mlbench_plugin.h).
 @_cdecl("mlbench_plugin_entry")
 public func mlbenchPluginEntry() -> UnsafeRawPointer {
     PluginExport.descriptor(

@@ -127,6 +127,7 @@ final class INA2xxProbe: Probe, @unchecked Sendable {
     func stop() throws { try slot.close() }
 }
 
+/// The plugin's entry symbol: its descriptor and factories (see mlbench_plugin.h).
 @_cdecl("mlbench_plugin_entry")
 public func mlbenchPluginEntry() -> UnsafeRawPointer {
     PluginExport.descriptor(
