@@ -145,4 +145,25 @@ final class USBEmulationTests: XCTestCase {
         XCTAssertEqual(seen.number("ports_after_off"), 0b100, "port 3 up, port 2 down again")
         XCTAssertEqual(seen.bool("tc375_off"), false)
     }
+
+    func testINA219ThroughMPSSEI2COverLibftdi() throws {
+        let seen = try run("ina219", plugin: "ina2xx")
+        XCTAssertNil(seen.errors["stream"], "\(seen.errors)")
+        XCTAssertEqual(seen.number("calibration"), 4096, "0.04096 / (0.0001 A · 0.1 Ω)")
+        XCTAssertEqual(seen.number("configuration"), 0x399f)
+        XCTAssertEqual(seen.numbers("bus_voltage").first ?? 0, 12.0, accuracy: 1e-9, "bits 3–15 at 4 mV; the flags ignored")
+        XCTAssertEqual(seen.numbers("shunt_voltage").first ?? 0, 0.0025, accuracy: 1e-12)
+        XCTAssertEqual(seen.numbers("current").first ?? 0, 0.025, accuracy: 1e-12)
+        XCTAssertEqual(seen.numbers("power").first ?? 0, 0.3, accuracy: 1e-12, "power LSB 20 · current LSB")
+    }
+
+    func testFNB48StartsWith0x83AndIsKeptAliveAfterEveryReport() throws {
+        let seen = try run("fnb48", plugin: "fnirsi")
+        XCTAssertNil(seen.errors["stream"], "\(seen.errors)")
+        let commands = seen.numbers("commands").map { UInt8($0) }
+        XCTAssertEqual(Array(commands.prefix(3)), [0x81, 0x82, 0x83])
+        XCTAssertTrue(commands.dropFirst(3).allSatisfy { $0 == 0x83 }, "\(commands)")
+        XCTAssertGreaterThanOrEqual(commands.count - 3, 19, "a keep-alive at least once per report (20 reports)")
+        XCTAssertEqual(seen.number("voltage_count"), 80)
+    }
 }

@@ -60,6 +60,7 @@ struct emu_device {
     uint8_t i2c_address;
     uint16_t registers[256];
     int transactions;
+    int ina_model;           /* 226 or 219 */
 
     /* YKUSH: port states (bit i: port i+1 up), the port count. */
     uint8_t ports_up;
@@ -204,9 +205,13 @@ static void answer(emu_device *device, uint8_t byte) {
 static void ina226_update(emu_device *device) {
     int16_t shunt = (int16_t)device->registers[0x01];
     uint16_t cal = device->registers[0x05];
-    int32_t current = (int32_t)shunt * cal / 2048;
+    /* INA226: current = shunt · CAL / 2048, power = current · bus / 20000.
+     * INA219: current = shunt · CAL / 4096, power = current · (bus >> 3) / 5000. */
+    int ina219 = device->ina_model == 219;
+    int32_t current = (int32_t)shunt * cal / (ina219 ? 4096 : 2048);
+    int64_t bus = ina219 ? device->registers[0x02] >> 3 : device->registers[0x02];
     device->registers[0x04] = (uint16_t)(int16_t)current;
-    device->registers[0x03] = (uint16_t)((int64_t)(current < 0 ? -current : current) * device->registers[0x02] / 20000);
+    device->registers[0x03] = (uint16_t)((int64_t)(current < 0 ? -current : current) * bus / (ina219 ? 5000 : 20000));
 }
 
 /* A byte clocked out by the master; returns the ACK level (0 = ACK). */
@@ -644,7 +649,7 @@ LOCKED_READ(uint8_t, emu_ftdi_latch, latch)
 
 LOCKED_READ(uint8_t, emu_ftdi_bitmode, bitmode)
 
-emu_device *emu_add_ft232h_ina226(emu_testbed *testbed, int bus, const char *serial, uint8_t address, int16_t shunt, uint16_t bus_raw) {
+emu_device *emu_add_ft232h_ina2xx(emu_testbed *testbed, int bus, const char *serial, int model, uint8_t address, int16_t shunt, uint16_t bus_raw) {
     /* An FT232H (bcdDevice 9.00), high speed: bulk IN 0x81 and OUT 0x02 of 512 bytes. */
     uint8_t descriptors[] = {
         0x12, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x40, 0x03, 0x04, 0x14, 0x60, 0x00, 0x09, 0x01, 0x02, 0x03, 0x01,
@@ -658,11 +663,14 @@ emu_device *emu_add_ft232h_ina226(emu_testbed *testbed, int bus, const char *ser
     device->product = "Single RS232-HS";
     device->scl = device->sda = 1;
     device->i2c_address = address;
-    device->registers[0x00] = 0x4127;   /* power-on defaults */
+    device->ina_model = model;
+    device->registers[0x00] = model == 219 ? 0x399f : 0x4127;   /* power-on defaults */
     device->registers[0x01] = (uint16_t)shunt;
     device->registers[0x02] = bus_raw;
-    device->registers[0xfe] = 0x5449;
-    device->registers[0xff] = 0x2260;
+    if (model == 226) {
+        device->registers[0xfe] = 0x5449;
+        device->registers[0xff] = 0x2260;
+    }
     return device;
 }
 

@@ -116,6 +116,30 @@ case "fnirsi":
         observation.values["timestamps_increasing"] = .bool(zip(times, times.dropFirst()).allSatisfy { $0 < $1 })
         observation.values["reports_sent"] = .number(Double(emu_fnirsi_reports_sent(meter)))
     }
+case "fnb48":
+    // The older FNB48 ends its start sequence with 0x83 and needs a keep-alive far more often.
+    var reports = [UInt8]()
+    for index in 0..<20 {
+        reports += FNIRSIProtocol.encode((0..<4).map { _ in
+            FNIRSIReading(volts: 9 + Double(index) * 0.01, amperes: 1.0, dPlusVolts: 0, dMinusVolts: 0, celsius: 25)
+        })
+    }
+    let meter = emu_add_fnirsi(testbed, 1, 0x0483, 0x003a, "", reports, 20, 40_000, 0)
+    record("stream") {
+        let plugin = try catalog.load("fnirsi")
+        let probe = try PluginProbe(plugin: plugin, kind: nil, configuration: PluginConfiguration(
+            kind: "", pluginDirectory: plugin.discovered.directory, settings: .object(["model": .string("FNB48")])))
+        let collected = Collected()
+        let started = Date()
+        try probe.start { collected.add($0) }
+        while emu_fnirsi_reports_sent(meter) < 20 && Date().timeIntervalSince(started) < 10 { Thread.sleep(forTimeInterval: 0.02) }
+        Thread.sleep(forTimeInterval: 0.1)
+        try probe.stop()
+        var commands = [UInt8](repeating: 0, count: 4096)
+        let count = emu_fnirsi_commands(meter, &commands, 4096)
+        observation.values["commands"] = .array(commands.prefix(count).map { .number(Double($0)) })
+        observation.values["voltage_count"] = .number(Double(collected.all.filter { $0.channel == FNIRSIChannel.voltage.rawValue }.count))
+    }
 case "usbrelay":
     let board = emu_add_hid_relay(testbed, 1, 2, "QAAMZ")
     record("relay") {
@@ -168,7 +192,7 @@ case "ftdi-relay":
     }
 case "ina2xx":
     // 2.5 mV across 0.1 Ω (shunt register 1000 × 2.5 µV) at 12.0 V (bus register 9600 × 1.25 mV).
-    let sensor = emu_add_ft232h_ina226(testbed, 1, "FT232H01", 0x41, 1000, 9600)
+    let sensor = emu_add_ft232h_ina2xx(testbed, 1, "FT232H01", 226, 0x41, 1000, 9600)
     record("wrong_address") {
         let plugin = try catalog.load("ina2xx")
         _ = try PluginProbe(plugin: plugin, kind: nil, configuration: PluginConfiguration(
@@ -197,6 +221,25 @@ case "ina2xx":
             let values = samples.filter { $0.channel == UInt32(channel) }.map(\.value)
             observation.values[name] = .array(values.prefix(3).map { .number($0) })
             observation.values[name + "_count"] = .number(Double(values.count))
+        }
+    }
+case "ina219":
+    // 2.5 mV (shunt register 250 × 10 µV) at 12.0 V (bus register 3000 << 3, conversion-ready flag set).
+    let sensor = emu_add_ft232h_ina2xx(testbed, 1, "FT232H02", 219, 0x40, 250, 3000 << 3 | 0b10)
+    record("stream") {
+        let plugin = try catalog.load("ina2xx")
+        let probe = try PluginProbe(plugin: plugin, kind: nil, configuration: PluginConfiguration(
+            kind: "", pluginDirectory: plugin.discovered.directory,
+            settings: .object(["model": .string("INA219"), "shunt_ohms": .number(0.1), "current_lsb": .number(0.0001)])))
+        observation.values["calibration"] = .number(Double(emu_ina226_register(sensor, 0x05)))
+        observation.values["configuration"] = .number(Double(emu_ina226_register(sensor, 0x00)))
+        let collected = Collected()
+        try probe.start { collected.add($0) }
+        Thread.sleep(forTimeInterval: 0.3)
+        try probe.stop()
+        let samples = collected.all
+        for (channel, name) in ["bus_voltage", "shunt_voltage", "current", "power"].enumerated() {
+            observation.values[name] = .array(samples.filter { $0.channel == UInt32(channel) }.prefix(3).map { .number($0.value) })
         }
     }
 case "ykush":

@@ -48,10 +48,11 @@ emu_device *emu_add_ftdi_bitbang(emu_testbed *testbed, int bus, const char *seri
 uint8_t emu_ftdi_latch(emu_device *device);
 uint8_t emu_ftdi_bitmode(emu_device *device);
 
-/* An FT232H (0403:6014) in MPSSE mode with an INA226 at `address` on its I2C
- * bus (AD0 SCL, AD1/AD2 SDA), whose shunt and bus registers hold the given raw
- * values; current and power follow from the calibration written to it. */
-emu_device *emu_add_ft232h_ina226(emu_testbed *testbed, int bus, const char *serial, uint8_t address, int16_t shunt, uint16_t bus_raw);
+/* An FT232H (0403:6014) in MPSSE mode with an INA226 or INA219 (`model` 226
+ * or 219) at `address` on its I2C bus (AD0 SCL, AD1/AD2 SDA), whose shunt and
+ * bus registers hold the given raw values; current and power follow from the
+ * calibration written to it, by the chip's own formulas. */
+emu_device *emu_add_ft232h_ina2xx(emu_testbed *testbed, int bus, const char *serial, int model, uint8_t address, int16_t shunt, uint16_t bus_raw);
 uint16_t emu_ina226_register(emu_device *device, uint8_t reg);
 
 /* A YKUSH hub (04d8:<product>) with `ports` switchable ports, all down. */
