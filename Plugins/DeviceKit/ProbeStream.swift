@@ -138,6 +138,10 @@ public final class ProbeStreamSlot: @unchecked Sendable {
 
     public init() {}
 
+    /// A probe destroyed while streaming (the core gave up on it) stops its thread
+    /// rather than leave it reading from a device nobody listens to.
+    deinit { try? close() }
+
     /// A new stream for `device`; an error if one is already running.
     public func open(device: String) throws -> ProbeStream {
         lock.lock()
