@@ -227,7 +227,7 @@ public final class ExperimentRunner {
                                target: String, options: JSONValue, stagePrefix: String, result: inout ExperimentResult) throws -> Artifact {
         let check = try stage(stagePrefix + "check") { try toolchain.check(CompatibilityRequest(model: model, target: target, options: options)) }
         guard check.compatible else {
-            throw StageFailure(stage: stagePrefix + "check", reason: "\(description.name) \(description.version) cannot build this model for '\(target)': \(check.issues.joined(separator: "; "))")
+            throw StageFailure(stage: stagePrefix + "check", reason: "\(description.name) \(description.version) cannot build this model for '\(target)': \(check.issues.map(\.description).joined(separator: "; "))")
         }
         let key = try stage(stagePrefix + "build") {
             try SHA256Digest.hex(of: Data([modelHash, description.name, description.version, toolchain.plugin.version, target,
