@@ -65,6 +65,15 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
         public var buildLog: String?
         /// The runner's greeting (runtime and version it reported).
         public var runner: String?
+        /// The options in effect, the toolchain's defaults included.
+        public var effectiveOptions: JSONValue?
+        /// Every package of the toolchain's environment (`pip freeze`), and its lock hash.
+        public var packages: [String]?
+        public var environmentLock: String?
+        /// What the compatibility checks found (warnings and notes; errors end the experiment).
+        public var compatibility: [CompatibilityFinding]?
+        /// How the artifact was obtained: `built`, `cache hit`, or `rebuilt` after a corrupted cache entry.
+        public var artifactCache: String?
     }
 
     public struct WarmUpRecord: Codable, Sendable, Equatable {
