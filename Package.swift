@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "mlbench-host", type: .dynamic, targets: ["HostBoardPlugin"]),
         .library(name: "mlbench-onnxruntime", type: .dynamic, targets: ["ONNXRuntimePlugin"]),
         .library(name: "mlbench-tvm", type: .dynamic, targets: ["TVMPlugin"]),
+        .library(name: "mlbench-tflite", type: .dynamic, targets: ["TFLitePlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -51,6 +52,7 @@ let package = Package(
         .target(name: "HostBoardPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/host/Sources"),
         .target(name: "ONNXRuntimePlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/onnxruntime/Sources"),
         .target(name: "TVMPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tvm/Sources"),
+        .target(name: "TFLitePlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tflite/Sources"),
 
         // Measurement-methodology benchmarks (scripts/bench): programs that print figures.
         .executableTarget(name: "mlbench-bench", dependencies: ["MLBench"], path: "Benchmarks/MLBenchBenchmarks"),

@@ -45,20 +45,6 @@ _NUMPY_TYPES = {
 }
 
 
-def threads_from_env() -> int | None:
-    """MLBENCH_THREADS as a positive int, None when unset."""
-    value = os.environ.get("MLBENCH_THREADS", "").strip()
-    if not value:
-        return None
-    try:
-        threads = int(value)
-    except ValueError:
-        threads = 0
-    if threads < 1:
-        raise RequestError(f"MLBENCH_THREADS must be a positive integer, got '{value}'")
-    return threads
-
-
 def read_session_sidecar(artifact_path: str) -> dict | None:
     """The session settings recorded by build, None when there is no sidecar."""
     path = artifact_path + SESSION_SIDECAR_SUFFIX
@@ -111,7 +97,7 @@ class OnnxRuntimeBackend:
             if settings["intra_op_threads"] is not None:
                 options.intra_op_num_threads = settings["intra_op_threads"]
             provider = settings["execution_provider"]
-        threads = threads_from_env()
+        threads = mlbench_runner.threads_from_env()
         if threads is not None:
             options.intra_op_num_threads = threads
         if provider not in ort.get_available_providers():

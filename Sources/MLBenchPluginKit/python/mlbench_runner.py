@@ -68,6 +68,7 @@ __all__ = [
     "run_toolchain",
     "safe_file_name",
     "serve",
+    "threads_from_env",
 ]
 
 _reserved_stdout: TextIO | None = None
@@ -214,6 +215,29 @@ def onnx_footprint(model) -> dict:
     return {"weights_bytes": int(weights), "activations_bytes": int(peak)}
 
 
+def calibration_samples(inputs: dict[str, str]):
+    """The samples of calibration input files, one {name: array[k:k+1]} at a time.
+
+    The files are the experiment's inputs: samples stacked on a leading axis, fed
+    one at a time as a batch of one, exactly as the runner feeds them. Fails with
+    the file named when one is unreadable or the counts differ.
+    """
+    arrays = {}
+    for name, path in inputs.items():
+        try:
+            arrays[name] = np.load(path, allow_pickle=False)
+        except Exception as error:  # numpy raises several types for a bad file
+            fail(f"calibration input '{name}': '{path}' is not a readable .npy file: {error}")
+        if arrays[name].ndim == 0 or arrays[name].shape[0] == 0:
+            fail(f"calibration input '{name}': '{path}' holds no samples on a leading axis")
+    counts = {name: array.shape[0] for name, array in arrays.items()}
+    if len(set(counts.values())) > 1:
+        fail("calibration inputs hold different numbers of samples: "
+             + ", ".join(f"'{name}' {count}" for name, count in counts.items()))
+    for k in range(next(iter(counts.values()), 0)):
+        yield {name: np.ascontiguousarray(array[k:k + 1]) for name, array in arrays.items()}
+
+
 def run_toolchain(description: str, handlers: dict[str, Callable[[argparse.Namespace], Any]],
                   argv: list[str] | None = None) -> int:
     """The command line shared by toolchain scripts; returns the exit status.
@@ -275,6 +299,20 @@ def safe_file_name(name: str, taken: set[str]) -> str:
     file_name = f"{candidate}.npy"
     taken.add(file_name.lower())
     return file_name
+
+
+def threads_from_env() -> int | None:
+    """MLBENCH_THREADS as a positive int, None when unset."""
+    value = os.environ.get("MLBENCH_THREADS", "").strip()
+    if not value:
+        return None
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise RequestError(f"MLBENCH_THREADS must be a positive integer, got '{value}'")
+    return threads
 
 
 def canary_workload() -> int:
