@@ -81,7 +81,7 @@ public struct CompatibilityCheck: Sendable {
     /// Weights and activations against the board's memories: an error when the
     /// model cannot fit even the largest memory, a warning when it needs more
     /// than what that memory has free now.
-    static func memoryFindings(_ footprint: ModelFootprint, memories: [MemoryRegion]) -> [CompatibilityFinding] {
+    public static func memoryFindings(_ footprint: ModelFootprint, memories: [MemoryRegion]) -> [CompatibilityFinding] {
         let needed = (footprint.weightsBytes ?? 0) + (footprint.activationsBytes ?? 0)
         guard needed > 0, let largest = memories.max(by: { $0.sizeBytes < $1.sizeBytes }) else { return [] }
         let parts = "weights \(bytes(footprint.weightsBytes ?? 0)) + activations \(bytes(footprint.activationsBytes ?? 0))"
