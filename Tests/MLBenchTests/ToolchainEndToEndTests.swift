@@ -174,3 +174,48 @@ final class ToolchainEndToEndTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
     }
 }
+
+/// Two versions of one toolchain side by side (scripts/setup installs ONNX
+/// Runtime 1.22.1 beside the default): each experiment runs the version it
+/// names and records its exact packages.
+final class ToolchainVersionTests: XCTestCase {
+    func testAnExperimentRunsTheVersionItNames() throws {
+        let home = try MLBenchBinary.temporaryHome()
+        defer { try? FileManager.default.removeItem(at: home) }
+        let listed = try MLBenchBinary.run(["toolchains", "list"], home: home)
+        guard listed.stdout.contains("1.22.1") else {
+            throw XCTSkip("ONNX Runtime 1.22.1 is not installed beside the default (scripts/setup installs it)")
+        }
+        let sample = MLBenchBinary.repository.appendingPathComponent("Examples/sample")
+        func experiment(_ version: String?) throws -> ExperimentResult {
+            let file = home.appendingPathComponent("ort-\(version ?? "newest").yaml")
+            try """
+                name: ort-\(version ?? "newest")
+                model: \(sample.appendingPathComponent("model.onnx").path)
+                inputs: {image: \(sample.appendingPathComponent("inputs/image.npy").path)}
+                reference: {toolchain: onnxruntime}
+                toolchain: {name: onnxruntime, target: cpu\(version.map { ", version: \"\($0)\"" } ?? "")}
+                board: host
+                measurement: {min_iterations: 50, min_time_s: 0.2, max_time_s: 2}
+                semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
+                """.write(to: file, atomically: true, encoding: .utf8)
+            let outcome = try MLBenchBinary.run(["run", "--json", "-q", file.path], home: home)
+            return try ResultCoding.decoder.decode(ExperimentResult.self, from: Data(outcome.stdout.utf8))
+        }
+        let older = try experiment("1.22.1")
+        XCTAssertEqual(older.status, .succeeded, older.failure?.reason ?? "")
+        XCTAssertEqual(older.toolchain?.version, "1.22.1")
+        XCTAssertTrue(older.toolchain?.packages?.contains("onnxruntime==1.22.1") == true)
+        XCTAssertTrue(older.toolchain?.runner?.contains("1.22.1") == true, "the runner ran in the named environment")
+        let newest = try experiment(nil)
+        XCTAssertEqual(newest.toolchain?.version, newest.reference?.version, "no version named: the newest")
+        XCTAssertNotEqual(newest.toolchain?.version, "1.22.1")
+        XCTAssertNotEqual(newest.toolchain?.environmentLock, older.toolchain?.environmentLock)
+
+        let missing = try experiment("0.0.1")
+        XCTAssertEqual(missing.status, .failed)
+        XCTAssertEqual(missing.failure?.kind, .userInput)
+        XCTAssertTrue(missing.failure?.reason.contains("0.0.1") == true && missing.failure?.reason.contains("1.22.1") == true,
+                      missing.failure?.reason ?? "")
+    }
+}
