@@ -72,7 +72,7 @@ public final class ExperimentRunner {
         while true {
             attempt += 1
             result.attempts = attempt
-            var cleanups: [() -> Void] = []
+            var cleanups: [(inout ExperimentResult) -> Void] = []
             var failure: StageFailure?
             do {
                 try FileManager.default.createDirectory(at: workspace, withIntermediateDirectories: true)
@@ -84,7 +84,7 @@ public final class ExperimentRunner {
             } catch {
                 failure = StageFailure(stage: "internal", reason: "\(error)", kind: .internal)
             }
-            for cleanup in cleanups.reversed() { cleanup() }
+            for cleanup in cleanups.reversed() { cleanup(&result) }
             guard let failure else { break }
             result.failure = .init(stage: failure.stage, reason: failure.reason, kind: failure.kind)
             log(&result, failure.stage, "failed (\(failure.kind.rawValue)): \(failure.reason)")
@@ -105,7 +105,7 @@ public final class ExperimentRunner {
     }
 
     private func execute(_ file: ExperimentFile, into result: inout ExperimentResult, workspace: URL,
-                         cleanups: inout [() -> Void]) throws {
+                         cleanups: inout [(inout ExperimentResult) -> Void]) throws {
         let experiment = file.experiment
         let plan = experiment.measurement ?? MeasurementPlan()
         let metric = try stage("setup") { () -> DistanceMetric in
@@ -157,9 +157,20 @@ public final class ExperimentRunner {
         let reset = try stage("reset") { try board.reset(ResetRequest(timeoutMs: Int(resetTimeout * 1000))) }
         guard reset.ready else { throw StageFailure(stage: "reset", reason: "the board did not become ready: \(reset.log)") }
         log(&result, "reset", reset.log)
+        if !(experiment.conditions ?? [:]).isEmpty {
+            // Registered before applying: a half-applied tune step is put back too.
+            cleanups.append { [weak self] result in self?.restoreConditions(board, result: &result) }
+        }
         let conditions = try stage("conditions") { try board.conditions(ConditionsRequest(apply: experiment.conditions ?? [:])) }
         result.board?.conditions = conditions
-        log(&result, "conditions", "applied \(conditions.applied.count), observed \(conditions.observed.count)")
+        log(&result, "conditions", "applied \(conditions.applied.count), observed \(conditions.observed.count)"
+            + (conditions.applied.isEmpty ? "" : ": " + conditions.applied.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: ", ")))
+        if let before = conditions.before, !before.isEmpty {
+            log(&result, "conditions", "before: " + before.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
+        }
+        for (name, reason) in (conditions.unavailable ?? [:]).sorted(by: { $0.key < $1.key }) {
+            log(&result, "conditions", "\(name) not applied: \(reason)")
+        }
 
         // 3. Build (or reuse the cached artifact).
         let artifact = try buildArtifact(toolchain: toolchain, description: toolchainDescription, model: modelPath,
@@ -175,7 +186,7 @@ public final class ExperimentRunner {
         let deployedOutputs = workspace.appendingPathComponent("outputs", isDirectory: true)
         let session = try DeployedRunner(board: board, toolchain: toolchain, artifact: artifact, inputs: inputFiles,
                                         target: experiment.toolchain.target, timeout: plan.requestTimeoutS, runner: self)
-        cleanups.append { session.close() }
+        cleanups.append { _ in session.close() }
         try session.start(result: &result)
         result.toolchain?.runner = session.greeting
         try warmUpAndMeasure(session, plan: plan, result: &result)
@@ -213,6 +224,19 @@ public final class ExperimentRunner {
     }
 
     // MARK: Steps
+
+    /// Puts the board's conditions back as they were before the tune step; the
+    /// result records what was restored, or why it could not be.
+    private func restoreConditions(_ board: PluginBoard, result: inout ExperimentResult) {
+        do {
+            let restored = try board.conditions(ConditionsRequest(restore: true))
+            result.board?.restored = restored
+            log(&result, "conditions", "restored" + (restored.applied.isEmpty ? " (nothing was changed)" : ": "
+                + restored.applied.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: ", ")))
+        } catch {
+            log(&result, "conditions", "could not restore the board's conditions: \(error)")
+        }
+    }
 
     private func powerCycle(_ boardName: String, result: inout ExperimentResult) throws {
         guard let power = lab.inventory.inventory.boards[boardName]?.power else { return }
@@ -424,7 +448,7 @@ public final class ExperimentRunner {
     }
 
     private func referenceOutputs(_ file: ExperimentFile, workspace: URL, result: inout ExperimentResult,
-                                  cleanups: inout [() -> Void]) throws -> [String: Tensor] {
+                                  cleanups: inout [(inout ExperimentResult) -> Void]) throws -> [String: Tensor] {
         let reference = file.experiment.reference
         if let outputs = reference.outputs {
             return try stage("reference") {
@@ -464,7 +488,7 @@ public final class ExperimentRunner {
         let session = try DeployedRunner(board: board, toolchain: toolchain, artifact: artifact, inputs: inputs, target: target,
                                         timeout: (file.experiment.measurement ?? MeasurementPlan()).requestTimeoutS, runner: self,
                                         stagePrefix: "reference ")
-        cleanups.append { session.close() }
+        cleanups.append { _ in session.close() }
         try session.start(result: &result)
         result.reference?.runner = session.greeting
         let outputs = try session.outputs(into: folder, result: &result)

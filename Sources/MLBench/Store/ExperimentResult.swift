@@ -51,6 +51,10 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
         /// Conditions observed again after measuring (clocks, temperatures, load), so a
         /// change during the run is visible.
         public var conditionsAfter: ConditionsReport?
+        /// What the board did to the runner process, read back (CPUs it is pinned to, its priority).
+        public var runnerConditions: [String: String]?
+        /// The conditions put back when the experiment ended (the tune step's restore).
+        public var restored: ConditionsReport?
     }
 
     public struct ToolchainRecord: Codable, Sendable, Equatable {
