@@ -335,6 +335,15 @@ final class ExperimentEndToEndTests: XCTestCase {
         let now = try String(contentsOfFile: "/proc/sys/vm/swappiness", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(now, swappiness, "the host is left as it was found")
         XCTAssertTrue(result.log.contains { $0.stage == "conditions" && $0.message.hasPrefix("restored") })
+        // Cool-down: waited for on a board with temperature sensors, said to be impossible without.
+        let coolDown = try XCTUnwrap(result.coolDown)
+        if CoolDown.hottest(conditions.observed) == nil {
+            XCTAssertNil(coolDown.baselineC)
+            XCTAssertTrue(coolDown.note.contains("no temperature"), coolDown.note)
+        } else {
+            XCTAssertFalse(coolDown.trace.isEmpty)
+        }
+        XCTAssertTrue(result.log.contains { $0.stage == "cool-down" })
     }
 
     func testUnknownOrBadConditionIsAUserError() throws {

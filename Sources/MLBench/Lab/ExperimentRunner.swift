@@ -96,7 +96,7 @@ public final class ExperimentRunner {
             Thread.sleep(forTimeInterval: wait)
             // Each attempt starts from a clean record; the log and the input checksums stay.
             (result.board, result.toolchain, result.reference) = (nil, nil, nil)
-            (result.warmUp, result.measurement, result.semanticPreservation) = (nil, nil, nil)
+            (result.warmUp, result.measurement, result.semanticPreservation, result.coolDown) = (nil, nil, nil, nil)
             try? FileManager.default.removeItem(at: workspace)
         }
         result.finishedAt = Date()
@@ -157,9 +157,12 @@ public final class ExperimentRunner {
         let reset = try stage("reset") { try board.reset(ResetRequest(timeoutMs: Int(resetTimeout * 1000))) }
         guard reset.ready else { throw StageFailure(stage: "reset", reason: "the board did not become ready: \(reset.log)") }
         log(&result, "reset", reset.log)
-        if !(experiment.conditions ?? [:]).isEmpty {
-            // Registered before applying: a half-applied tune step is put back too.
-            cleanups.append { [weak self] result in self?.restoreConditions(board, result: &result) }
+        // Registered before applying: a half-applied tune step is put back too, then
+        // the board cools down, however the experiment ends.
+        let tuned = !(experiment.conditions ?? [:]).isEmpty
+        cleanups.append { [weak self] result in
+            if tuned { self?.restoreConditions(board, result: &result) }
+            self?.coolDown(board, plan: plan, result: &result)
         }
         let conditions = try stage("conditions") { try board.conditions(ConditionsRequest(apply: experiment.conditions ?? [:])) }
         result.board?.conditions = conditions
@@ -224,6 +227,22 @@ public final class ExperimentRunner {
     }
 
     // MARK: Steps
+
+    /// Waits until the board's hottest temperature is back within the plan's band
+    /// of what it was before the experiment (see `CoolDown`), and records it.
+    private func coolDown(_ board: PluginBoard, plan: MeasurementPlan, result: inout ExperimentResult) {
+        guard plan.coolDownTimeoutS > 0, let before = result.board?.conditions else { return }
+        guard let baseline = CoolDown.hottest(before.observed) else {
+            result.coolDown = .noSensor(bandC: plan.coolDownBandC, timeoutS: plan.coolDownTimeoutS)
+            log(&result, "cool-down", result.coolDown!.note)
+            return
+        }
+        let record = CoolDown.wait(baselineC: baseline, bandC: plan.coolDownBandC, timeoutS: plan.coolDownTimeoutS,
+                                   pollS: plan.coolDownPollS,
+                                   read: { (try? board.conditions(ConditionsRequest())).flatMap { CoolDown.hottest($0.observed) } })
+        result.coolDown = record
+        log(&result, "cool-down", record.note)
+    }
 
     /// Puts the board's conditions back as they were before the tune step; the
     /// result records what was restored, or why it could not be.

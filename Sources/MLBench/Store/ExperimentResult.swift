@@ -33,6 +33,8 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
     /// How many times the experiment was started: more than one after transient
     /// failures (nil in results stored before retries existed).
     public var attempts: Int?
+    /// The wait for the board to cool back to its baseline after the experiment.
+    public var coolDown: CoolDownRecord?
 
     public struct Failure: Codable, Sendable, Equatable {
         public var stage: String
