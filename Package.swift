@@ -26,6 +26,7 @@ let package = Package(
         .library(name: "mlbench-ftdi-relay", type: .dynamic, targets: ["FTDIRelayPlugin"]),
         .library(name: "mlbench-ina2xx", type: .dynamic, targets: ["INA2xxProbePlugin"]),
         .library(name: "mlbench-ykush", type: .dynamic, targets: ["YKUSHPlugin"]),
+        .library(name: "mlbench-tflite", type: .dynamic, targets: ["TFLitePlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -76,6 +77,7 @@ let package = Package(
         .target(name: "HostBoardPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/host/Sources"),
         .target(name: "ONNXRuntimePlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/onnxruntime/Sources"),
         .target(name: "TVMPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tvm/Sources"),
+        .target(name: "TFLitePlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tflite/Sources"),
 
         // What device plugins share: probe streaming, relay banks, USB device selection.
         .target(name: "MLBenchDeviceKit", dependencies: ["MLBenchPluginKit", "USBDriver"], path: "Plugins/DeviceKit"),

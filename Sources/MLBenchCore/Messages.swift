@@ -70,14 +70,114 @@ public struct CompatibilityRequest: Codable, Sendable, Equatable {
     }
 }
 
-public struct CompatibilityReport: Codable, Sendable, Equatable {
-    public var compatible: Bool
-    /// Each problem found, in the toolchain's words.
-    public var issues: [String]
+/// How much a compatibility finding matters: an `error` makes the experiment
+/// impossible and stops it before any board is touched; a `warning` is a cost
+/// worth knowing (a layout conversion, a fallback); `info` is context.
+public enum FindingSeverity: String, Codable, Sendable, Equatable, Comparable, CaseIterable {
+    case info
+    case warning
+    case error
 
-    public init(compatible: Bool, issues: [String] = []) {
+    public static func < (a: FindingSeverity, b: FindingSeverity) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+}
+
+/// One thing a compatibility check found.
+///
+/// On the wire a finding is an object (`{"severity": "error", "code":
+/// "unsupported_operator", "operator": "Frobnicate", "message": "..."}`) or,
+/// for plugins that only have words, a plain string, read as an error.
+public struct CompatibilityFinding: Codable, Sendable, Equatable, CustomStringConvertible {
+    public var severity: FindingSeverity
+    /// A stable name of the kind of finding: `unsupported_format`,
+    /// `unsupported_operator`, `layout_conversion`, `memory`, `option`, `target`, `model`.
+    public var code: String?
+    /// The operator (op type) concerned, when there is one.
+    public var `operator`: String?
+    /// The finding in the toolchain's words.
+    public var message: String
+    /// Who found it: the toolchain and its version, the board. Filled in by the
+    /// lab when the plugin leaves them out.
+    public var toolchain: String?
+    public var toolchainVersion: String?
+    public var board: String?
+
+    public init(severity: FindingSeverity, code: String? = nil, operator: String? = nil, message: String,
+                toolchain: String? = nil, toolchainVersion: String? = nil, board: String? = nil) {
+        self.severity = severity
+        self.code = code
+        self.operator = `operator`
+        self.message = message
+        self.toolchain = toolchain
+        self.toolchainVersion = toolchainVersion
+        self.board = board
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case severity, code, `operator`, message, toolchain, toolchainVersion, board
+    }
+
+    public init(from decoder: Decoder) throws {
+        if let text = try? decoder.singleValueContainer().decode(String.self) {
+            self.init(severity: .error, message: text)
+            return
+        }
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(severity: try container.decode(FindingSeverity.self, forKey: .severity),
+                  code: try container.decodeIfPresent(String.self, forKey: .code),
+                  operator: try container.decodeIfPresent(String.self, forKey: .operator),
+                  message: try container.decode(String.self, forKey: .message),
+                  toolchain: try container.decodeIfPresent(String.self, forKey: .toolchain),
+                  toolchainVersion: try container.decodeIfPresent(String.self, forKey: .toolchainVersion),
+                  board: try container.decodeIfPresent(String.self, forKey: .board))
+    }
+
+    public var description: String {
+        var text = "\(severity.rawValue)"
+        if let code { text += " [\(code)]" }
+        text += ": \(message)"
+        var context = [String]()
+        if let `operator`, !message.contains(`operator`) { context.append("operator \(`operator`)") }
+        if let toolchain { context.append([toolchain, toolchainVersion].compactMap { $0 }.joined(separator: " ")) }
+        if let board { context.append("board \(board)") }
+        if !context.isEmpty { text += " (\(context.joined(separator: ", ")))" }
+        return text
+    }
+}
+
+/// What the model needs in memory, as far as the toolchain can tell before building.
+public struct ModelFootprint: Codable, Sendable, Equatable {
+    /// Bytes of the weights (initializers, constants).
+    public var weightsBytes: UInt64?
+    /// Bytes of the largest set of activations alive at once (an estimate: the
+    /// sum of the largest intermediate tensors when the toolchain cannot plan memory).
+    public var activationsBytes: UInt64?
+
+    public init(weightsBytes: UInt64? = nil, activationsBytes: UInt64? = nil) {
+        self.weightsBytes = weightsBytes
+        self.activationsBytes = activationsBytes
+    }
+}
+
+public struct CompatibilityReport: Codable, Sendable, Equatable {
+    /// False when any finding is an error.
+    public var compatible: Bool
+    /// Each finding, in the toolchain's words.
+    public var issues: [CompatibilityFinding]
+    /// True when the build with these options needs sample inputs (post-training
+    /// quantization calibration): the lab then passes the experiment's inputs in
+    /// `BuildRequest.calibrationInputs` and keys the artifact cache on them too.
+    public var needsCalibrationData: Bool?
+    /// What the model needs in memory, for the lab to compare with the board's memories.
+    public var footprint: ModelFootprint?
+
+    public init(compatible: Bool, issues: [CompatibilityFinding] = [], needsCalibrationData: Bool? = nil,
+                footprint: ModelFootprint? = nil) {
         self.compatible = compatible
         self.issues = issues
+        self.needsCalibrationData = needsCalibrationData
+        self.footprint = footprint
     }
 }
 
@@ -86,12 +186,17 @@ public struct BuildRequest: Codable, Sendable, Equatable {
     public var target: String
     public var options: JSONValue
     public var outputDirectory: String
+    /// Sample inputs by input name (`.npy` files), given when the check said the
+    /// build needs calibration data (e.g. int8 post-training quantization).
+    public var calibrationInputs: [String: String]?
 
-    public init(model: String, target: String, options: JSONValue, outputDirectory: String) {
+    public init(model: String, target: String, options: JSONValue, outputDirectory: String,
+                calibrationInputs: [String: String]? = nil) {
         self.model = model
         self.target = target
         self.options = options
         self.outputDirectory = outputDirectory
+        self.calibrationInputs = calibrationInputs
     }
 }
 
@@ -179,17 +284,32 @@ public struct ResetReport: Codable, Sendable, Equatable {
 public struct ConditionsRequest: Codable, Sendable, Equatable {
     /// Controllable conditions to apply (governor, clocks, power mode, ...).
     public var apply: [String: String]
-    public init(apply: [String: String] = [:]) { self.apply = apply }
+    /// Put back every condition earlier requests changed, as it was before them;
+    /// the lab asks for it when the experiment ends, however it ends.
+    public var restore: Bool?
+    public init(apply: [String: String] = [:], restore: Bool? = nil) {
+        self.apply = apply
+        self.restore = restore
+    }
 }
 
 public struct ConditionsReport: Codable, Sendable, Equatable {
-    /// What was applied, as the board understood it.
+    /// What was applied, as the board understood it (after a restore: what was put back).
     public var applied: [String: String]
     /// What was observed (kernel, clocks, temperatures, load, ...).
     public var observed: [String: String]
-    public init(applied: [String: String] = [:], observed: [String: String] = [:]) {
+    /// The state before the change of each condition that was changed, so it can be
+    /// restored and the result says what the board was like untouched.
+    public var before: [String: String]?
+    /// Conditions asked for that this board cannot apply here, with the reason
+    /// (e.g. no cpufreq governor in a virtual machine); nothing else was held back.
+    public var unavailable: [String: String]?
+    public init(applied: [String: String] = [:], observed: [String: String] = [:],
+                before: [String: String]? = nil, unavailable: [String: String]? = nil) {
         self.applied = applied
         self.observed = observed
+        self.before = before
+        self.unavailable = unavailable
     }
 }
 
@@ -235,9 +355,13 @@ public struct RunnerSession: Codable, Sendable, Equatable {
     public var session: String
     /// The runner's first line (its "ready" message).
     public var greeting: String
-    public init(session: String, greeting: String) {
+    /// What the board did to the runner process, read back (e.g. `runner_cpus`,
+    /// `runner_priority`).
+    public var applied: [String: String]?
+    public init(session: String, greeting: String, applied: [String: String]? = nil) {
         self.session = session
         self.greeting = greeting
+        self.applied = applied
     }
 }
 

@@ -50,10 +50,12 @@ public final class PythonToolchain: Toolchain, @unchecked Sendable {
             var artifact: String
             var effectiveOptions: JSONValue?
         }
-        let (built, log): (Built, String) = try invokeWithLog(
-            ["build", "--model", request.model, "--target", request.target,
-             "--options", JSONCoding.encode(request.options), "--output-dir", request.outputDirectory],
-            timeout: buildTimeout)
+        var arguments = ["build", "--model", request.model, "--target", request.target,
+                         "--options", try JSONCoding.encode(request.options), "--output-dir", request.outputDirectory]
+        if let calibration = request.calibrationInputs {
+            arguments += ["--calibration-inputs", try JSONCoding.encode(calibration)]
+        }
+        let (built, log): (Built, String) = try invokeWithLog(arguments, timeout: buildTimeout)
         return BuildResult(artifact: built.artifact, log: log, effectiveOptions: built.effectiveOptions ?? .object([:]))
     }
 

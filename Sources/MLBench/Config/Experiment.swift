@@ -140,6 +140,12 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
     /// Time a fixed reference workload after every measured iteration, to flag and
     /// leave out disturbed periods (runners without one ignore it).
     public var canary: Bool = true
+    /// After the experiment, wait until the board's hottest temperature is within
+    /// this many °C of its temperature before the experiment, polling every
+    /// `cool_down_poll_s`, for at most `cool_down_timeout_s` (0 turns cool-down off).
+    public var coolDownBandC: Double = 2
+    public var coolDownTimeoutS: Double = 300
+    public var coolDownPollS: Double = 2
 
     enum CodingKeys: String, CodingKey {
         case minIterations = "min_iterations", maxIterations = "max_iterations"
@@ -151,6 +157,7 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         case requestTimeoutS = "request_timeout_s"
         case maxRetries = "max_retries", retryBackoffS = "retry_backoff_s"
         case canary
+        case coolDownBandC = "cool_down_band_c", coolDownTimeoutS = "cool_down_timeout_s", coolDownPollS = "cool_down_poll_s"
     }
 
     public init() {}
@@ -170,6 +177,9 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         maxRetries = try container.decodeIfPresent(Int.self, forKey: .maxRetries) ?? defaults.maxRetries
         retryBackoffS = try container.decodeIfPresent(Double.self, forKey: .retryBackoffS) ?? defaults.retryBackoffS
         canary = try container.decodeIfPresent(Bool.self, forKey: .canary) ?? defaults.canary
+        coolDownBandC = try container.decodeIfPresent(Double.self, forKey: .coolDownBandC) ?? defaults.coolDownBandC
+        coolDownTimeoutS = try container.decodeIfPresent(Double.self, forKey: .coolDownTimeoutS) ?? defaults.coolDownTimeoutS
+        coolDownPollS = try container.decodeIfPresent(Double.self, forKey: .coolDownPollS) ?? defaults.coolDownPollS
     }
 }
 

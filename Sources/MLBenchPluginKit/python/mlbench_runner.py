@@ -68,6 +68,7 @@ __all__ = [
     "run_toolchain",
     "safe_file_name",
     "serve",
+    "threads_from_env",
 ]
 
 _reserved_stdout: TextIO | None = None
@@ -129,13 +130,121 @@ def _options_object(text: str) -> dict:
     return options
 
 
+def _calibration_inputs(text: str) -> dict:
+    try:
+        inputs = json.loads(text)
+    except json.JSONDecodeError as error:
+        fail(f"--calibration-inputs is not valid JSON: {error}")
+    if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
+        fail(f"--calibration-inputs must be a JSON object of input name to .npy file, got {text}")
+    return inputs
+
+
+def finding(severity: str, code: str, message: str, operator: str | None = None) -> dict:
+    """One compatibility finding as `check` reports it (severity: error, warning or info)."""
+    found = {"severity": severity, "code": code, "message": message}
+    if operator is not None:
+        found["operator"] = operator
+    return found
+
+
+def check_result(findings: list, needs_calibration_data: bool = False, footprint: dict | None = None) -> dict:
+    """The reply of `check`: compatible unless a finding is an error (plain strings are errors)."""
+    compatible = not any(isinstance(f, str) or f.get("severity") == "error" for f in findings)
+    result = {"compatible": compatible, "issues": findings, "needs_calibration_data": needs_calibration_data}
+    if footprint is not None:
+        result["footprint"] = footprint
+    return result
+
+
+def onnx_footprint(model) -> dict:
+    """Weights and peak live activations of an ONNX ModelProto, in bytes.
+
+    Weights are the initializers (and Constant nodes). Activations follow the
+    graph's node order (ONNX requires it topological): a tensor lives from the
+    node that makes it to the last node that reads it, and the peak of the live
+    bytes is reported. Tensors of unknown shape count as zero, so this is a lower
+    bound when shape inference cannot resolve every shape.
+    """
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    def tensor_bytes(tensor) -> int:
+        if tensor.HasField("raw_data") or tensor.data_location == onnx.TensorProto.EXTERNAL:
+            count = int(np.prod(tensor.dims)) if tensor.dims else 1
+            return count * helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+        return numpy_helper.to_array(tensor).nbytes
+
+    weights = sum(tensor_bytes(t) for t in model.graph.initializer)
+    weights += sum(tensor_bytes(a.t) for n in model.graph.node if n.op_type == "Constant"
+                   for a in n.attribute if a.name == "value")
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+    except Exception:  # a model shape inference cannot follow still has weights
+        inferred = model.graph
+
+    sizes: dict[str, int] = {}
+    for value in list(inferred.value_info) + list(inferred.output) + list(inferred.input):
+        tensor = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else 0 for d in tensor.shape.dim]
+        try:
+            itemsize = helper.tensor_dtype_to_np_dtype(tensor.elem_type).itemsize
+        except (KeyError, ValueError, TypeError):
+            itemsize = 0
+        sizes[value.name] = int(np.prod(dims)) * itemsize if dims else itemsize
+
+    parameters = {t.name for t in model.graph.initializer}
+    last_use: dict[str, int] = {}
+    for index, node in enumerate(model.graph.node):
+        for name in node.input:
+            last_use[name] = index
+    for value in model.graph.output:
+        last_use[value.name] = len(model.graph.node)
+    live = {v.name for v in model.graph.input if v.name not in parameters}
+    peak = current = sum(sizes.get(name, 0) for name in live)
+    for index, node in enumerate(model.graph.node):
+        for name in node.output:
+            if name and name not in live:
+                live.add(name)
+                current += sizes.get(name, 0)
+        peak = max(peak, current)
+        for name in [n for n in live if last_use.get(n, -1) <= index]:
+            live.discard(name)
+            current -= sizes.get(name, 0)
+    return {"weights_bytes": int(weights), "activations_bytes": int(peak)}
+
+
+def calibration_samples(inputs: dict[str, str]):
+    """The samples of calibration input files, one {name: array[k:k+1]} at a time.
+
+    The files are the experiment's inputs: samples stacked on a leading axis, fed
+    one at a time as a batch of one, exactly as the runner feeds them. Fails with
+    the file named when one is unreadable or the counts differ.
+    """
+    arrays = {}
+    for name, path in inputs.items():
+        try:
+            arrays[name] = np.load(path, allow_pickle=False)
+        except Exception as error:  # numpy raises several types for a bad file
+            fail(f"calibration input '{name}': '{path}' is not a readable .npy file: {error}")
+        if arrays[name].ndim == 0 or arrays[name].shape[0] == 0:
+            fail(f"calibration input '{name}': '{path}' holds no samples on a leading axis")
+    counts = {name: array.shape[0] for name, array in arrays.items()}
+    if len(set(counts.values())) > 1:
+        fail("calibration inputs hold different numbers of samples: "
+             + ", ".join(f"'{name}' {count}" for name, count in counts.items()))
+    for k in range(next(iter(counts.values()), 0)):
+        yield {name: np.ascontiguousarray(array[k:k + 1]) for name, array in arrays.items()}
+
+
 def run_toolchain(description: str, handlers: dict[str, Callable[[argparse.Namespace], Any]],
                   argv: list[str] | None = None) -> int:
     """The command line shared by toolchain scripts; returns the exit status.
 
         info
         check --model M --target T [--options JSON]
-        build --model M --target T [--options JSON] --output-dir D
+        build --model M --target T [--options JSON] --output-dir D [--calibration-inputs JSON]
 
     handlers maps each command to a function of the parsed arguments (options
     already decoded to a dict) returning the result object, printed as the one
@@ -155,6 +264,9 @@ def run_toolchain(description: str, handlers: dict[str, Callable[[argparse.Names
                          help="toolchain options as a JSON object (default {})")
         if command == "build":
             sub.add_argument("--output-dir", required=True, help="directory for the artifact")
+            sub.add_argument("--calibration-inputs", default=None, type=_calibration_inputs,
+                             help="sample inputs for calibration, as a JSON object of input name to .npy "
+                                  "file (given when check said needs_calibration_data)")
     args = parser.parse_args(argv)
     try:
         result = handlers[args.command](args)
@@ -187,6 +299,20 @@ def safe_file_name(name: str, taken: set[str]) -> str:
     file_name = f"{candidate}.npy"
     taken.add(file_name.lower())
     return file_name
+
+
+def threads_from_env() -> int | None:
+    """MLBENCH_THREADS as a positive int, None when unset."""
+    value = os.environ.get("MLBENCH_THREADS", "").strip()
+    if not value:
+        return None
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise RequestError(f"MLBENCH_THREADS must be a positive integer, got '{value}'")
+    return threads
 
 
 def canary_workload() -> int:
