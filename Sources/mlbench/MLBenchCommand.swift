@@ -249,21 +249,13 @@ struct Devices: ParsableCommand {
         @Option(help: "Seconds to stream (default 2).") var seconds: Double = 2
         @OptionGroup var options: LabOptions
 
-        /// Samples arriving on the probe's thread.
-        final class Collected: @unchecked Sendable {
-            private let lock = NSLock()
-            private var samples: [ProbeSample] = []
-            func add(_ batch: [ProbeSample]) { lock.lock(); samples += batch; lock.unlock() }
-            var all: [ProbeSample] { lock.lock(); defer { lock.unlock() }; return samples }
-        }
-
         func run() throws {
             var failed = false
             try report {
                 guard seconds > 0 else { throw Failure(description: "--seconds must be above 0, got \(seconds)") }
                 let probe = try options.lab().probe(probe)
                 let description = try probe.describe()
-                let collected = Collected()
+                let collected = ProbeSampleBuffer()
                 try probe.start { collected.add($0) }
                 Thread.sleep(forTimeInterval: seconds)
                 var ended: Error?

@@ -13,16 +13,8 @@ final class HostProbesTests: XCTestCase {
             kind: kind, pluginDirectory: plugin.discovered.directory, settings: .object(settings)))
     }
 
-    /// Samples delivered from the probe's thread.
-    final class Collected: @unchecked Sendable {
-        private let lock = NSLock()
-        private var samples: [ProbeSample] = []
-        func add(_ batch: [ProbeSample]) { lock.lock(); samples += batch; lock.unlock() }
-        var all: [ProbeSample] { lock.lock(); defer { lock.unlock() }; return samples }
-    }
-
     func stream(_ probe: PluginProbe, for seconds: Double, while work: () -> Void = {}) throws -> [ProbeSample] {
-        let collected = Collected()
+        let collected = ProbeSampleBuffer()
         try probe.start { collected.add($0) }
         let start = Date()
         work()

@@ -192,7 +192,8 @@ public final class ExperimentRunner {
         cleanups.append { _ in session.close() }
         try session.start(result: &result)
         result.toolchain?.runner = session.greeting
-        try warmUpAndMeasure(session, plan: plan, result: &result)
+        let probes = boardProbes(experiment.board, result: &result)
+        try warmUpAndMeasure(session, plan: plan, probes: probes, result: &result)
         let outputs = try session.outputs(into: deployedOutputs, result: &result)
         session.close()
         // What the run left behind: clocks, temperatures and load right after measuring.
@@ -397,7 +398,19 @@ public final class ExperimentRunner {
     /// MSER-5 agreeing, on two checks in a row), then measurement until the stopping rule: at least
     /// `min_iterations` and `min_time_s`, and the median's interval narrow enough —
     /// or a maximum reached.
-    private func warmUpAndMeasure(_ session: DeployedRunner, plan: MeasurementPlan, result: inout ExperimentResult) throws {
+    /// The inventory probes attached to the board, created; one that cannot be
+    /// created is recorded as failed rather than failing the experiment.
+    private func boardProbes(_ board: String, result: inout ExperimentResult) -> ProbeRecorder? {
+        let names = (lab.inventory.inventory.probes ?? [:]).filter { $0.value.board == board }.keys.sorted()
+        guard !names.isEmpty else { return nil }
+        let probes = names.map { name -> (name: String, probe: any Probe) in
+            do { return (name, try lab.probe(name)) } catch { return (name, UnavailableProbe(error: error)) }
+        }
+        log(&result, "measure", "recording probe(s) \(names.joined(separator: ", ")) during the measurement")
+        return ProbeRecorder(probes: probes)
+    }
+
+    private func warmUpAndMeasure(_ session: DeployedRunner, plan: MeasurementPlan, probes: ProbeRecorder?, result: inout ExperimentResult) throws {
         var warmUp = [Int64]()
         var detector = WarmUpDetector(minimumIterations: min(plan.minWarmupIterations, plan.maxWarmupIterations))
         while warmUp.count < plan.maxWarmupIterations {
@@ -412,6 +425,10 @@ public final class ExperimentRunner {
             "steady state from iteration \($0) of \(warmUp.count) (\(analysis.classification?.rawValue ?? "?"), MSER-5 at \(analysis.mser5Index.map(String.init) ?? "none"))"
         } ?? "no steady state detected within \(warmUp.count) iterations; measuring anyway, flagged")
 
+        // Probes sample on the iterations' clock while measuring; a failure here never stops the measurement.
+        probes?.start()
+        var probesStopped = false
+        defer { if !probesStopped, let probes { result.probes = probes.stop() } }
         var starts = [Int64](), durations = [Int64](), canary = [Int64]()
         var canaryComplete = plan.canary
         var peak: Int64 = 0
@@ -443,6 +460,19 @@ public final class ExperimentRunner {
                 if width <= plan.targetRelativeCIWidth {
                     (rule, reason) = (.confidenceInterval, String(format: "confidence interval of the median within %.2f%%", width * 100))
                     break
+                }
+            }
+        }
+        if let probes {
+            let records = probes.stop()
+            probesStopped = true
+            result.probes = records
+            for record in records {
+                if let failure = record.failure {
+                    log(&result, "measure", String(format: "probe %@: %d samples, then a gap of %.3f s: %@", record.name, record.samples.count,
+                                                   record.gap?.seconds ?? 0, failure))
+                } else {
+                    log(&result, "measure", "probe \(record.name): \(record.samples.count) samples on \(record.channels.count) channel(s)")
                 }
             }
         }
@@ -559,4 +589,15 @@ public final class ExperimentRunner {
         }
         return tensors
     }
+}
+
+/// A probe the inventory names but that could not be created (its device is
+/// missing, its settings are wrong): it fails to start with that error, so the
+/// recording names it and keeps the gap.
+private final class UnavailableProbe: Probe, @unchecked Sendable {
+    let error: Error
+    init(error: Error) { self.error = error }
+    func describe() throws -> ProbeDescription { throw error }
+    func start(_ deliver: @escaping @Sendable ([ProbeSample]) -> Void) throws { throw error }
+    func stop() throws {}
 }

@@ -36,27 +36,11 @@ public final class ProbeRecorder: @unchecked Sendable {
         public var seconds: Double { Double(toNs - fromNs) / 1e9 }
     }
 
-    /// Samples arriving on a probe's thread.
-    private final class Sink: @unchecked Sendable {
-        private let lock = NSLock()
-        private var samples: [ProbeSample] = []
-        func add(_ batch: [ProbeSample]) {
-            lock.lock()
-            samples += batch
-            lock.unlock()
-        }
-        var all: [ProbeSample] {
-            lock.lock()
-            defer { lock.unlock() }
-            return samples
-        }
-    }
-
     private struct Running {
         var name: String
         var probe: any Probe
         var description: ProbeDescription
-        var sink: Sink
+        var sink: ProbeSampleBuffer
         var failure: String?
     }
 
@@ -76,7 +60,7 @@ public final class ProbeRecorder: @unchecked Sendable {
     public func start() {
         startedNs = ProbeRecorder.now()
         running = probes.map { name, probe in
-            let sink = Sink()
+            let sink = ProbeSampleBuffer()
             do {
                 let description = try probe.describe()
                 try probe.start { sink.add($0) }
@@ -105,5 +89,34 @@ public final class ProbeRecorder: @unchecked Sendable {
             return Record(name: entry.name, channels: entry.description.channels, rateHz: entry.description.rateHz, samples: samples,
                           startedNs: startedNs, stoppedNs: stoppedNs, failure: failure, gap: gap)
         }
+    }
+}
+
+/// Samples as a probe delivers them, from its own thread; read at any time.
+public final class ProbeSampleBuffer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var samples: [ProbeSample] = []
+
+    public init() {}
+
+    /// Appends a delivered batch (the probe's delivery callback).
+    public func add(_ batch: [ProbeSample]) {
+        lock.lock()
+        samples += batch
+        lock.unlock()
+    }
+
+    /// Everything delivered so far.
+    public var all: [ProbeSample] {
+        lock.lock()
+        defer { lock.unlock() }
+        return samples
+    }
+
+    /// How many samples were delivered so far.
+    public var count: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return samples.count
     }
 }

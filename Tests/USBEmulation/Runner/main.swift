@@ -45,21 +45,6 @@ func onlyRecord(_ records: [ProbeRecorder.Record]) throws -> ProbeRecorder.Recor
     return records[0]
 }
 
-/// Samples delivered by a probe, from its streaming thread.
-final class Collected: @unchecked Sendable {
-    private let lock = NSLock()
-    private var samples: [ProbeSample] = []
-    func add(_ batch: [ProbeSample]) {
-        lock.lock()
-        samples += batch
-        lock.unlock()
-    }
-    var all: [ProbeSample] {
-        lock.lock()
-        defer { lock.unlock() }
-        return samples
-    }
-}
 
 switch scenario {
 case "fnirsi":
@@ -129,7 +114,7 @@ case "fnb48":
         let plugin = try catalog.load("fnirsi")
         let probe = try PluginProbe(plugin: plugin, kind: nil, configuration: PluginConfiguration(
             kind: "", pluginDirectory: plugin.discovered.directory, settings: .object(["model": .string("FNB48")])))
-        let collected = Collected()
+        let collected = ProbeSampleBuffer()
         let started = Date()
         try probe.start { collected.add($0) }
         while emu_fnirsi_reports_sent(meter) < 20 && Date().timeIntervalSince(started) < 10 { Thread.sleep(forTimeInterval: 0.02) }
@@ -207,12 +192,12 @@ case "ina2xx":
         observation.values["calibration"] = .number(Double(emu_ina226_register(sensor, 0x05)))
         observation.values["configuration"] = .number(Double(emu_ina226_register(sensor, 0x00)))
         observation.values["rate_hz"] = .number(try probe.describe().rateHz)
-        let collected = Collected()
+        let collected = ProbeSampleBuffer()
         try probe.start { collected.add($0) }
         Thread.sleep(forTimeInterval: 0.5)
         // The FT232H is unplugged mid-stream: the stream ends, stop says why.
         emu_unplug(sensor)
-        let unplugged = collected.all.count
+        let unplugged = collected.count
         Thread.sleep(forTimeInterval: 0.3)
         do { try probe.stop() } catch { observation.errors["stop"] = "\(error)" }
         let samples = collected.all
@@ -233,7 +218,7 @@ case "ina219":
             settings: .object(["model": .string("INA219"), "shunt_ohms": .number(0.1), "current_lsb": .number(0.0001)])))
         observation.values["calibration"] = .number(Double(emu_ina226_register(sensor, 0x05)))
         observation.values["configuration"] = .number(Double(emu_ina226_register(sensor, 0x00)))
-        let collected = Collected()
+        let collected = ProbeSampleBuffer()
         try probe.start { collected.add($0) }
         Thread.sleep(forTimeInterval: 0.3)
         try probe.stop()

@@ -1,0 +1,48 @@
+import Foundation
+import MLBench
+import MLBenchCore
+import XCTest
+
+/// Probes attached to the board in the inventory are recorded during the
+/// measurement of a real experiment (the sample, on the host): a working probe's
+/// samples are stored, and a probe whose device is missing is stored as failed,
+/// with the gap it leaves, while the experiment itself succeeds.
+final class ExperimentProbeTests: XCTestCase {
+    func testProbesAreRecordedAndAMissingMeterLeavesANamedGap() throws {
+        let home = try MLBenchBinary.temporaryHome()
+        addTeardownBlock { try? FileManager.default.removeItem(at: home) }
+        let inventory = home.appendingPathComponent("inventory.yaml")
+        try """
+            boards:
+              host: {plugin: host}
+            toolchains:
+              onnxruntime: {plugin: onnxruntime}
+              tvm: {plugin: tvm}
+            probes:
+              memory: {plugin: host-probes, kind: rss, board: host, settings: {interval_ms: 20}}
+              meter: {plugin: fnirsi, board: host}
+            """.write(to: inventory, atomically: true, encoding: .utf8)
+        let experiment = MLBenchBinary.repository.appendingPathComponent("Examples/sample/experiment.yaml").path
+        let outcome = try MLBenchBinary.run(["run", "--json", "-q", experiment, "--inventory", inventory.path], home: home)
+        let result = try ResultCoding.decoder.decode(ExperimentResult.self, from: Data(outcome.stdout.utf8))
+        XCTAssertEqual(result.status, .succeeded, outcome.stderr)
+        let probes = try XCTUnwrap(result.probes)
+        XCTAssertEqual(probes.map(\.name), ["memory", "meter"])
+
+        let memory = probes[0]
+        XCTAssertNil(memory.failure)
+        XCTAssertEqual(memory.channels.map(\.name), ["peak_rss", "rss"])
+        XCTAssertGreaterThan(memory.samples.count, 10, "the measurement lasts at least 1 s at 50 Hz")
+        let measurement = try XCTUnwrap(result.measurement)
+        let firstIteration = try XCTUnwrap(measurement.startsNs.first)
+        XCTAssertLessThanOrEqual(memory.startedNs, firstIteration, "the probes run on the iterations' clock, from before the first measured one")
+
+        let meter = probes[1]
+        XCTAssertTrue(meter.samples.isEmpty)
+        XCTAssertTrue(meter.failure?.contains("FNIRSI meter not found") == true, meter.failure ?? "no failure")
+        let gap = try XCTUnwrap(meter.gap)
+        XCTAssertEqual(gap.fromNs, meter.startedNs)
+        XCTAssertGreaterThan(gap.seconds, 0.9, "nothing was measured for the whole measurement")
+        XCTAssertTrue(result.log.contains { $0.stage == "measure" && $0.message.hasPrefix("probe meter: 0 samples, then a gap of") }, "\(result.log)")
+    }
+}
