@@ -232,6 +232,11 @@ public final class USBDeviceHandle: @unchecked Sendable {
     /// Claims an interface; with `detachKernelDriver`, libusb first detaches the
     /// kernel driver (usbhid for HID devices) and reattaches it on release.
     public func claimInterface(_ number: UInt8, detachKernelDriver: Bool = true) throws {
+        lock.lock()
+        let already = claimed.contains(Int32(number))
+        lock.unlock()
+        // Claiming twice is harmless for libusb; keeping one entry keeps the release in deinit single.
+        if already { return }
         if detachKernelDriver {
             let status = libusb_set_auto_detach_kernel_driver(handle, 1)
             // Not supported on every platform; claiming then fails clearly if a driver holds it.

@@ -31,6 +31,10 @@ struct emu_device {
     GQueue done;     /* URBs ready to be reaped */
     GQueue pending;  /* IN interrupt URBs waiting for data */
     int vanished;
+    /* Interface 0: the kernel driver bound to it (usbhid, ftdi_sio) until
+     * detached, and the file descriptor (client) that claimed it. */
+    const char *driver;
+    UMockdevIoctlClient *claimed_by;
 
     /* FNIRSI */
     uint8_t *reports;
@@ -383,23 +387,57 @@ static gboolean handle_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *cl
         break;
     }
     case USBDEVFS_CLAIMINTERFACE:
+        /* As the kernel: an interface bound to a driver, or claimed by another fd, is busy. */
+        if (device->driver || (device->claimed_by && device->claimed_by != client)) {
+            umockdev_ioctl_client_complete(client, -1, EBUSY);
+        } else {
+            device->claimed_by = client;
+            umockdev_ioctl_client_complete(client, 0, 0);
+        }
+        break;
     case USBDEVFS_DISCONNECT_CLAIM:
+        device->driver = NULL;
+        device->claimed_by = client;
+        umockdev_ioctl_client_complete(client, 0, 0);
+        break;
     case USBDEVFS_RELEASEINTERFACE:
+        if (device->claimed_by == client) device->claimed_by = NULL;
+        umockdev_ioctl_client_complete(client, 0, 0);
+        break;
     case USBDEVFS_SETCONFIGURATION:
     case USBDEVFS_CLEAR_HALT:
     case USBDEVFS_RESETEP:
     case USBDEVFS_RESET:
         umockdev_ioctl_client_complete(client, 0, 0);
         break;
-    case USBDEVFS_GETDRIVER:
-        /* No kernel driver is bound in the testbed. */
-        umockdev_ioctl_client_complete(client, -1, ENODATA);
+    case USBDEVFS_GETDRIVER: {
+        g_autoptr(UMockdevIoctlData) data = umockdev_ioctl_data_resolve(arg, 0, sizeof(struct usbdevfs_getdriver), NULL);
+        struct usbdevfs_getdriver *query = (struct usbdevfs_getdriver *)data->data;
+        if (device->driver) {
+            snprintf(query->driver, sizeof query->driver, "%s", device->driver);
+            umockdev_ioctl_client_complete(client, 0, 0);
+        } else {
+            umockdev_ioctl_client_complete(client, -1, ENODATA);
+        }
         break;
+    }
     case USBDEVFS_IOCTL: {
         g_autoptr(UMockdevIoctlData) data = umockdev_ioctl_data_resolve(arg, 0, sizeof(struct usbdevfs_ioctl), NULL);
         struct usbdevfs_ioctl *command = (struct usbdevfs_ioctl *)data->data;
-        if (command->ioctl_code == USBDEVFS_DISCONNECT) umockdev_ioctl_client_complete(client, -1, ENODATA);
-        else umockdev_ioctl_client_complete(client, 0, 0);
+        if (command->ioctl_code == USBDEVFS_DISCONNECT) {
+            if (device->driver) {
+                device->driver = NULL;
+                umockdev_ioctl_client_complete(client, 0, 0);
+            } else {
+                umockdev_ioctl_client_complete(client, -1, ENODATA);
+            }
+        } else if (command->ioctl_code == USBDEVFS_CONNECT) {
+            /* The driver comes back once nobody holds the interface. */
+            if (!device->claimed_by) device->driver = device->kind == HID_RELAY || device->kind == FNIRSI || device->kind == YKUSH ? "usbhid" : "ftdi_sio";
+            umockdev_ioctl_client_complete(client, 0, 0);
+        } else {
+            umockdev_ioctl_client_complete(client, 0, 0);
+        }
         break;
     }
     case USBDEVFS_SUBMITURB: {
@@ -407,6 +445,17 @@ static gboolean handle_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *cl
         struct usbdevfs_urb *urb = (struct usbdevfs_urb *)urb_data->data;
         g_autoptr(UMockdevIoctlData) buffer = umockdev_ioctl_data_resolve(urb_data, G_STRUCT_OFFSET(struct usbdevfs_urb, buffer),
                                                                          (gsize)urb->buffer_length, NULL);
+        /* Transfers to the interface (class requests, its endpoints) need it claimed by this
+         * fd; the kernel claims it on the fly only when no driver holds it. */
+        int to_interface = urb->type != USBDEVFS_URB_TYPE_CONTROL || (((const uint8_t *)urb->buffer)[0] & 0x1f) == 0x01;
+        if (to_interface && device->claimed_by != client) {
+            if (device->driver || device->claimed_by) {
+                umockdev_ioctl_data_unref(urb_data);
+                umockdev_ioctl_client_complete(client, -1, EBUSY);
+                break;
+            }
+            device->claimed_by = client;
+        }
         if (urb->type == USBDEVFS_URB_TYPE_CONTROL) {
             int result = control(device, urb->buffer, urb->buffer_length);
             urb->status = result < 0 ? result : 0;
@@ -544,6 +593,8 @@ static emu_device *add(emu_testbed *testbed, enum kind kind, int bus, const uint
     if (serial) snprintf(device->serial, sizeof device->serial, "%s", serial);
     g_queue_init(&device->done);
     g_queue_init(&device->pending);
+    /* As on a real machine: usbhid holds HID interfaces, ftdi_sio FTDI chips. */
+    device->driver = kind == FTDI_BITBANG || kind == FTDI_MPSSE ? "ftdi_sio" : "usbhid";
     device->handler = umockdev_ioctl_base_new();
     g_signal_connect(device->handler, "handle-ioctl", G_CALLBACK(handle_ioctl), device);
     /* The handler first, so that libusb can open the device as soon as it appears. */

@@ -16,8 +16,11 @@ final class HIDRelayBoard: RelayBank, @unchecked Sendable {
     init(serial: String?) throws {
         do { context = try USBContext() } catch { throw PluginFailure(.device, "\(error)") }
         let id = USBID(vendor: HIDRelayProtocol.vendorID, product: HIDRelayProtocol.productID)
+        // The serial is in the status report, a class request to the interface: usbhid must
+        // be detached and the interface claimed before the kernel lets it through.
         handle = try USBSelection.open("USB HID relay board", ids: [id: "USB HID relay"], serial: serial, context: context) {
-            try HIDRelayBoard.status($0).serial
+            try $0.claimInterface(0, detachKernelDriver: true)
+            return try HIDRelayBoard.status($0).serial
         }
         let product: String
         do { product = try handle.product() } catch { throw PluginFailure(.device, "\(error)") }
@@ -26,9 +29,9 @@ final class HIDRelayBoard: RelayBank, @unchecked Sendable {
             throw PluginFailure(.device, "\(handle.label): product '\(product)' is not a USB relay board (expected USBRelay1…USBRelay8)")
         }
         relayCount = count
+        do { try handle.claimInterface(0, detachKernelDriver: true) } catch { throw PluginFailure(.device, "\(error)") }
         let status = try HIDRelayBoard.status(handle)
         label = "\(product) serial '\(status.serial)'"
-        do { try handle.claimInterface(0, detachKernelDriver: true) } catch { throw PluginFailure(.device, "\(error)") }
     }
 
     static func status(_ handle: USBDeviceHandle) throws -> HIDRelayProtocol.Status {
