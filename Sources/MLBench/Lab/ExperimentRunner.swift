@@ -399,12 +399,28 @@ public final class ExperimentRunner {
     /// `min_iterations` and `min_time_s`, and the median's interval narrow enough —
     /// or a maximum reached.
     /// The inventory probes attached to the board, created; one that cannot be
-    /// created is recorded as failed rather than failing the experiment.
+    /// created is recorded as failed rather than failing the experiment. A probe
+    /// setting `pid: runner` is given the runner's process id, when the board
+    /// reports it (`runner_pid`, as the host board does).
     private func boardProbes(_ board: String, result: inout ExperimentResult) -> ProbeRecorder? {
-        let names = (lab.inventory.inventory.probes ?? [:]).filter { $0.value.board == board }.keys.sorted()
-        guard !names.isEmpty else { return nil }
+        let entries = (lab.inventory.inventory.probes ?? [:]).filter { $0.value.board == board }
+        guard !entries.isEmpty else { return nil }
+        let names = entries.keys.sorted()
+        let runnerPID = result.board?.runnerConditions?["runner_pid"].flatMap { Double($0) }
         let probes = names.map { name -> (name: String, probe: any Probe) in
-            do { return (name, try lab.probe(name)) } catch { return (name, UnavailableProbe(error: error)) }
+            do {
+                var settings = entries[name]?.settings
+                if case .object(var members)? = settings, members["pid"] == .string("runner") {
+                    guard let runnerPID else {
+                        throw LabError.inventory("probe '\(name)': 'pid: runner' needs a board that reports its runner's process id; board '\(board)' does not")
+                    }
+                    members["pid"] = .number(runnerPID)
+                    settings = .object(members)
+                }
+                return (name, try lab.probe(name, settings: settings))
+            } catch {
+                return (name, UnavailableProbe(error: error))
+            }
         }
         log(&result, "measure", "recording probe(s) \(names.joined(separator: ", ")) during the measurement")
         return ProbeRecorder(probes: probes)

@@ -70,12 +70,13 @@ public final class Lab: @unchecked Sendable {
         return try create(plugin: entry.plugin, kind: entry.kind, settings: entry.settings, PluginPowerSwitch.init)
     }
 
-    /// The probe named `name` in the inventory, created.
-    public func probe(_ name: String) throws -> PluginProbe {
+    /// The probe named `name` in the inventory, created with its settings, or
+    /// with `settings` instead when given (the runner's pid filled in, say).
+    public func probe(_ name: String, settings: JSONValue? = nil) throws -> PluginProbe {
         guard let entry = inventory.inventory.probes?[name] else {
             throw inventory.error(at: ["probes"], "no probe named '\(name)'")
         }
-        return try create(plugin: entry.plugin, kind: entry.kind, settings: entry.settings, PluginProbe.init)
+        return try create(plugin: entry.plugin, kind: entry.kind, settings: settings ?? entry.settings, PluginProbe.init)
     }
 
     /// Loads an entry's plugin and creates the instance with the entry's settings.
