@@ -3,7 +3,7 @@ import MLBench
 import MLBenchCore
 import XCTest
 
-/// Probes attached to the board in the inventory are recorded during the
+/// Probes attached to the board in the inventory are recorded through the warm-up and
 /// measurement of a real experiment (the sample, on the host): a working probe's
 /// samples are stored, and a probe whose device is missing is stored as failed,
 /// with the gap it leaves, while the experiment itself succeeds.

@@ -192,8 +192,17 @@ public final class ExperimentRunner {
         cleanups.append { _ in session.close() }
         try session.start(result: &result)
         result.toolchain?.runner = session.greeting
+        // The board's probes sample through warm-up and measurement, on the iterations'
+        // clock; a probe that fails is recorded with its gap and never stops the run.
         let probes = boardProbes(experiment.board, result: &result)
-        try warmUpAndMeasure(session, plan: plan, probes: probes, result: &result)
+        probes?.start()
+        do {
+            try warmUpAndMeasure(session, plan: plan, result: &result)
+        } catch {
+            recordProbes(probes, into: &result)
+            throw error
+        }
+        recordProbes(probes, into: &result)
         let outputs = try session.outputs(into: deployedOutputs, result: &result)
         session.close()
         // What the run left behind: clocks, temperatures and load right after measuring.
@@ -422,11 +431,26 @@ public final class ExperimentRunner {
                 return (name, UnavailableProbe(error: error))
             }
         }
-        log(&result, "measure", "recording probe(s) \(names.joined(separator: ", ")) during the measurement")
+        log(&result, "measure", "recording probe(s) \(names.joined(separator: ", ")) during warm-up and measurement")
         return ProbeRecorder(probes: probes)
     }
 
-    private func warmUpAndMeasure(_ session: DeployedRunner, plan: MeasurementPlan, probes: ProbeRecorder?, result: inout ExperimentResult) throws {
+    /// Stops the recording and stores each probe's record, logging failures and gaps.
+    private func recordProbes(_ probes: ProbeRecorder?, into result: inout ExperimentResult) {
+        guard let probes else { return }
+        let records = probes.stop()
+        result.probes = records
+        for record in records {
+            if let failure = record.failure {
+                log(&result, "measure", String(format: "probe %@: %d samples, then a gap of %.3f s: %@", record.name, record.samples.count,
+                                               record.gap?.seconds ?? 0, failure))
+            } else {
+                log(&result, "measure", "probe \(record.name): \(record.samples.count) samples on \(record.channels.count) channel(s)")
+            }
+        }
+    }
+
+    private func warmUpAndMeasure(_ session: DeployedRunner, plan: MeasurementPlan, result: inout ExperimentResult) throws {
         var warmUp = [Int64]()
         var detector = WarmUpDetector(minimumIterations: min(plan.minWarmupIterations, plan.maxWarmupIterations))
         while warmUp.count < plan.maxWarmupIterations {
@@ -441,10 +465,6 @@ public final class ExperimentRunner {
             "steady state from iteration \($0) of \(warmUp.count) (\(analysis.classification?.rawValue ?? "?"), MSER-5 at \(analysis.mser5Index.map(String.init) ?? "none"))"
         } ?? "no steady state detected within \(warmUp.count) iterations; measuring anyway, flagged")
 
-        // Probes sample on the iterations' clock while measuring; a failure here never stops the measurement.
-        probes?.start()
-        var probesStopped = false
-        defer { if !probesStopped, let probes { result.probes = probes.stop() } }
         var starts = [Int64](), durations = [Int64](), canary = [Int64]()
         var canaryComplete = plan.canary
         var peak: Int64 = 0
@@ -476,19 +496,6 @@ public final class ExperimentRunner {
                 if width <= plan.targetRelativeCIWidth {
                     (rule, reason) = (.confidenceInterval, String(format: "confidence interval of the median within %.2f%%", width * 100))
                     break
-                }
-            }
-        }
-        if let probes {
-            let records = probes.stop()
-            probesStopped = true
-            result.probes = records
-            for record in records {
-                if let failure = record.failure {
-                    log(&result, "measure", String(format: "probe %@: %d samples, then a gap of %.3f s: %@", record.name, record.samples.count,
-                                                   record.gap?.seconds ?? 0, failure))
-                } else {
-                    log(&result, "measure", "probe \(record.name): \(record.samples.count) samples on \(record.channels.count) channel(s)")
                 }
             }
         }
