@@ -446,10 +446,29 @@ class FakeBackend:
         return [feeds["a"] * 2, feeds["b"].sum(axis=1, keepdims=True), np.float32(feeds["a"].sum())]
 
 
-def serve_lines(kit, lines: list[str | bytes]) -> list[dict]:
+class SplittingBackend(FakeBackend):
+    """A fake runtime that splits each inference into phases and has a vendor benchmark."""
+
+    name = "splitting"
+
+    def __init__(self):
+        self.calls = 0
+
+    def infer(self, feeds):
+        self.calls += 1
+        return super().infer(feeds)
+
+    def last_phases_ns(self):
+        return {"h2d": 10 * self.calls, "compute": 1000 + self.calls}
+
+    def native_benchmark(self, artifact_path, seconds, threads):
+        return {"tool": "fakebench", "artifact": artifact_path, "seconds": seconds, "threads": threads}
+
+
+def serve_lines(kit, lines: list[str | bytes], backend=None) -> list[dict]:
     raw = b"".join(line if isinstance(line, bytes) else line.encode() + b"\n" for line in lines)
     replies = io.StringIO()
-    assert kit.serve(FakeBackend(), stdin=io.BytesIO(raw), stdout=replies) == 0
+    assert kit.serve(backend or FakeBackend(), stdin=io.BytesIO(raw), stdout=replies) == 0
     return [json.loads(line) for line in replies.getvalue().splitlines()]
 
 
@@ -507,3 +526,25 @@ def test_kit_loads_checks_and_names_files(kit, tmp_path, monkeypatch):
 def test_kit_ends_on_end_of_input(kit):
     replies = serve_lines(kit, [json.dumps({"op": "outputs", "directory": "x"})])
     assert len(replies) == 2 and "no model loaded" in replies[1]["error"]
+
+
+def test_kit_reports_the_runtime_split_and_native_benchmark(kit, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.fake").write_text("")
+    np.save("a.npy", np.arange(6, dtype=np.float32).reshape(3, 2))
+    np.save("b.npy", np.ones((3, 3), dtype=np.int64))
+    load = json.dumps({"op": "load", "artifact": "model.fake", "inputs": {"a": "a.npy", "b": "b.npy"}})
+    bench = json.dumps({"op": "native_benchmark", "seconds": 5, "threads": 2})
+    _, early, _, run, benched, bad = serve_lines(kit, [
+        bench, load, json.dumps({"op": "run", "iterations": 3}), bench,
+        json.dumps({"op": "native_benchmark", "seconds": 0})], backend=SplittingBackend())
+    assert "no model loaded" in early["error"]
+    # One value per iteration and phase, in iteration order, beside the durations.
+    assert run["phases_ns"] == {"h2d": [10, 20, 30], "compute": [1001, 1002, 1003]}
+    assert len(run["durations_ns"]) == 3
+    assert benched == {"ok": True, "tool": "fakebench", "artifact": "model.fake", "seconds": 5, "threads": 2}
+    assert "'seconds' and 'threads' must be at least 1" in bad["error"]
+
+    _, _, plain_run, no_bench = serve_lines(kit, [load, json.dumps({"op": "run", "iterations": 2}), bench])
+    assert "phases_ns" not in plain_run
+    assert "the fake runner has no native benchmark tool" in no_bench["error"]

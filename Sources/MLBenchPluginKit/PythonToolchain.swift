@@ -6,7 +6,8 @@ import MLBenchCore
 ///
 /// - `python/toolchain.py info|check|build ...` prints one JSON line (its last
 ///   line of output) and exits 0, or exits non-zero with the reason on stderr;
-/// - `python/runner.py` is the runner, deployed with `mlbench_runner.py` beside it.
+/// - `python/runner.py` is the runner, deployed with `mlbench_runner.py` and the
+///   plugin's other modules (every `python/*.py` but `toolchain.py`) beside it.
 ///
 /// Most toolchains with a Python API (TVM, ONNX Runtime, LiteRT, ...) need no
 /// more Swift than a factory that makes one of these.
@@ -60,10 +61,14 @@ public final class PythonToolchain: Toolchain, @unchecked Sendable {
     }
 
     public func runner(_ request: RunnerRequest) throws -> RunnerSpec {
-        RunnerSpec(command: [python, "-u", "runner.py"],
-                   environment: ["PYTHONDONTWRITEBYTECODE": "1"],
-                   files: [scripts.appendingPathComponent("runner.py").path,
-                           scripts.appendingPathComponent("mlbench_runner.py").path])
+        // Helper modules the runner imports (parsers, device memory) travel with it;
+        // the build script stays behind. Sorted, so the deployment is the same every time.
+        let modules = ((try? FileManager.default.contentsOfDirectory(atPath: scripts.path)) ?? [])
+            .filter { $0.hasSuffix(".py") && $0 != "toolchain.py" && $0 != "runner.py" && $0 != "mlbench_runner.py" }
+            .sorted()
+        return RunnerSpec(command: [python, "-u", "runner.py"],
+                          environment: ["PYTHONDONTWRITEBYTECODE": "1"],
+                          files: (["runner.py", "mlbench_runner.py"] + modules).map { scripts.appendingPathComponent($0).path })
     }
 
     private func invoke<T: Decodable>(_ arguments: [String], timeout: Double) throws -> T {

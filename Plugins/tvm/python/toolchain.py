@@ -29,8 +29,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
-    from mlbench_runner import fail, run_toolchain
-    from runner import IO_FORMAT, IO_SIDECAR_SUFFIX, IO_VERSION
+    from mlbench_runner import IO_SIDECAR_SUFFIX, fail, first_line, load_onnx, onnx_io_description, run_toolchain
+    from runner import IO_FORMAT, IO_VERSION
 except ImportError as error:  # pragma: no cover - deployment error
     sys.stderr.write(f"toolchain.py: cannot import mlbench_runner ({error}); "
                      f"mlbench_runner.py must sit beside {os.path.abspath(__file__)}\n")
@@ -48,11 +48,6 @@ def _tvm():
     except ImportError as error:
         fail(f"tvm is not importable with {sys.executable}: {error}", code=1)
     return tvm
-
-
-def first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def reject(summary: str, error: Exception) -> None:
@@ -145,21 +140,6 @@ def parse_target(tvm, text: str):
         return None, f"target '{text}' is not valid: {first_line(error)}"
 
 
-def load_onnx(path: str):
-    """(ModelProto, None) or (None, the problem)."""
-    import onnx
-
-    if not os.path.isfile(path):
-        return None, f"model file '{path}' not found"
-    try:
-        model = onnx.load(path)
-        # The path, not the proto: the checker refuses protos over 2 GiB.
-        onnx.checker.check_model(path)
-    except Exception as error:  # protobuf and checker raise several types
-        return None, f"not a valid ONNX model: {first_line(error)}"
-    return model, None
-
-
 def unsupported_op_types(model) -> list[str]:
     """Op types of the graph that TVM's ONNX frontend has no converter for."""
     from tvm.relax.frontend.onnx import onnx_frontend
@@ -179,32 +159,6 @@ def convert(model):
 
     # Parameters become constants, so the VM takes only the real inputs.
     return from_onnx(model, keep_params_in_input=False)
-
-
-def io_description(model) -> dict:
-    """Inputs (without initializers) and outputs in model order, for the runner."""
-    from onnx import helper
-
-    def describe(value) -> dict:
-        tensor = value.type.tensor_type
-        dtype = None
-        if tensor.elem_type:
-            try:
-                dtype = helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
-            except (KeyError, ValueError, TypeError):
-                dtype = None
-        shape = None
-        if tensor.HasField("shape"):
-            shape = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-        return {"name": value.name, "shape": shape, "dtype": dtype}
-
-    parameters = {init.name for init in model.graph.initializer}
-    return {
-        "format": IO_FORMAT,
-        "version": IO_VERSION,
-        "inputs": [describe(v) for v in model.graph.input if v.name not in parameters],
-        "outputs": [describe(v) for v in model.graph.output],
-    }
 
 
 def info(_args) -> dict:
@@ -269,7 +223,7 @@ def build(args) -> dict:
         # architecture (-mtriple) would need a cross compiler.
         reject(f"cannot link '{artifact}' for '{args.target}' with the host compiler", error)
     with open(artifact + IO_SIDECAR_SUFFIX, "w", encoding="utf-8") as file:
-        json.dump(io_description(model), file)
+        json.dump(onnx_io_description(model, IO_FORMAT, IO_VERSION), file)
         file.write("\n")
     sys.stderr.write(f"built {artifact} for {target} at opt_level {effective['opt_level']}\n")
     return {"artifact": artifact, "effective_options": effective}

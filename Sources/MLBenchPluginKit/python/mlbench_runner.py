@@ -8,7 +8,10 @@ one JSON object per line (see Sources/MLBenchCore/RunnerProtocol.swift):
               -> {"ok":true,"samples":N,"load_ns":NS}
     run       {"op":"run","iterations":N,"sample":K,"canary":BOOL}
               -> {"ok":true,"starts_ns":[...],"durations_ns":[...],"peak_memory_bytes":B,
-                  "canary_ns":[...]}   (canary_ns only when asked for)
+                  "canary_ns":[...],    (canary_ns only when asked for)
+                  "phases_ns":{PHASE:[...]}}   (phases_ns only from backends that split)
+    native_benchmark {"op":"native_benchmark","seconds":S,"threads":T}
+              -> {"ok":true,"tool":..., ...the tool's own figures}   (backends that have one)
     outputs   {"op":"outputs","directory":DIR}
               -> {"ok":true,"outputs":{NAME:FILE.npy},"order":[NAME,...]}
     quit      {"op":"quit"} -> {"ok":true}, then exit 0
@@ -34,6 +37,13 @@ and optionally
         runtime's tensors; `run` times that call, so per-iteration timings
         measure the runtime rather than numpy conversions. Defaults to
         infer(feeds).
+    last_phases_ns() -> {phase: ns}
+        the runtime's own split of the inference just run (host-to-device copy,
+        device compute, device-to-host copy, ...); `run` then reports each phase
+        per iteration as phases_ns, beside the wall-clock durations.
+    native_benchmark(artifact_path, seconds, threads) -> dict
+        runs the vendor's own benchmark tool on the loaded artifact (trtexec,
+        xdputil benchmark) and returns its figures, parsed.
 
 The toolchain scripts share their command line from here too (run_toolchain,
 emit_json_result, fail), so the rules for stdout (protocol or result lines
@@ -68,6 +78,11 @@ __all__ = [
     "run_toolchain",
     "safe_file_name",
     "serve",
+    "first_line",
+    "load_onnx",
+    "onnx_io_description",
+    "read_io_sidecar",
+    "read_npy_inputs",
 ]
 
 _reserved_stdout: TextIO | None = None
@@ -214,6 +229,82 @@ def onnx_footprint(model) -> dict:
     return {"weights_bytes": int(weights), "activations_bytes": int(peak)}
 
 
+def first_line(error: Exception) -> str:
+    """The first line of an error's message (tools raise multi-line errors), or its type."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def load_onnx(path: str):
+    """(ModelProto, None) or (None, the problem) for an ONNX file, checked by onnx.checker."""
+    import onnx
+
+    if not os.path.isfile(path):
+        return None, f"model file '{path}' not found"
+    try:
+        model = onnx.load(path)
+        # The path, not the proto: the checker refuses protos over 2 GiB.
+        onnx.checker.check_model(path)
+    except Exception as error:  # protobuf and checker raise several types
+        return None, f"not a valid ONNX model: {first_line(error)}"
+    return model, None
+
+
+IO_SIDECAR_SUFFIX = ".io.json"
+
+
+def onnx_io_description(model, format_name: str, version: int) -> dict:
+    """Inputs (without initializers) and outputs of an ONNX model in model order.
+
+    Written beside artifacts whose runtime knows the model's tensors only by
+    position or by its own names (a TVM VM, a DPU xmodel), so that the runner
+    can speak the ONNX names the experiment uses.
+    """
+    from onnx import helper
+
+    def describe(value) -> dict:
+        tensor = value.type.tensor_type
+        dtype = None
+        if tensor.elem_type:
+            try:
+                dtype = helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+            except (KeyError, ValueError, TypeError):
+                dtype = None
+        shape = None
+        if tensor.HasField("shape"):
+            shape = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+        return {"name": value.name, "shape": shape, "dtype": dtype}
+
+    parameters = {init.name for init in model.graph.initializer}
+    return {
+        "format": format_name,
+        "version": version,
+        "inputs": [describe(v) for v in model.graph.input if v.name not in parameters],
+        "outputs": [describe(v) for v in model.graph.output],
+    }
+
+
+def read_io_sidecar(artifact_path: str, format_name: str, version: int) -> dict:
+    """The sidecar ARTIFACT.io.json, checked: {"inputs":[{name,shape,dtype}],"outputs":[{name,...}]}."""
+    path = artifact_path + IO_SIDECAR_SUFFIX
+    if not os.path.isfile(path):
+        raise RequestError(f"'{path}' not found: deploy the sidecar that build writes "
+                           f"beside the artifact (it names the model's inputs and outputs)")
+    try:
+        with open(path, encoding="utf-8") as file:
+            io = json.load(file)
+    except (OSError, ValueError) as error:
+        raise RequestError(f"cannot read '{path}': {error}") from error
+    if not isinstance(io, dict) or io.get("format") != format_name or io.get("version") != version:
+        raise RequestError(f"'{path}' is not an {format_name} version {version} file")
+    for key in ("inputs", "outputs"):
+        entries = io.get(key)
+        if not isinstance(entries, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("name"), str) for e in entries):
+            raise RequestError(f"'{path}': '{key}' must be a list of objects with a 'name'")
+    return io
+
+
 def run_toolchain(description: str, handlers: dict[str, Callable[[argparse.Namespace], Any]],
                   argv: list[str] | None = None) -> int:
     """The command line shared by toolchain scripts; returns the exit status.
@@ -314,6 +405,52 @@ def _format_shape(shape: Any) -> str:
     return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
 
 
+def read_npy_inputs(files: dict, expected: list) -> tuple[dict, int]:
+    """The arrays of the input files by name, and how many samples each holds.
+
+    files maps input names to .npy files (samples stacked on axis 0); expected
+    lists the model's input names. Missing or unknown names, unreadable files
+    and disagreeing sample counts raise RequestError naming the input and file.
+    Shared by the runner's load and by toolchains that calibrate on these inputs.
+    """
+    missing = [name for name in expected if name not in files]
+    unknown = sorted(name for name in files if name not in expected)
+    if missing or unknown:
+        problems = []
+        if missing:
+            problems.append("missing input(s) " + ", ".join(f"'{n}'" for n in missing))
+        if unknown:
+            problems.append("unknown input(s) " + ", ".join(f"'{n}'" for n in unknown))
+        wanted = ", ".join(f"'{n}'" for n in expected) or "no inputs"
+        raise RequestError("; ".join(problems) + f" (the model expects {wanted})")
+    arrays = {name: _read_npy_input(name, files[name]) for name in expected}
+    counts = {name: array.shape[0] for name, array in arrays.items()}
+    if len(set(counts.values())) > 1:
+        raise RequestError("input files hold different numbers of samples: "
+                           + ", ".join(f"'{n}' ({files[n]}) {c}" for n, c in counts.items()))
+    samples = next(iter(counts.values()), 0)
+    if samples == 0 and expected:
+        raise RequestError("input files hold no samples (leading axis has length 0)")
+    return arrays, samples
+
+
+def _read_npy_input(name: str, file_name: str) -> np.ndarray:
+    if not os.path.isfile(file_name):
+        raise RequestError(f"input '{name}': file '{file_name}' not found "
+                           f"(relative to {os.getcwd()})")
+    try:
+        array = np.load(file_name, allow_pickle=False)
+    except Exception as error:  # numpy raises several types for a bad file
+        raise RequestError(f"input '{name}': '{file_name}' is not a readable .npy "
+                           f"file: {error}") from error
+    if not isinstance(array, np.ndarray):
+        raise RequestError(f"input '{name}': '{file_name}' holds an archive, not one array")
+    if array.ndim == 0:
+        raise RequestError(f"input '{name}': '{file_name}' holds a scalar; samples must be "
+                           f"stacked on a leading axis")
+    return array
+
+
 class _Session:
     """What the runner holds between requests: the backend and the loaded inputs."""
 
@@ -321,6 +458,7 @@ class _Session:
         self.backend = backend
         self.inputs: dict[str, np.ndarray] | None = None
         self.samples = 0
+        self.artifact: str | None = None
 
     # -- requests ---------------------------------------------------------
 
@@ -336,34 +474,15 @@ class _Session:
             raise RequestError(f"artifact '{artifact}' not found (relative to {os.getcwd()})")
 
         # A failed load must not leave a previous model's inputs usable.
-        self.inputs, self.samples = None, 0
+        self.inputs, self.samples, self.artifact = None, 0, None
         start = time.perf_counter_ns()
         self.backend.load(artifact)
         load_ns = time.perf_counter_ns() - start
 
-        expected = list(self.backend.input_names())
-        missing = [name for name in expected if name not in inputs]
-        unknown = sorted(name for name in inputs if name not in expected)
-        if missing or unknown:
-            problems = []
-            if missing:
-                problems.append("missing input(s) " + ", ".join(f"'{n}'" for n in missing))
-            if unknown:
-                problems.append("unknown input(s) " + ", ".join(f"'{n}'" for n in unknown))
-            wanted = ", ".join(f"'{n}'" for n in expected) or "no inputs"
-            raise RequestError("; ".join(problems) + f" (the model expects {wanted})")
-
-        arrays = {name: self._read_input(name, inputs[name]) for name in expected}
-        counts = {name: array.shape[0] for name, array in arrays.items()}
-        if len(set(counts.values())) > 1:
-            raise RequestError("input files hold different numbers of samples: "
-                               + ", ".join(f"'{n}' ({inputs[n]}) {c}" for n, c in counts.items()))
-        samples = next(iter(counts.values()), 0)
-        if samples == 0 and expected:
-            raise RequestError("input files hold no samples (leading axis has length 0)")
+        arrays, samples = read_npy_inputs(inputs, list(self.backend.input_names()))
         self._check_specs(arrays, inputs)
 
-        self.inputs, self.samples = arrays, samples
+        self.inputs, self.samples, self.artifact = arrays, samples, artifact
         return {"ok": True, "samples": samples, "load_ns": load_ns}
 
     def run(self, request: dict) -> dict:
@@ -375,7 +494,9 @@ class _Session:
         call: Callable[[], Any] = prepare(feeds) if prepare else (lambda: self.backend.infer(feeds))
 
         canary = _field(request, "canary", bool, default=False, required=False)
+        last_phases = getattr(self.backend, "last_phases_ns", None)
         starts, durations, canaries = [], [], []
+        phases: dict[str, list[int]] = {}
         for _ in range(iterations):
             # monotonic_ns is CLOCK_MONOTONIC, the clock probes stamp samples with;
             # perf_counter_ns is the finest clock for the duration itself.
@@ -383,6 +504,10 @@ class _Session:
             begin = time.perf_counter_ns()
             call()
             durations.append(time.perf_counter_ns() - begin)
+            if last_phases is not None:
+                # Read after the timed call: the runtime's split costs no measured time.
+                for phase, ns in last_phases().items():
+                    phases.setdefault(phase, []).append(int(ns))
             if canary:
                 begin = time.perf_counter_ns()
                 canary_workload()
@@ -391,7 +516,25 @@ class _Session:
                  "peak_memory_bytes": _peak_memory_bytes()}
         if canary:
             reply["canary_ns"] = canaries
+        if phases:
+            if any(len(values) != iterations for values in phases.values()):
+                raise RequestError(f"the {self.backend.name} runtime split some iterations only: "
+                                   + ", ".join(f"{p} {len(v)}" for p, v in phases.items())
+                                   + f" of {iterations}")
+            reply["phases_ns"] = phases
         return reply
+
+    def native_benchmark(self, request: dict) -> dict:
+        seconds = _field(request, "seconds", int, default=10, required=False)
+        threads = _field(request, "threads", int, default=1, required=False)
+        if seconds < 1 or threads < 1:
+            raise RequestError("fields 'seconds' and 'threads' must be at least 1")
+        bench = getattr(self.backend, "native_benchmark", None)
+        if bench is None:
+            raise RequestError(f"the {self.backend.name} runner has no native benchmark tool")
+        if self.artifact is None:
+            raise RequestError("no model loaded: send a 'load' request first")
+        return {"ok": True, **bench(self.artifact, seconds, threads)}
 
     def outputs(self, request: dict) -> dict:
         directory = _field(request, "directory", str)
@@ -436,23 +579,6 @@ class _Session:
         return {name: np.ascontiguousarray(array[sample:sample + 1])
                 for name, array in self.inputs.items()}
 
-    @staticmethod
-    def _read_input(name: str, file_name: str) -> np.ndarray:
-        if not os.path.isfile(file_name):
-            raise RequestError(f"input '{name}': file '{file_name}' not found "
-                               f"(relative to {os.getcwd()})")
-        try:
-            array = np.load(file_name, allow_pickle=False)
-        except Exception as error:  # numpy raises several types for a bad file
-            raise RequestError(f"input '{name}': '{file_name}' is not a readable .npy "
-                               f"file: {error}") from error
-        if not isinstance(array, np.ndarray):
-            raise RequestError(f"input '{name}': '{file_name}' holds an archive, not one array")
-        if array.ndim == 0:
-            raise RequestError(f"input '{name}': '{file_name}' holds a scalar; samples must be "
-                               f"stacked on a leading axis")
-        return array
-
     def _check_specs(self, arrays: dict[str, np.ndarray], files: dict[str, str]) -> None:
         specs_of = getattr(self.backend, "input_specs", None)
         if specs_of is None:
@@ -486,7 +612,8 @@ class _Session:
         return np.stack(results, axis=0)
 
 
-_HANDLERS = {"load": _Session.load, "run": _Session.run, "outputs": _Session.outputs}
+_HANDLERS = {"load": _Session.load, "run": _Session.run, "outputs": _Session.outputs,
+             "native_benchmark": _Session.native_benchmark}
 
 
 def _answer(session: _Session, line: str) -> tuple[dict, bool]:
