@@ -1,6 +1,6 @@
-"""What the tests of the accelerator plugins (TensorRT, Vitis AI) share: the plugin
-installed the way the lab deploys it, its modules imported by path, its toolchain
-script run as the core runs it, and small ONNX models made on the spot.
+"""What the plugin tests share: a plugin installed the way the lab deploys it, its
+modules imported by path, its toolchain script run as the core runs it, and small
+ONNX models made on the spot.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 KIT = REPO / "Sources" / "MLBenchPluginKit" / "python" / "mlbench_runner.py"
-TIMEOUT_S = 120
+# Generous: the first TVM build of a session compiles for a few seconds.
+TIMEOUT_S = 300
 
 
 def install(plugin: str, folder: Path) -> Path:

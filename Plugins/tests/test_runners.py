@@ -28,13 +28,11 @@ from pathlib import Path
 
 import pytest
 
+from plugin_support import KIT, REPO, TIMEOUT_S, last_line, run_toolchain
+
 np = pytest.importorskip("numpy")
 
-REPO = Path(__file__).resolve().parents[2]
-KIT = REPO / "Sources" / "MLBenchPluginKit" / "python" / "mlbench_runner.py"
 MAKE_SAMPLE = REPO / "Examples" / "sample" / "make_sample.py"
-# Generous: the first TVM build of a session compiles for a few seconds.
-TIMEOUT_S = 300
 TOLERANCE = 1e-4
 
 TOOLCHAINS = {
@@ -96,23 +94,6 @@ class Runner:
 
     def __exit__(self, *_exc) -> None:
         self.close()
-
-
-def run_toolchain(plugin: Path, *args: str) -> tuple[int, dict | None, str]:
-    """(exit status, the JSON result or None, stderr) of toolchain.py ARGS."""
-    done = subprocess.run([sys.executable, str(plugin / "toolchain.py"), *args],
-                          capture_output=True, text=True, timeout=TIMEOUT_S)
-    lines = done.stdout.splitlines()
-    if done.returncode == 0:
-        assert len(lines) == 1, f"expected one JSON line on stdout, got: {done.stdout!r}"
-        return 0, json.loads(lines[0]), done.stderr
-    assert done.stdout == "", f"a failing command printed on stdout: {done.stdout!r}"
-    return done.returncode, None, done.stderr
-
-
-def last_line(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
 
 
 def reference_outputs(model_path: Path, images: np.ndarray) -> dict[str, np.ndarray]:

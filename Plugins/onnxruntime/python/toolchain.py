@@ -29,7 +29,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
-    from mlbench_runner import fail, run_toolchain
+    from mlbench_runner import fail, run_toolchain, write_json
     from runner import OPTIMIZATION_LEVELS, SESSION_SIDECAR_SUFFIX
 except ImportError as error:  # pragma: no cover - deployment error
     sys.stderr.write(f"toolchain.py: cannot import mlbench_runner ({error}); "
@@ -146,9 +146,7 @@ def build(args) -> dict:
     sys.stderr.write(f"optimized offline at level '{offline_level}', "
                      f"the runner applies '{level}'\n")
 
-    with open(artifact + SESSION_SIDECAR_SUFFIX, "w", encoding="utf-8") as file:
-        json.dump({"graph_optimization_level": level}, file)
-        file.write("\n")
+    write_json(artifact + SESSION_SIDECAR_SUFFIX, {"graph_optimization_level": level})
     return {"artifact": artifact, "effective_options": effective}
 
 

@@ -20,7 +20,6 @@ because TensorRT's defaults change between versions.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -29,7 +28,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
     from mlbench_runner import (RequestError, check_result, fail, finding, load_onnx,
-                                onnx_footprint, read_npy_inputs, run_toolchain)
+                                onnx_footprint, read_npy_inputs, run_toolchain, write_json)
     import trtexec
 except ImportError as error:  # pragma: no cover - deployment error
     sys.stderr.write(f"toolchain.py: cannot import mlbench_runner or trtexec ({error}); "
@@ -319,9 +318,7 @@ def build(args) -> dict:
         work = build_with_trtexec(path, args, model, effective, engine_path, work)
     else:
         fail(not_installed())
-    with open(engine_path + BUILD_RECORD_SUFFIX, "w", encoding="utf-8") as file:
-        json.dump(work, file, indent=2)
-        file.write("\n")
+    write_json(engine_path + BUILD_RECORD_SUFFIX, work)
     sys.stderr.write(f"built {engine_path} with TensorRT {work['tensorrt_version']} ({work['builder']}), "
                      f"precision {effective['precision']}\n")
     return {"artifact": engine_path, "effective_options": work}

@@ -125,21 +125,25 @@ def _messages(text: str):
             yield match.group(1), line[match.end():].rstrip()
 
 
-def parse_build_options(text: str) -> dict:
-    """The "=== Build Options ===" block, as trtexec prints the settings in effect ("Precision: FP32+INT8")."""
-    options: dict = {}
+def _block(text: str, title: str):
+    """(severity, message) of each line of the "=== TITLE ===" block, up to the next header."""
     inside = False
     for severity, message in _messages(text):
         if message.startswith("==="):
-            inside = message.strip() == "=== Build Options ==="
-            continue
-        if inside and severity == "I":
-            if not message.strip():
-                inside = False
-                continue
-            key, separator, value = message.partition(":")
-            if separator:
-                options[key.strip()] = value.strip()
+            inside = message.strip() == f"=== {title} ==="
+        elif inside:
+            yield severity, message
+
+
+def parse_build_options(text: str) -> dict:
+    """The "=== Build Options ===" block, as trtexec prints the settings in effect ("Precision: FP32+INT8")."""
+    options: dict = {}
+    for severity, message in _block(text, "Build Options"):
+        if not message.strip():
+            break  # the block ends with an empty [I] line
+        key, separator, value = message.partition(":")
+        if severity == "I" and separator:
+            options[key.strip()] = value.strip()
     return options
 
 
@@ -174,13 +178,7 @@ def parse_performance_summary(text: str) -> dict:
     Raises ValueError when the block is missing or lacks a metric.
     """
     summary: dict = {}
-    inside = False
-    for _, message in _messages(text):
-        if message.startswith("==="):
-            inside = message.strip() == "=== Performance summary ==="
-            continue
-        if not inside:
-            continue
+    for _, message in _block(text, "Performance summary"):
         name, separator, rest = message.partition(":")
         name = name.strip()
         if not separator:

@@ -29,7 +29,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
-    from mlbench_runner import IO_SIDECAR_SUFFIX, fail, first_line, load_onnx, onnx_io_description, run_toolchain
+    from mlbench_runner import (IO_SIDECAR_SUFFIX, fail, first_line, load_onnx, onnx_io_description,
+                                run_toolchain, write_json)
     from runner import IO_FORMAT, IO_VERSION
 except ImportError as error:  # pragma: no cover - deployment error
     sys.stderr.write(f"toolchain.py: cannot import mlbench_runner ({error}); "
@@ -222,9 +223,7 @@ def build(args) -> dict:
         # export_library links with the host's g++: a target of another
         # architecture (-mtriple) would need a cross compiler.
         reject(f"cannot link '{artifact}' for '{args.target}' with the host compiler", error)
-    with open(artifact + IO_SIDECAR_SUFFIX, "w", encoding="utf-8") as file:
-        json.dump(onnx_io_description(model, IO_FORMAT, IO_VERSION), file)
-        file.write("\n")
+    write_json(artifact + IO_SIDECAR_SUFFIX, onnx_io_description(model, IO_FORMAT, IO_VERSION))
     sys.stderr.write(f"built {artifact} for {target} at opt_level {effective['opt_level']}\n")
     return {"artifact": artifact, "effective_options": effective}
 

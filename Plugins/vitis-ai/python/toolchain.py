@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import json
 import os
 import shutil
 import subprocess
@@ -34,7 +33,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
     from mlbench_runner import (IO_SIDECAR_SUFFIX, RequestError, check_result, fail, finding, load_onnx,
-                                onnx_footprint, onnx_io_description, read_npy_inputs, run_toolchain)
+                                onnx_footprint, onnx_io_description, read_npy_inputs, run_toolchain,
+                                write_json)
     import vitis_tools
     from runner import IO_FORMAT, IO_VERSION
 except ImportError as error:  # pragma: no cover - deployment error
@@ -248,9 +248,7 @@ def build(args) -> dict:
     report = compile_xmodel(model_to_compile, arch, args.output_dir, effective["net_name"])
     work["compiler"] = {key: value for key, value in report.items() if key != "errors"}
     if io is not None:
-        with open(report["xmodel"] + IO_SIDECAR_SUFFIX, "w", encoding="utf-8") as file:
-            json.dump(io, file)
-            file.write("\n")
+        write_json(report["xmodel"] + IO_SIDECAR_SUFFIX, io)
     sys.stderr.write(f"built {report['xmodel']} for {work['dpu']}: "
                      f"{report.get('dpu_subgraphs', '?')} DPU subgraph(s)\n")
     return {"artifact": report["xmodel"], "effective_options": work}

@@ -83,6 +83,7 @@ __all__ = [
     "onnx_io_description",
     "read_io_sidecar",
     "read_npy_inputs",
+    "write_json",
 ]
 
 _reserved_stdout: TextIO | None = None
@@ -251,6 +252,13 @@ def load_onnx(path: str):
 
 
 IO_SIDECAR_SUFFIX = ".io.json"
+
+
+def write_json(path: str, obj: Any) -> None:
+    """obj as a JSON file ending with a newline: the sidecars and records build writes."""
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(obj, file, indent=1)
+        file.write("\n")
 
 
 def onnx_io_description(model, format_name: str, version: int) -> dict:
