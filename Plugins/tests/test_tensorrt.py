@@ -291,6 +291,11 @@ print("&&&& RUNNING TensorRT.trtexec [TensorRT v101600] # trtexec " + " ".join(a
 if args == ["--help"]:
     print("  --fp16   Enable fp16 precision")
     print("  --int8   Enable int8 precision")
+    if not os.environ.get("TRTEXEC_OLD"):  # flags TensorRT 8.6 added
+        print("  --skipInference   Exit after the engine has been built")
+        print("  --builderOptimizationLevel   Set the builder optimization level")
+    else:
+        print("  --buildOnly   Exit after the engine has been built")
     sys.exit(0)
 print("[11/23/2026-10:00:00] [I] === Build Options ===")
 print("[11/23/2026-10:00:00] [I] Precision: FP32+FP16" if "--fp16" in args else "[11/23/2026-10:00:00] [I] Precision: FP32")
@@ -329,6 +334,17 @@ def test_build_through_trtexec_records_version_and_effective_settings(plugin, no
     assert calls[1] == [f"--onnx={model}", f"--saveEngine={out / 'model.engine'}", "--skipInference", "--fp16",
                         "--memPoolSize=workspace:256", "--builderOptimizationLevel=3",
                         f"--timingCacheFile={out / 'timing.cache'}"]
+
+    # An older trtexec (TensorRT 8.5) has neither flag: the level is recorded as not applied.
+    monkeypatch.setenv("TRTEXEC_OLD", "1")
+    status, result, stderr = support.run_toolchain(
+        plugin, "build", "--model", str(model), "--target", "cuda", "--output-dir", str(tmp_path / "old"),
+        path=support.tool_path(bin_folder))
+    assert status == 0, stderr
+    assert result["effective_options"]["builder_optimization_level"] is None
+    old_call = json.loads((tmp_path / "args.jsonl").read_text().splitlines()[-1])
+    assert "--buildOnly" in old_call and not any(a.startswith("--builderOptimizationLevel") for a in old_call)
+    monkeypatch.delenv("TRTEXEC_OLD")
 
     # int8 without the Python API: trtexec cannot calibrate, so the build refuses instead of
     # letting trtexec use placeholder scales.

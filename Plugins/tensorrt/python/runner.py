@@ -103,7 +103,8 @@ class TensorRTBackend:
         for tensor in self._inputs:
             cuda.copy_to_device(tensor["device"], tensor["host"], stream)
         cuda.call(record(uploaded, stream), "cudaEventRecord")
-        if not self._context.execute_async_v3(stream):
+        # TensorRT takes the stream as its integer handle.
+        if not self._context.execute_async_v3(int(stream)):
             raise RuntimeError("TensorRT execute_async_v3 failed (see stderr)")
         cuda.call(record(computed, stream), "cudaEventRecord")
         for tensor in self._outputs:

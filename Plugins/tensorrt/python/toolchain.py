@@ -27,7 +27,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
-    from mlbench_runner import (RequestError, check_result, fail, finding, load_onnx,
+    from mlbench_runner import (RequestError, check_result, fail, finding, first_line, load_onnx,
                                 onnx_footprint, read_npy_inputs, run_toolchain, write_json)
     import trtexec
 except ImportError as error:  # pragma: no cover - deployment error
@@ -155,9 +155,15 @@ def check(args) -> dict:
         findings += [finding("error", "option", p)
                      for p in precision_problems(trt, help_text, effective["precision"], version or "?")]
         if trt is not None:
+            try:
+                unsupported = unsupported_ops(trt, model)
+            except Exception as error:  # TensorRT raises its own types when no GPU is usable
+                findings.append(finding("error", "target", f"TensorRT {version} cannot create a builder here "
+                                                           f"(no usable CUDA device?): {first_line(error)}"))
+                unsupported = []
             findings += [finding("error", "unsupported_operator",
                                  f"TensorRT {version}'s ONNX parser does not support op type {op}", operator=op)
-                         for op in unsupported_ops(trt, model)]
+                         for op in unsupported]
         else:
             findings.append(finding("info", "unsupported_operator",
                                     f"operators not checked: only trtexec is installed (TensorRT {version}); "
@@ -215,7 +221,10 @@ def build_with_api(trt, args, model, effective: dict, engine_path: str, work: di
     config = builder.create_builder_config()
     if effective["workspace_mib"] is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, effective["workspace_mib"] << 20)
-    config.builder_optimization_level = effective["builder_optimization_level"]
+    if hasattr(config, "builder_optimization_level"):
+        config.builder_optimization_level = effective["builder_optimization_level"]
+    else:  # before TensorRT 8.6: no levels; record that none applied
+        work["builder_optimization_level"] = None
     timing_cache = config.create_timing_cache(b"")
     config.set_timing_cache(timing_cache, ignore_mismatch=False)
 
@@ -270,9 +279,15 @@ def build_with_trtexec(path: str, args, model, effective: dict, engine_path: str
     if effective["precision"] == "int8" and not has_qdq(model) and "calibration_cache" not in effective:
         fail("option 'precision' int8: TensorRT's Python API is not installed and trtexec cannot calibrate "
              "(it only reads a cache): give 'calibration_cache', a Q/DQ model, or install tensorrt")
+    if not trtexec.supports_flag(help_text, "--builderOptimizationLevel"):
+        # Before TensorRT 8.6: no levels; record that none applied.
+        effective = {**effective, "builder_optimization_level": None}
+        work["builder_optimization_level"] = None
     command = trtexec.build_command(path, os.path.abspath(args.model), engine_path, effective,
                                     calibration_cache=effective.get("calibration_cache"),
-                                    timing_cache=os.path.join(args.output_dir, "timing.cache"))
+                                    timing_cache=os.path.join(args.output_dir, "timing.cache"),
+                                    build_only_flag=("--skipInference" if trtexec.supports_flag(help_text, "--skipInference")
+                                                     else "--buildOnly"))
     sys.stderr.write("running " + " ".join(command) + "\n")
     status, log = run_trtexec(command)
     sys.stderr.write(log)

@@ -51,14 +51,17 @@ def option_problems(options: dict) -> tuple[dict, list[str]]:
 
 
 def build_command(trtexec: str, onnx: str, engine: str, effective: dict, *,
-                  calibration_cache: str | None = None, timing_cache: str | None = None) -> list[str]:
+                  calibration_cache: str | None = None, timing_cache: str | None = None,
+                  build_only_flag: str = "--skipInference") -> list[str]:
     """trtexec's command line that builds `engine` from `onnx` with the effective options.
 
-    --skipInference: the build only; the runner measures. An int8 build without
-    a calibration cache relies on the model's Q/DQ nodes (trtexec cannot
-    calibrate from data; without either it would use placeholder scales).
+    build_only_flag (--skipInference from TensorRT 8.6, --buildOnly before): the
+    build only; the runner measures. An int8 build without a calibration cache
+    relies on the model's Q/DQ nodes (trtexec cannot calibrate from data;
+    without either it would use placeholder scales). A builder optimization
+    level of None (TensorRT before 8.6) adds no flag.
     """
-    command = [trtexec, f"--onnx={onnx}", f"--saveEngine={engine}", "--skipInference"]
+    command = [trtexec, f"--onnx={onnx}", f"--saveEngine={engine}", build_only_flag]
     if effective["precision"] == "fp16":
         command.append("--fp16")
     elif effective["precision"] == "int8":
@@ -68,7 +71,8 @@ def build_command(trtexec: str, onnx: str, engine: str, effective: dict, *,
     if effective.get("workspace_mib") is not None:
         # Without a suffix trtexec reads MiB (TensorRT 8.4 and later).
         command.append(f"--memPoolSize=workspace:{effective['workspace_mib']}")
-    command.append(f"--builderOptimizationLevel={effective['builder_optimization_level']}")
+    if effective.get("builder_optimization_level") is not None:
+        command.append(f"--builderOptimizationLevel={effective['builder_optimization_level']}")
     if timing_cache:
         command.append(f"--timingCacheFile={timing_cache}")
     return command
