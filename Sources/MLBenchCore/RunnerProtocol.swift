@@ -93,12 +93,19 @@ public struct RunnerTimings: Codable, Sendable, Equatable {
     /// Duration of the canary workload run after each iteration, when it was asked
     /// for and the runner has one (nil otherwise).
     public var canaryNs: [Int64]?
+    /// The runtime's own split of each iteration, by phase ("h2d", "compute",
+    /// "d2h" for TensorRT's CUDA events), one value per iteration; nil from
+    /// runtimes that do not split. Phase names are single lowercase words, since
+    /// the wire's snake_case conversion applies to these keys too.
+    public var phasesNs: [String: [Int64]]?
 
-    public init(startsNs: [Int64], durationsNs: [Int64], peakMemoryBytes: Int64, canaryNs: [Int64]? = nil) {
+    public init(startsNs: [Int64], durationsNs: [Int64], peakMemoryBytes: Int64, canaryNs: [Int64]? = nil,
+                phasesNs: [String: [Int64]]? = nil) {
         self.startsNs = startsNs
         self.durationsNs = durationsNs
         self.peakMemoryBytes = peakMemoryBytes
         self.canaryNs = canaryNs
+        self.phasesNs = phasesNs
     }
 }
 

@@ -282,6 +282,7 @@ public final class ExperimentRunner {
 
         var starts = [Int64](), durations = [Int64](), canary = [Int64]()
         var canaryComplete = plan.canary
+        var split = RuntimeSplit()
         var peak: Int64 = 0
         let began = Date()
         var reason = ""
@@ -292,6 +293,7 @@ public final class ExperimentRunner {
             durations += batch.durationsNs
             // A runner without a canary answers without one: then there is no correction.
             if let canaryNs = batch.canaryNs, canaryNs.count == batch.durationsNs.count { canary += canaryNs } else { canaryComplete = false }
+            split.add(batch)
             peak = max(peak, batch.peakMemoryBytes)
             let elapsed = Date().timeIntervalSince(began)
             if durations.count >= plan.maxIterations {
@@ -324,6 +326,10 @@ public final class ExperimentRunner {
                                    stoppedBecause: reason, stoppingRule: rule, outliers: outliers, filteredSummary: filtered,
                                    filter: "without the \(outliers.mad.count) values whose modified z-score exceeds \(Statistics.madThreshold) (MAD rule)")
         log(&result, "measure", "\(durations.count) iterations; stopped on \(reason)")
+        if let phases = split.record {
+            result.measurement?.phases = phases
+            log(&result, "measure", "the runtime's own split kept: \(phases.keys.sorted().joined(separator: ", "))")
+        }
         if canaryComplete, !canary.isEmpty {
             let report = Canary.analyze(durations: durations, canary: canary)
             result.measurement?.canary = report

@@ -95,6 +95,14 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
         /// The interleaved reference workload and the estimate it corrects; nil when the
         /// runner has no canary or the plan turned it off.
         public var canary: CanaryReport?
+        /// The runtime's own split of every measured iteration (TensorRT: h2d,
+        /// compute, d2h), raw and summarised; nil when the runtime does not split.
+        public var phases: [String: PhaseRecord]?
+    }
+
+    public struct PhaseRecord: Codable, Sendable, Equatable {
+        public var durationsNs: [Int64]
+        public var summary: Summary
     }
 
     public struct LogEntry: Codable, Sendable, Equatable {

@@ -42,6 +42,9 @@ public enum ResultPresenter {
                     lines.append(contentsOf: summaryLines(corrected, label: "canary-corrected"))
                 }
             }
+            for (phase, record) in (measurement.phases ?? [:]).sorted(by: { $0.key < $1.key }) {
+                lines.append(contentsOf: summaryLines(record.summary, label: "runtime \(phase)"))
+            }
             lines.append("  memory     peak \(bytes(measurement.peakMemoryBytes)) (runner process)")
         }
         if let report = result.semanticPreservation {
