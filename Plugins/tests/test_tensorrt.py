@@ -377,3 +377,19 @@ def test_check_with_trtexec_only_says_operators_are_unchecked_and_int8_needs_a_c
     assert "operators not checked: only trtexec is installed (TensorRT 10.16.0)" in by_code[
         ("unsupported_operator", "info")]
     assert "calibrating needs the TensorRT Python API" in by_code[("option", "error")]
+
+
+def test_calibration_samples_must_have_the_models_dtype_and_shape(capsys):
+    toolchain = support.module("tensorrt", "toolchain")
+    samples = np.zeros((8, 3, 8, 8), dtype=np.float32)
+    toolchain.check_calibration_input("x", samples, [1, 3, 8, 8], np.dtype(np.float32))
+    toolchain.check_calibration_input("x", samples, [-1, 3, 8, 8], np.dtype(np.float32))  # dynamic batch
+    for array, message in [
+        (samples.astype(np.float64), "calibration input 'x' holds float64, the model expects float32"),
+        (np.zeros((8, 3, 8, 9), dtype=np.float32), "calibration input 'x': samples of shape [3, 8, 9] (stacked on "
+                                                   "axis 0) do not fit the model's input [1, 3, 8, 8]"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            toolchain.check_calibration_input("x", array, [1, 3, 8, 8], np.dtype(np.float32))
+        assert exit_.value.code == 2
+        assert capsys.readouterr().err.strip() == message

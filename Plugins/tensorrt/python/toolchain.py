@@ -194,7 +194,19 @@ def calibration_arrays(calibration_inputs: dict | None, model) -> tuple[dict, in
         fail(f"calibration inputs: {error}")
 
 
+def check_calibration_input(name: str, array, shape: list[int], dtype) -> None:
+    """Calibration samples are copied to the GPU as raw bytes: their dtype and shape must be the model's."""
+    if array.dtype != dtype:
+        fail(f"calibration input '{name}' holds {array.dtype}, the model expects {dtype}")
+    sample = [1, *array.shape[1:]]
+    if len(sample) != len(shape) or any(d >= 0 and d != s for d, s in zip(shape, sample)):
+        fail(f"calibration input '{name}': samples of shape {sample[1:]} (stacked on axis 0) do not fit "
+             f"the model's input {shape}")
+
+
 def build_with_api(trt, args, model, effective: dict, engine_path: str, work: dict) -> dict:
+    import numpy as np
+
     import cuda_memory
 
     class Logger(trt.ILogger):
@@ -205,9 +217,10 @@ def build_with_api(trt, args, model, effective: dict, engine_path: str, work: di
             self.errors: list[str] = []
 
         def log(self, severity, message) -> None:
-            if severity <= trt.ILogger.Severity.ERROR:
+            # Severities count down from INTERNAL_ERROR (0) to VERBOSE (4).
+            if int(severity) <= int(trt.ILogger.Severity.ERROR):
                 self.errors.append(str(message))
-            if severity <= trt.ILogger.Severity.WARNING:
+            if int(severity) <= int(trt.ILogger.Severity.WARNING):
                 sys.stderr.write(f"[TensorRT] {message}\n")
 
     logger = Logger()
@@ -251,9 +264,15 @@ def build_with_api(trt, args, model, effective: dict, engine_path: str, work: di
         if not has_qdq(model):
             cache = effective.get("calibration_cache") or os.path.join(args.output_dir, "calibration.cache")
             arrays = {} if effective.get("calibration_cache") else calibration_arrays(args.calibration_inputs, model)[0]
-            names = [network.get_input(i).name for i in range(network.num_inputs)]
-            calibrator = cuda_memory.entropy_calibrator(trt, arrays, names, cache)
+            inputs = [network.get_input(i) for i in range(network.num_inputs)]
+            for tensor in inputs:
+                if tensor.name in arrays:
+                    check_calibration_input(tensor.name, arrays[tensor.name], list(tensor.shape),
+                                            np.dtype(trt.nptype(tensor.dtype)))
+            calibrator = cuda_memory.entropy_calibrator(trt, arrays, [t.name for t in inputs], cache)
             config.int8_calibrator = calibrator
+            if profile is not None:
+                config.set_calibration_profile(profile)
             work["calibration"] = {"method": "IInt8EntropyCalibrator2", "cache": cache,
                                    "samples": calibrator.samples}
         else:
