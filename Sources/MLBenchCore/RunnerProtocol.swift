@@ -12,6 +12,8 @@
 /// - `run`: `{"op":"run","iterations":N,"sample":K}` → `RunnerTimings`.
 /// - `outputs`: `{"op":"outputs","directory":DIR}` → `RunnerOutputs`: runs every
 ///   sample once and writes each output stacked as `DIR/OUTPUT.npy`.
+/// - `native_benchmark`: `{"op":"native_benchmark","seconds":S,"threads":T}` →
+///   the vendor tool's own figures (`{"tool":...}`), from runners that have one.
 /// - `quit`: `{"op":"quit"}` → `{"ok":true}`, then the runner exits.
 ///
 /// Every reply has `"ok"`; when false, `"error"` says why.
@@ -41,6 +43,9 @@ public struct RunnerCommand: Codable, Sendable, Equatable {
     public var directory: String?
     /// Asks the runner to time its canary workload after every iteration.
     public var canary: Bool?
+    /// How long and with how many threads the vendor's benchmark runs (`native_benchmark`).
+    public var seconds: Int?
+    public var threads: Int?
 
     public static func load(artifact: String, inputs: [String: String]) -> RunnerCommand {
         RunnerCommand(op: "load", artifact: artifact, inputs: inputs)
@@ -50,6 +55,14 @@ public struct RunnerCommand: Codable, Sendable, Equatable {
         var command = RunnerCommand(op: "run", iterations: iterations, sample: sample)
         // Left out when not wanted, so runners that predate the canary see the request they know.
         if canary { command.canary = true }
+        return command
+    }
+
+    /// Runs the vendor's own benchmark tool on the loaded artifact (runners that have one).
+    public static func nativeBenchmark(seconds: Int, threads: Int = 1) -> RunnerCommand {
+        var command = RunnerCommand(op: "native_benchmark")
+        command.seconds = seconds
+        command.threads = threads
         return command
     }
 
@@ -95,8 +108,8 @@ public struct RunnerTimings: Codable, Sendable, Equatable {
     public var canaryNs: [Int64]?
     /// The runtime's own split of each iteration, by phase ("h2d", "compute",
     /// "d2h" for TensorRT's CUDA events), one value per iteration; nil from
-    /// runtimes that do not split. Phase names are single lowercase words, since
-    /// the wire's snake_case conversion applies to these keys too.
+    /// runtimes that do not split. (Dictionary keys are kept as the runner wrote
+    /// them: the snake_case conversion of the wire applies to field names only.)
     public var phasesNs: [String: [Int64]]?
 
     public init(startsNs: [Int64], durationsNs: [Int64], peakMemoryBytes: Int64, canaryNs: [Int64]? = nil,

@@ -150,6 +150,27 @@ final class ExperimentEndToEndTests: XCTestCase {
         }
     }
 
+    /// A vendor benchmark is asked for; ONNX Runtime's runner has none, which is logged
+    /// with the runner's reason while the experiment still succeeds.
+    func testNativeBenchmarkOfARunnerWithoutOneIsLoggedNotFatal() throws {
+        let path = try experiment("native.yaml", """
+            name: native
+            model: SAMPLE/model.onnx
+            inputs: {image: SAMPLE/inputs/image.npy}
+            reference: {toolchain: onnxruntime}
+            toolchain: {name: onnxruntime, target: cpu}
+            board: host
+            measurement: {min_iterations: 20, min_time_s: 0, max_time_s: 2, native_benchmark_s: 1}
+            semantic_preservation: {metric: cosine, threshold: 1.0e-6}
+            """)
+        let result = try stored(try MLBenchBinary.run(["run", "--json", "-q", path], home: home))
+        XCTAssertEqual(result.status, .succeeded, result.failure?.reason ?? "")
+        XCTAssertNil(result.measurement?.nativeBenchmark)
+        let entry = try XCTUnwrap(result.log.first { $0.stage == "native benchmark" }, "\(result.log)")
+        XCTAssertTrue(entry.message.contains("none recorded"), entry.message)
+        XCTAssertTrue(entry.message.contains("the onnxruntime runner has no native benchmark tool"), entry.message)
+    }
+
     func testPerturbedModelIsNotPreserved() throws {
         let outcome = try MLBenchBinary.run(["run", "--json", "-q", sample.appendingPathComponent("experiment-perturbed.yaml").path], home: home)
         let result = try stored(outcome)

@@ -1,4 +1,4 @@
-import MLBench
+@testable import MLBench
 import MLBenchCore
 import XCTest
 
@@ -46,6 +46,24 @@ final class RuntimeSplitTests: XCTestCase {
         var noSplit = RuntimeSplit()
         noSplit.add(batch(4, phases: nil))
         XCTAssertNil(noSplit.record)
+    }
+
+    func testNativeBenchmarkRequestsNameTheirDurationAndOthersStayAsTheyWere() throws {
+        XCTAssertEqual(try JSONCoding.encode(RunnerCommand.nativeBenchmark(seconds: 5)),
+                       #"{"op":"native_benchmark","seconds":5,"threads":1}"#)
+        // Runners that predate the op see the requests they know.
+        XCTAssertEqual(try JSONCoding.encode(RunnerCommand.run(iterations: 3)), #"{"iterations":3,"op":"run","sample":0}"#)
+    }
+
+    func testTheVendorFiguresReadAsTheirHeadlines() throws {
+        let xdputil = try JSONCoding.decode(JSONValue.self, from: #"{"tool":"xdputil benchmark","fps":749.812,"frames":15000}"#)
+        XCTAssertEqual(ResultPresenter.nativeBenchmarkLine(xdputil), "xdputil benchmark, 749.8 frames/s on the DPU alone")
+        let trtexec = try JSONCoding.decode(JSONValue.self, from: """
+            {"tool":"trtexec","summary":{"throughput_qps":412.5,"gpu_compute_time_ms":{"median":2.37},
+             "latency_ms":{"median":2.4}}}
+            """)
+        XCTAssertEqual(ResultPresenter.nativeBenchmarkLine(trtexec),
+                       "trtexec, throughput 412.5 qps, GPU compute median 2.370 ms, host latency (H2D + compute + D2H) median 2.400 ms")
     }
 
     private func batch(_ count: Int, phases: [String: [Int64]]?) -> RunnerTimings {

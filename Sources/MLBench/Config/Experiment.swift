@@ -140,6 +140,10 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
     /// Time a fixed reference workload after every measured iteration, to flag and
     /// leave out disturbed periods (runners without one ignore it).
     public var canary: Bool = true
+    /// Seconds of the vendor's own benchmark tool (trtexec, xdputil benchmark) run
+    /// on the deployed artifact after measuring, reported beside mlbench's figures;
+    /// 0 (the default) runs none.
+    public var nativeBenchmarkS: Int = 0
 
     enum CodingKeys: String, CodingKey {
         case minIterations = "min_iterations", maxIterations = "max_iterations"
@@ -151,6 +155,7 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         case requestTimeoutS = "request_timeout_s"
         case maxRetries = "max_retries", retryBackoffS = "retry_backoff_s"
         case canary
+        case nativeBenchmarkS = "native_benchmark_s"
     }
 
     public init() {}
@@ -170,6 +175,7 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         maxRetries = try container.decodeIfPresent(Int.self, forKey: .maxRetries) ?? defaults.maxRetries
         retryBackoffS = try container.decodeIfPresent(Double.self, forKey: .retryBackoffS) ?? defaults.retryBackoffS
         canary = try container.decodeIfPresent(Bool.self, forKey: .canary) ?? defaults.canary
+        nativeBenchmarkS = try container.decodeIfPresent(Int.self, forKey: .nativeBenchmarkS) ?? defaults.nativeBenchmarkS
     }
 }
 

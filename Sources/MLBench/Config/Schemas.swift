@@ -80,7 +80,8 @@ public enum Schemas {
             "request_timeout_s": {"type": "number", "exclusiveMinimum": 0},
             "max_retries": {"type": "integer", "minimum": 0, "description": "Restarts after a transient fault (board not ready, reset timed out)."},
             "retry_backoff_s": {"type": "number", "minimum": 0, "description": "Wait before the first restart; doubled before each further one."},
-            "canary": {"type": "boolean", "description": "Time a fixed reference workload after every measured iteration to flag disturbed periods (default true)."}
+            "canary": {"type": "boolean", "description": "Time a fixed reference workload after every measured iteration to flag disturbed periods (default true)."},
+            "native_benchmark_s": {"type": "integer", "minimum": 0, "description": "Seconds of the toolchain's own benchmark tool (trtexec, xdputil benchmark) after measuring, reported beside mlbench's figures (default 0: none)."}
           }
         },
         "semantic_preservation": {

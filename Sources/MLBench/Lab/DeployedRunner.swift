@@ -71,6 +71,16 @@ final class DeployedRunner {
         try request(.run(iterations: iterations, canary: canary), stage: stagePrefix + stage)
     }
 
+    /// The vendor tool's own figures for the loaded artifact, as the runner reports them.
+    func nativeBenchmark(seconds: Int) throws -> JSONValue {
+        // The tool runs for `seconds`, then parses and reports: allow for both.
+        let reply: JSONValue = try request(.nativeBenchmark(seconds: seconds), stage: stagePrefix + "native benchmark",
+                                           timeoutMs: max(timeoutMs, (seconds * 2 + 300) * 1000))
+        guard case .object(var figures) = reply else { return reply }
+        figures.removeValue(forKey: "ok")
+        return .object(figures)
+    }
+
     /// Runs every sample once and fetches the outputs into `folder`; returns output name → file name.
     func outputs(into folder: URL, result: inout ExperimentResult) throws -> [String: String] {
         let reply: RunnerOutputs = try request(.outputs(directory: "outputs"), stage: stagePrefix + "outputs")
@@ -96,10 +106,11 @@ final class DeployedRunner {
         }
     }
 
-    private func request<Reply: Decodable>(_ command: RunnerCommand, stage: String) throws -> Reply {
+    private func request<Reply: Decodable>(_ command: RunnerCommand, stage: String, timeoutMs: Int? = nil) throws -> Reply {
         guard let session else { throw ExperimentRunner.StageFailure(stage: stage, reason: "the runner is not started") }
         return try runner.stage(stage) {
-            let line = try board.exchange(RunnerExchange(session: session, message: try JSONCoding.encode(command), timeoutMs: timeoutMs)).message
+            let line = try board.exchange(RunnerExchange(session: session, message: try JSONCoding.encode(command),
+                                                         timeoutMs: timeoutMs ?? self.timeoutMs)).message
             let status: RunnerStatus
             do {
                 status = try JSONCoding.decode(RunnerStatus.self, from: line)

@@ -168,6 +168,16 @@ public final class ExperimentRunner {
         try session.start(result: &result)
         result.toolchain?.runner = session.greeting
         try warmUpAndMeasure(session, plan: plan, result: &result)
+        if plan.nativeBenchmarkS > 0 {
+            // The vendor's figures are context, not the measurement: a runner without
+            // a tool, or a tool that fails, is logged and the experiment goes on.
+            do {
+                result.measurement?.nativeBenchmark = try session.nativeBenchmark(seconds: plan.nativeBenchmarkS)
+                log(&result, "native benchmark", "\(plan.nativeBenchmarkS) s of the toolchain's own benchmark recorded")
+            } catch {
+                log(&result, "native benchmark", "none recorded: \(error)")
+            }
+        }
         let outputs = try session.outputs(into: deployedOutputs, result: &result)
         session.close()
         // What the run left behind: clocks, temperatures and load right after measuring.

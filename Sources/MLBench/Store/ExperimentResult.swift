@@ -98,6 +98,9 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
         /// The runtime's own split of every measured iteration (TensorRT: h2d,
         /// compute, d2h), raw and summarised; nil when the runtime does not split.
         public var phases: [String: PhaseRecord]?
+        /// The vendor tool's own figures (trtexec's summary, xdputil's frames per
+        /// second) when the experiment asked for `native_benchmark_s`.
+        public var nativeBenchmark: JSONValue?
     }
 
     public struct PhaseRecord: Codable, Sendable, Equatable {

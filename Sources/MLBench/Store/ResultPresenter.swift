@@ -45,6 +45,9 @@ public enum ResultPresenter {
             for (phase, record) in (measurement.phases ?? [:]).sorted(by: { $0.key < $1.key }) {
                 lines.append(contentsOf: summaryLines(record.summary, label: "runtime \(phase)"))
             }
+            if let native = measurement.nativeBenchmark {
+                lines.append("  native     " + nativeBenchmarkLine(native))
+            }
             lines.append("  memory     peak \(bytes(measurement.peakMemoryBytes)) (runner process)")
         }
         if let report = result.semanticPreservation {
@@ -95,6 +98,25 @@ public enum ResultPresenter {
 
     /// The lines of one latency summary: central values with their intervals, tails
     /// with their binomial bounds, spread and outliers.
+    /// The vendor tool's headline figures: DPU-only frames per second (xdputil),
+    /// throughput and GPU compute time (trtexec); the rest is in `--json`.
+    static func nativeBenchmarkLine(_ figures: JSONValue) -> String {
+        var parts = [figures["tool"]?.stringValue ?? "vendor tool"]
+        if let fps = figures["fps"]?.doubleValue {
+            parts.append(String(format: "%.1f frames/s on the DPU alone", fps))
+        }
+        if let summary = figures["summary"] {
+            if let qps = summary["throughput_qps"]?.doubleValue { parts.append(String(format: "throughput %.1f qps", qps)) }
+            if let compute = summary["gpu_compute_time_ms"]?["median"]?.doubleValue {
+                parts.append(String(format: "GPU compute median %.3f ms", compute))
+            }
+            if let latency = summary["latency_ms"]?["median"]?.doubleValue {
+                parts.append(String(format: "host latency (H2D + compute + D2H) median %.3f ms", latency))
+            }
+        }
+        return parts.joined(separator: ", ")
+    }
+
     static func summaryLines(_ s: Summary, label: String) -> [String] {
         var lines = ["    \(label) (\(s.count)): min \(duration(s.min))   median \(duration(s.median))   mean \(duration(s.mean))   max \(duration(s.max))"]
         let level = Int(s.medianInterval.level * 100)
