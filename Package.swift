@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "mlbench-tvm", type: .dynamic, targets: ["TVMPlugin"]),
         .library(name: "mlbench-tensorrt", type: .dynamic, targets: ["TensorRTPlugin"]),
         .library(name: "mlbench-vitis-ai", type: .dynamic, targets: ["VitisAIPlugin"]),
+        .library(name: "mlbench-tflite", type: .dynamic, targets: ["TFLitePlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -55,6 +56,7 @@ let package = Package(
         .target(name: "TVMPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tvm/Sources"),
         .target(name: "TensorRTPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tensorrt/Sources"),
         .target(name: "VitisAIPlugin", dependencies: ["MLBenchPluginKit", "MLBenchCore"], path: "Plugins/vitis-ai/Sources"),
+        .target(name: "TFLitePlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tflite/Sources"),
 
         // Measurement-methodology benchmarks (scripts/bench): programs that print figures.
         .executableTarget(name: "mlbench-bench", dependencies: ["MLBench"], path: "Benchmarks/MLBenchBenchmarks"),

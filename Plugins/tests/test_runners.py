@@ -38,6 +38,8 @@ TOLERANCE = 1e-4
 TOOLCHAINS = {
     "onnxruntime": {"module": "onnxruntime", "target": "cpu"},
     "tvm": {"module": "tvm", "target": "llvm"},
+    # The runner greets with the runtime's name: LiteRT runs what tflite builds.
+    "tflite": {"module": "ai_edge_litert", "target": "cpu", "runtime": "litert"},
 }
 
 
@@ -126,15 +128,21 @@ def sample(tmp_path_factory) -> Path:
     return directory
 
 
+def install_plugin(name: str, folder: Path) -> Path:
+    """The plugin's scripts and the kit in `folder`, as the lab stages them."""
+    pytest.importorskip(TOOLCHAINS[name]["module"])
+    folder.mkdir(parents=True, exist_ok=True)
+    for script in (REPO / "Plugins" / name / "python").glob("*.py"):
+        shutil.copy(script, folder)
+    shutil.copy(KIT, folder)
+    return folder
+
+
 @pytest.fixture(scope="session", params=sorted(TOOLCHAINS))
 def toolchain(request, tmp_path_factory) -> dict:
     """An installed plugin: its folder, name and default target."""
     name = request.param
-    pytest.importorskip(TOOLCHAINS[name]["module"])
-    plugin = tmp_path_factory.mktemp(f"plugin-{name}")
-    for script in (REPO / "Plugins" / name / "python").glob("*.py"):
-        shutil.copy(script, plugin)
-    shutil.copy(KIT, plugin)
+    plugin = install_plugin(name, tmp_path_factory.mktemp(f"plugin-{name}"))
     return {"name": name, "plugin": plugin, "target": TOOLCHAINS[name]["target"], "builds": {}}
 
 
@@ -174,11 +182,20 @@ def outputs_of(toolchain: dict, model: Path, sample: Path, tmp_path: Path, tmp_p
 
 # -- toolchain scripts ------------------------------------------------------
 
+def messages(result: dict) -> str:
+    """Every finding's message of a check result, in one string."""
+    return " | ".join(f if isinstance(f, str) else f["message"] for f in result["issues"])
+
+
+def errors(result: dict) -> list[dict]:
+    return [f for f in result["issues"] if isinstance(f, str) or f["severity"] == "error"]
+
+
 def test_info(toolchain):
     status, result, _ = run_toolchain(toolchain["plugin"], "info")
     assert status == 0
     assert result["name"] == toolchain["name"]
-    assert result["formats"] == ["onnx"]
+    assert "onnx" in result["formats"]
     assert toolchain["target"] in result["targets"]
     assert result["version"]
 
@@ -187,7 +204,11 @@ def test_check_accepts_the_sample(toolchain, sample):
     status, result, stderr = run_toolchain(toolchain["plugin"], "check", "--model",
                                            str(sample / "model.onnx"), "--target", toolchain["target"])
     assert status == 0, stderr
-    assert result == {"compatible": True, "issues": []}
+    assert result["compatible"] is True and errors(result) == [], result
+    assert result["needs_calibration_data"] is False
+    # The sample's weights: two small layers, a few KiB, never zero.
+    assert 1_000 < result["footprint"]["weights_bytes"] < 1_000_000
+    assert result["footprint"]["activations_bytes"] > 0
 
 
 def test_check_reports_garbage_missing_file_target_and_option(toolchain, tmp_path):
@@ -197,14 +218,15 @@ def test_check_reports_garbage_missing_file_target_and_option(toolchain, tmp_pat
                                       "--target", toolchain["target"])
     assert status == 0
     assert result["compatible"] is False
-    assert any("not a valid ONNX model" in issue for issue in result["issues"]), result
+    assert "not a valid ONNX model" in messages(result), result
 
     status, result, _ = run_toolchain(toolchain["plugin"], "check", "--model", str(tmp_path / "no.onnx"),
                                       "--target", "quantum", "--options", '{"bogus": 1}')
     assert status == 0
     assert result["compatible"] is False
-    issues = " | ".join(result["issues"])
+    issues = messages(result)
     assert "not found" in issues and "quantum" in issues and "'bogus'" in issues
+    assert {f["code"] for f in errors(result)} >= {"model", "target", "option"}
 
 
 def test_check_names_unsupported_ops(toolchain, tmp_path):
@@ -224,7 +246,9 @@ def test_check_names_unsupported_ops(toolchain, tmp_path):
                                       "--target", toolchain["target"])
     assert status == 0
     assert result["compatible"] is False
-    assert "Frobnicate" in " ".join(result["issues"])
+    unsupported = [f for f in errors(result) if f["code"] == "unsupported_operator"]
+    # Custom-domain operators are named with their domain.
+    assert unsupported and unsupported[0]["operator"].endswith("Frobnicate"), result
 
 
 def test_build_rejects_garbage_and_bad_options(toolchain, sample, tmp_path):
@@ -255,20 +279,16 @@ def test_build_rejects_garbage_and_bad_options(toolchain, sample, tmp_path):
 
 @pytest.mark.parametrize("level", ["disable", "basic", "extended", "all"])
 def test_onnxruntime_levels_build_and_run(level, sample, tmp_path):
-    pytest.importorskip("onnxruntime")
-    plugin = tmp_path / "plugin"
-    plugin.mkdir()
-    for script in (REPO / "Plugins" / "onnxruntime" / "python").glob("*.py"):
-        shutil.copy(script, plugin)
-    shutil.copy(KIT, plugin)
+    plugin = install_plugin("onnxruntime", tmp_path / "plugin")
     status, result, stderr = run_toolchain(
         plugin, "build", "--model", str(sample / "model.onnx"), "--target", "cpu",
         "--options", json.dumps({"graph_optimization_level": level}), "--output-dir", str(tmp_path / "out"))
     assert status == 0, stderr
-    assert result["effective_options"] == {"graph_optimization_level": level}
+    effective = {"graph_optimization_level": level, "execution_provider": "CPUExecutionProvider"}
+    assert result["effective_options"] == effective
     artifact = Path(result["artifact"])
     sidecar = json.loads((artifact.parent / (artifact.name + ".session.json")).read_text())
-    assert sidecar == {"graph_optimization_level": level}
+    assert sidecar == effective
 
     deployment = tmp_path / "deploy"
     name = deploy(artifact, sample, deployment)
@@ -289,7 +309,7 @@ def test_runner_session(toolchain, sample, tmp_path, tmp_path_factory):
     with Runner(toolchain["plugin"] / "runner.py", deployment, tmp_path / "runner.err") as runner:
         greeting = runner.greeting
         assert greeting["protocol_version"] == 1
-        assert greeting["runtime"] == toolchain["name"]
+        assert greeting["runtime"] == TOOLCHAINS[toolchain["name"]].get("runtime", toolchain["name"])
         assert greeting["runtime_version"]
 
         loaded = runner.request(op="load", artifact=artifact, inputs={"image": "image.npy"})
@@ -529,3 +549,47 @@ def test_kit_reports_the_runtime_split_and_native_benchmark(kit, tmp_path, monke
     _, _, plain_run, no_bench = serve_lines(kit, [load, json.dumps({"op": "run", "iterations": 2}), bench])
     assert "phases_ns" not in plain_run
     assert "the fake runner has no native benchmark tool" in no_bench["error"]
+
+
+# -- toolchain options ------------------------------------------------------
+
+def test_onnxruntime_session_options_reach_the_runner(sample, tmp_path):
+    plugin = install_plugin("onnxruntime", tmp_path / "plugin")
+    options = {"graph_optimization_level": "basic", "intra_op_threads": 1,
+               "execution_provider": "CPUExecutionProvider"}
+    status, result, stderr = run_toolchain(plugin, "build", "--model", str(sample / "model.onnx"), "--target", "cpu",
+                                           "--options", json.dumps(options), "--output-dir", str(tmp_path / "out"))
+    assert status == 0, stderr
+    assert result["effective_options"] == options
+    artifact = Path(result["artifact"])
+    assert json.loads((artifact.parent / (artifact.name + ".session.json")).read_text()) == options
+
+
+def test_onnxruntime_rejects_unavailable_provider_and_bad_threads(sample, tmp_path):
+    plugin = install_plugin("onnxruntime", tmp_path / "plugin")
+    status, result, _ = run_toolchain(plugin, "check", "--model", str(sample / "model.onnx"), "--target", "cpu",
+                                      "--options", json.dumps({"execution_provider": "WarpDriveExecutionProvider",
+                                                               "intra_op_threads": 0}))
+    assert status == 0 and result["compatible"] is False
+    text = messages(result)
+    assert "WarpDriveExecutionProvider" in text and "CPUExecutionProvider" in text  # names what is available
+    assert "'intra_op_threads' must be a positive integer" in text
+
+
+def test_tvm_threads_and_tuning_options(sample, tmp_path):
+    plugin = install_plugin("tvm", tmp_path / "plugin")
+    status, result, _ = run_toolchain(plugin, "check", "--model", str(sample / "model.onnx"), "--target", "llvm",
+                                      "--options", json.dumps({"threads": 0, "tuning_trials": -1,
+                                                               "tuning_trials_per_task": 4}))
+    assert status == 0 and result["compatible"] is False
+    text = messages(result)
+    assert "'threads' must be an integer of at least 1" in text
+    assert "'tuning_trials' must be an integer of at least 0" in text
+
+    status, result, stderr = run_toolchain(plugin, "build", "--model", str(sample / "model.onnx"), "--target", "llvm",
+                                           "--options", json.dumps({"opt_level": 2, "threads": 1}),
+                                           "--output-dir", str(tmp_path / "out"))
+    assert status == 0, stderr
+    assert result["effective_options"] == {"opt_level": 2, "threads": 1, "tuning_trials": 0}
+    artifact = Path(result["artifact"])
+    assert json.loads((artifact.parent / (artifact.name + ".io.json")).read_text())["threads"] == 1

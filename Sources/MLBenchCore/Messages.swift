@@ -284,17 +284,32 @@ public struct ResetReport: Codable, Sendable, Equatable {
 public struct ConditionsRequest: Codable, Sendable, Equatable {
     /// Controllable conditions to apply (governor, clocks, power mode, ...).
     public var apply: [String: String]
-    public init(apply: [String: String] = [:]) { self.apply = apply }
+    /// Put back every condition earlier requests changed, as it was before them;
+    /// the lab asks for it when the experiment ends, however it ends.
+    public var restore: Bool?
+    public init(apply: [String: String] = [:], restore: Bool? = nil) {
+        self.apply = apply
+        self.restore = restore
+    }
 }
 
 public struct ConditionsReport: Codable, Sendable, Equatable {
-    /// What was applied, as the board understood it.
+    /// What was applied, as the board understood it (after a restore: what was put back).
     public var applied: [String: String]
     /// What was observed (kernel, clocks, temperatures, load, ...).
     public var observed: [String: String]
-    public init(applied: [String: String] = [:], observed: [String: String] = [:]) {
+    /// The state before the change of each condition that was changed, so it can be
+    /// restored and the result says what the board was like untouched.
+    public var before: [String: String]?
+    /// Conditions asked for that this board cannot apply here, with the reason
+    /// (e.g. no cpufreq governor in a virtual machine); nothing else was held back.
+    public var unavailable: [String: String]?
+    public init(applied: [String: String] = [:], observed: [String: String] = [:],
+                before: [String: String]? = nil, unavailable: [String: String]? = nil) {
         self.applied = applied
         self.observed = observed
+        self.before = before
+        self.unavailable = unavailable
     }
 }
 
@@ -340,9 +355,13 @@ public struct RunnerSession: Codable, Sendable, Equatable {
     public var session: String
     /// The runner's first line (its "ready" message).
     public var greeting: String
-    public init(session: String, greeting: String) {
+    /// What the board did to the runner process, read back (e.g. `runner_cpus`,
+    /// `runner_priority`).
+    public var applied: [String: String]?
+    public init(session: String, greeting: String, applied: [String: String]? = nil) {
         self.session = session
         self.greeting = greeting
+        self.applied = applied
     }
 }
 

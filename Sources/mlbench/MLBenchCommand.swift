@@ -8,7 +8,7 @@ struct MLBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mlbench",
         abstract: "Benchmark ML inference on real boards.",
-        subcommands: [Run.self, Plugins.self, LabCommand.self, Toolchains.self, Results.self, Schema.self])
+        subcommands: [Run.self, Check.self, Plugins.self, LabCommand.self, Toolchains.self, Results.self, Schema.self])
 }
 
 /// Options every command that touches the lab shares.
@@ -79,6 +79,52 @@ struct Run: ParsableCommand {
             }
         }
         if outcome?.status == .failed { throw ExitCode(1) }
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check an experiment before any build: model format, operators, options, layout, memory.",
+        discussion: "Prints each finding with its severity, the toolchain and version and the board. Exits 1 when the experiment is impossible (any error), 0 otherwise.")
+
+    @Argument(help: "The experiment file (YAML).")
+    var experiment: String
+
+    @OptionGroup var options: LabOptions
+
+    @Flag(help: "Print the findings as JSON.")
+    var json = false
+
+    func run() throws {
+        var compatible = true
+        try report {
+            let file = try ExperimentFile.load(experiment)
+            let check = try CompatibilityCheck.run(experiment: file, lab: try options.lab())
+            compatible = check.compatible
+            if json {
+                struct Output: Encodable {
+                    var compatible: Bool
+                    var format: String?
+                    var needsCalibrationData: Bool
+                    var footprint: ModelFootprint?
+                    var findings: [CompatibilityFinding]
+                }
+                print(try JSONCoding.encode(Output(compatible: check.compatible, format: check.format,
+                                                   needsCalibrationData: check.needsCalibrationData,
+                                                   footprint: check.footprint, findings: check.findings)))
+                return
+            }
+            let experimentName = file.experiment.name
+            let toolchain = "\(file.experiment.toolchain.name) for '\(file.experiment.toolchain.target)'"
+            print(check.compatible ? "\(experimentName): compatible (\(toolchain) on \(file.experiment.board))"
+                                   : "\(experimentName): impossible (\(toolchain) on \(file.experiment.board))")
+            if let footprint = check.footprint {
+                print("  footprint: weights \(footprint.weightsBytes.map(String.init) ?? "?") B, activations \(footprint.activationsBytes.map(String.init) ?? "?") B")
+            }
+            if check.needsCalibrationData { print("  the build calibrates on the experiment's inputs") }
+            for finding in check.findings.sorted(by: { $0.severity > $1.severity }) { print("  \(finding)") }
+        }
+        if !compatible { throw ExitCode(1) }
     }
 }
 

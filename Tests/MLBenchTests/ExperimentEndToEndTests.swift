@@ -322,4 +322,66 @@ final class ExperimentEndToEndTests: XCTestCase {
         XCTAssertTrue(outcome.stderr.contains("expected an integer"), outcome.stderr)
         XCTAssertEqual(try store().list(limit: 1).count, 0, "a malformed file stores nothing")
     }
+
+    /// The tune step: what it changed is recorded with the state before, the runner
+    /// process is pinned and prioritised (read back), and everything is put back at the end.
+    func testTuneStepRecordsAppliesAndRestoresConditions() throws {
+        let swappiness = try String(contentsOfFile: "/proc/sys/vm/swappiness", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let path = try experiment("tuned.yaml", """
+            name: tuned
+            model: SAMPLE/model.onnx
+            inputs: {image: SAMPLE/inputs/image.npy}
+            reference: {toolchain: onnxruntime}
+            toolchain: {name: onnxruntime, target: cpu}
+            board: host
+            conditions: {tune: "true"}
+            measurement: {min_iterations: 50, min_time_s: 0.2, max_time_s: 2}
+            semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
+            """)
+        let result = try stored(try MLBenchBinary.run(["run", "--json", "-q", path], home: home))
+        XCTAssertEqual(result.status, .succeeded, result.failure?.reason ?? "")
+        let conditions = try XCTUnwrap(result.board?.conditions)
+        let lastCPU = String(ProcessInfo.processInfo.processorCount - 1)
+        XCTAssertEqual(conditions.applied["cpus"], lastCPU)
+        XCTAssertEqual(result.board?.runnerConditions?["runner_cpus"], lastCPU, "the runner really runs on that CPU only")
+        XCTAssertNotNil(result.board?.runnerConditions?["runner_priority"])
+        // Every tune condition is either applied or reported unavailable with a reason, never silently skipped.
+        for name in ["governor", "swappiness", "drop_caches", "priority", "cpus"] {
+            XCTAssertTrue(conditions.applied[name] != nil || conditions.unavailable?[name] != nil, "\(name): \(conditions)")
+        }
+        if conditions.applied["swappiness"] != nil {
+            XCTAssertEqual(conditions.before?["swappiness"], swappiness)
+            XCTAssertEqual(result.board?.restored?.applied["swappiness"], swappiness)
+        }
+        let now = try String(contentsOfFile: "/proc/sys/vm/swappiness", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(now, swappiness, "the host is left as it was found")
+        XCTAssertTrue(result.log.contains { $0.stage == "conditions" && $0.message.hasPrefix("restored") })
+        // Cool-down: waited for on a board with temperature sensors, said to be impossible without.
+        let coolDown = try XCTUnwrap(result.coolDown)
+        if CoolDown.hottest(conditions.observed) == nil {
+            XCTAssertNil(coolDown.baselineC)
+            XCTAssertTrue(coolDown.note.contains("no temperature"), coolDown.note)
+        } else {
+            XCTAssertFalse(coolDown.trace.isEmpty)
+        }
+        XCTAssertTrue(result.log.contains { $0.stage == "cool-down" })
+    }
+
+    func testUnknownOrBadConditionIsAUserError() throws {
+        let path = try experiment("bad-condition.yaml", """
+            name: bad-condition
+            model: SAMPLE/model.onnx
+            inputs: {image: SAMPLE/inputs/image.npy}
+            reference: {toolchain: onnxruntime}
+            toolchain: {name: onnxruntime, target: cpu}
+            board: host
+            conditions: {priority: urgent}
+            semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
+            """)
+        let result = try stored(try MLBenchBinary.run(["run", "--json", "-q", path], home: home))
+        XCTAssertEqual(result.status, .failed)
+        XCTAssertEqual(result.failure?.stage, "conditions")
+        XCTAssertEqual(result.failure?.kind, .userInput)
+        XCTAssertTrue(result.failure?.reason.contains("'priority': 'urgent'") == true, result.failure?.reason ?? "")
+    }
 }

@@ -10,20 +10,23 @@ final class HostBoard: Board, @unchecked Sendable {
     struct Settings: Decodable {
         /// Where deployments are made; each gets a fresh folder inside.
         var workRoot: String?
-        /// CPUs the runner is pinned to (applied by the runner through MLBENCH_CPUS).
+        /// CPUs the runner is pinned to, unless an experiment's conditions say otherwise.
         var cpus: [Int]?
     }
 
     private let workRoot: URL
-    private var cpus: [Int]?
+    private let defaultCPUs: [Int]?
+    /// Conditions applied for the current experiment, and how to put them back.
+    private var tuning = HostTuning()
     private var sessions: [String: ChildProcess] = [:]
     private let lock = NSLock()
 
     init(_ configuration: PluginConfiguration) throws {
         let settings = try configuration.decodeSettings(Settings.self, known: ["work_root", "cpus"])
         workRoot = URL(fileURLWithPath: settings.workRoot ?? NSTemporaryDirectory() + "mlbench-host", isDirectory: true)
-        cpus = settings.cpus
-        if let cpus, let bad = cpus.first(where: { $0 < 0 || $0 >= ProcessInfo.processInfo.processorCount }) {
+        defaultCPUs = settings.cpus
+        tuning.cpus = settings.cpus
+        if let cpus = settings.cpus, let bad = cpus.first(where: { $0 < 0 || $0 >= ProcessInfo.processInfo.processorCount }) {
             throw PluginFailure(.invalidConfiguration,
                                 "setting 'cpus': CPU \(bad) does not exist (this host has \(ProcessInfo.processInfo.processorCount))")
         }
@@ -43,27 +46,23 @@ final class HostBoard: Board, @unchecked Sendable {
         ResetReport(ready: true, log: "host is ready (no power cycle: each run uses a fresh runner process)")
     }
 
+    /// Applies the tune step's conditions (see `HostTuning`), or puts back what
+    /// earlier requests changed; observes the host either way.
     func conditions(_ request: ConditionsRequest) throws -> ConditionsReport {
-        var applied = [String: String]()
-        for (name, value) in request.apply.sorted(by: { $0.key < $1.key }) {
-            switch name {
-            case "cpus":
-                let list = value.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-                guard !list.isEmpty, list.allSatisfy({ $0 != nil && $0! >= 0 && $0! < ProcessInfo.processInfo.processorCount }) else {
-                    throw PluginFailure(.invalidRequest, "condition 'cpus': '\(value)' is not a list of this host's CPUs (0…\(ProcessInfo.processInfo.processorCount - 1))")
-                }
-                cpus = list.compactMap { $0 }
-                applied[name] = value
-            case "governor":
-                try HostFacts.setGovernor(value)
-                applied[name] = value
-            default:
-                throw PluginFailure(.unsupported, "condition '\(name)' cannot be controlled on the host board (it controls: cpus, governor)")
-            }
+        lock.lock()
+        defer { lock.unlock() }
+        if request.restore == true {
+            let before = tuning.before
+            let restored = try tuning.restore()
+            tuning.cpus = defaultCPUs
+            return ConditionsReport(applied: restored, observed: HostFacts.observe(), before: before.isEmpty ? nil : before)
         }
+        let outcome = try tuning.apply(request.apply)
         var observed = HostFacts.observe()
-        if let cpus { observed["runner_cpus"] = cpus.map(String.init).joined(separator: ",") }
-        return ConditionsReport(applied: applied, observed: observed)
+        if let cpus = tuning.cpus { observed["runner_cpus"] = cpus.map(String.init).joined(separator: ",") }
+        return ConditionsReport(applied: outcome.applied, observed: observed,
+                                before: tuning.before.isEmpty ? nil : tuning.before,
+                                unavailable: outcome.unavailable.isEmpty ? nil : outcome.unavailable)
     }
 
     func deploy(_ request: DeployRequest) throws -> Deployment {
@@ -91,8 +90,7 @@ final class HostBoard: Board, @unchecked Sendable {
     }
 
     func startRunner(_ request: RunnerLaunch) throws -> RunnerSession {
-        var environment = ProcessInfo.processInfo.environment.merging(request.environment) { _, new in new }
-        if let cpus { environment["MLBENCH_CPUS"] = cpus.map(String.init).joined(separator: ",") }
+        let environment = ProcessInfo.processInfo.environment.merging(request.environment) { _, new in new }
         let child: ChildProcess
         do {
             child = try ChildProcess(request.command, environment: environment, directory: request.directory)
@@ -113,8 +111,11 @@ final class HostBoard: Board, @unchecked Sendable {
         let id = UUID().uuidString.lowercased()
         lock.lock()
         sessions[id] = child
+        // After the greeting and before the first request: the runtime starts its
+        // threads when it loads the model, and they inherit CPUs and priority.
+        let applied = tuning.applyToRunner(pid: child.pid)
         lock.unlock()
-        return RunnerSession(session: id, greeting: greeting)
+        return RunnerSession(session: id, greeting: greeting, applied: applied.isEmpty ? nil : applied)
     }
 
     func exchange(_ request: RunnerExchange) throws -> RunnerExchangeReply {

@@ -64,24 +64,6 @@ enum HostFacts {
         return facts
     }
 
-    static func setGovernor(_ governor: String) throws {
-        let root = "/sys/devices/system/cpu"
-        let cpus = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter {
-            $0.hasPrefix("cpu") && Int($0.dropFirst(3)) != nil
-        }
-        let paths = cpus.map { "\(root)/\($0)/cpufreq/scaling_governor" }.filter { FileManager.default.fileExists(atPath: $0) }
-        guard !paths.isEmpty else {
-            throw PluginFailure(.unsupported, "condition 'governor': this host exposes no cpufreq governor")
-        }
-        for path in paths {
-            do {
-                try governor.write(toFile: path, atomically: false, encoding: .utf8)
-            } catch {
-                throw PluginFailure(.device, "condition 'governor': cannot write \(path): \(error.localizedDescription)")
-            }
-        }
-    }
-
     static func read(_ path: String) -> String? {
         try? String(contentsOfFile: path, encoding: .utf8)
     }

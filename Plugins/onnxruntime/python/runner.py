@@ -3,9 +3,9 @@
 
 Speaks the runner protocol (mlbench_runner.py) on stdin/stdout. The artifact is
 an .onnx file written by toolchain.py build. Its sidecar ARTIFACT.session.json,
-when present, holds the graph optimization level the session is created with;
-without it ONNX Runtime's default (all) applies. MLBENCH_THREADS, if set, fixes
-intra_op_num_threads.
+when present, holds the session settings chosen at build (graph optimization
+level, intra-op threads, execution provider); without it ONNX Runtime's
+defaults apply. MLBENCH_THREADS, if set, overrides intra_op_num_threads.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ except ImportError as error:  # pragma: no cover - deployment error
     sys.exit(2)
 
 SESSION_SIDECAR_SUFFIX = ".session.json"
+DEFAULT_PROVIDER = "CPUExecutionProvider"
 
 # Level names of the build option -> GraphOptimizationLevel member names.
 OPTIMIZATION_LEVELS = {
@@ -44,34 +45,29 @@ _NUMPY_TYPES = {
 }
 
 
-def threads_from_env() -> int | None:
-    """MLBENCH_THREADS as a positive int, None when unset."""
-    value = os.environ.get("MLBENCH_THREADS", "").strip()
-    if not value:
-        return None
-    try:
-        threads = int(value)
-    except ValueError:
-        threads = 0
-    if threads < 1:
-        raise RequestError(f"MLBENCH_THREADS must be a positive integer, got '{value}'")
-    return threads
-
-
-def read_session_sidecar(artifact_path: str) -> str | None:
-    """The optimization level recorded by build, None when there is no sidecar."""
+def read_session_sidecar(artifact_path: str) -> dict | None:
+    """The session settings recorded by build, None when there is no sidecar."""
     path = artifact_path + SESSION_SIDECAR_SUFFIX
     if not os.path.exists(path):
         return None
     try:
         with open(path, encoding="utf-8") as file:
-            level = json.load(file).get("graph_optimization_level")
-    except (OSError, ValueError, AttributeError) as error:
+            settings = json.load(file)
+    except (OSError, ValueError) as error:
         raise RequestError(f"cannot read '{path}': {error}") from error
+    if not isinstance(settings, dict):
+        raise RequestError(f"'{path}' must hold a JSON object")
+    level = settings.get("graph_optimization_level", "all")
     if level not in OPTIMIZATION_LEVELS:
         raise RequestError(f"'{path}': graph_optimization_level must be one of "
                            f"{', '.join(OPTIMIZATION_LEVELS)}, got {json.dumps(level)}")
-    return level
+    threads = settings.get("intra_op_threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise RequestError(f"'{path}': intra_op_threads must be a positive integer, got {json.dumps(threads)}")
+    provider = settings.get("execution_provider", DEFAULT_PROVIDER)
+    if not isinstance(provider, str):
+        raise RequestError(f"'{path}': execution_provider must be a string, got {json.dumps(provider)}")
+    return {"graph_optimization_level": level, "intra_op_threads": threads, "execution_provider": provider}
 
 
 class OnnxRuntimeBackend:
@@ -90,18 +86,25 @@ class OnnxRuntimeBackend:
     def load(self, artifact_path: str) -> None:
         ort = self._ort
         options = ort.SessionOptions()
-        threads = threads_from_env()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        level = read_session_sidecar(artifact_path)
-        if level is None:
+        settings = read_session_sidecar(artifact_path)
+        provider = DEFAULT_PROVIDER
+        if settings is None:
             sys.stderr.write(f"runner: no {os.path.basename(artifact_path)}{SESSION_SIDECAR_SUFFIX}; "
-                             f"using ONNX Runtime's default optimization level\n")
+                             f"using ONNX Runtime's default session settings\n")
         else:
             options.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
-                                                       OPTIMIZATION_LEVELS[level])
+                                                       OPTIMIZATION_LEVELS[settings["graph_optimization_level"]])
+            if settings["intra_op_threads"] is not None:
+                options.intra_op_num_threads = settings["intra_op_threads"]
+            provider = settings["execution_provider"]
+        threads = mlbench_runner.threads_from_env()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        if provider not in ort.get_available_providers():
+            raise RequestError(f"execution provider '{provider}' is not available on this board's onnxruntime "
+                               f"(available: {', '.join(ort.get_available_providers())})")
         self._session = None
-        session = ort.InferenceSession(artifact_path, options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(artifact_path, options, providers=[provider])
         self._session = session
         self._inputs = [i.name for i in session.get_inputs()]
         self._outputs = [o.name for o in session.get_outputs()]

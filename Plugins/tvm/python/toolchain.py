@@ -14,7 +14,14 @@ Targets: "llvm", the classic "llvm -mcpu=cortex-a72 -mtriple=aarch64-linux-gnu"
 form, or TVM's JSON form '{"kind":"llvm","mcpu":"..."}'. TVM 0.27 only parses
 the JSON form, so the classic form is translated here.
 
-Options: opt_level = 0..3 (default 3), the PassContext optimization level.
+Options:
+  opt_level = 0..3 (default 3), the PassContext optimization level;
+  threads = a positive integer: the size of TVM's thread pool on the board
+      (default: TVM's, one per physical core), recorded in the sidecar;
+  tuning_trials = 0.. (default 0): MetaSchedule trials in all; with more than 0
+      the model is tuned for the target before it is compiled (slow: minutes);
+  tuning_trials_per_task = a positive integer (default: tuning_trials).
+Target attributes (-mcpu, -mattr, -num-cores, ...) go in the target string.
 
 build writes D/model.so (a Relax VM executable) and D/model.so.io.json: the VM
 takes its inputs by position and knows no ONNX names, so the sidecar lists the
@@ -29,8 +36,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
-    from mlbench_runner import (IO_SIDECAR_SUFFIX, fail, first_line, load_onnx, onnx_io_description,
-                                run_toolchain, write_json)
+    from mlbench_runner import (IO_SIDECAR_SUFFIX, check_result, fail, finding, first_line, load_onnx,
+                                onnx_footprint, onnx_io_description, run_toolchain, write_json)
     from runner import IO_FORMAT, IO_VERSION
 except ImportError as error:  # pragma: no cover - deployment error
     sys.stderr.write(f"toolchain.py: cannot import mlbench_runner ({error}); "
@@ -65,13 +72,36 @@ def reject(summary: str, error: Exception) -> None:
     fail(f"{summary}: {type(error).__name__}: {telling}")
 
 
+KNOWN_OPTIONS = ("opt_level", "threads", "tuning_trials", "tuning_trials_per_task")
+
+
+def _integer(options: dict, name: str, default, minimum: int, maximum: int | None = None):
+    """(value, problem) of an integer option within [minimum, maximum]."""
+    value = options.get(name, default)
+    if value is None:
+        return None, None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum \
+            or (maximum is not None and value > maximum):
+        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
+        return default, f"option '{name}' must be an integer {bounds}, got {json.dumps(value)}"
+    return value, None
+
+
 def option_problems(options: dict) -> tuple[dict, list[str]]:
     """The effective options and what is wrong with the given ones."""
-    problems = [f"unknown option '{name}' (known: opt_level)" for name in options if name != "opt_level"]
-    level = options.get("opt_level", DEFAULT_OPT_LEVEL)
-    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 3:
-        problems.append(f"option 'opt_level' must be an integer from 0 to 3, got {json.dumps(level)}")
-    return {"opt_level": level}, problems
+    problems = [f"unknown option '{name}' (known: {', '.join(KNOWN_OPTIONS)})"
+                for name in options if name not in KNOWN_OPTIONS]
+    effective = {}
+    for name, default, minimum, maximum in (("opt_level", DEFAULT_OPT_LEVEL, 0, 3), ("threads", None, 1, None),
+                                            ("tuning_trials", 0, 0, None), ("tuning_trials_per_task", None, 1, None)):
+        value, problem = _integer(options, name, default, minimum, maximum)
+        if problem:
+            problems.append(problem)
+        if value is not None:
+            effective[name] = value
+    if "tuning_trials_per_task" in effective and not effective["tuning_trials"]:
+        problems.append("option 'tuning_trials_per_task' needs 'tuning_trials' above 0")
+    return effective, problems
 
 
 def _target_config(tvm, text: str) -> dict:
@@ -162,30 +192,53 @@ def convert(model):
     return from_onnx(model, keep_params_in_input=False)
 
 
+def io_description(model, threads: int | None = None) -> dict:
+    """The inputs and outputs in model order (the kit's description), and the thread
+    pool size chosen at build, for the runner."""
+    io = onnx_io_description(model, IO_FORMAT, IO_VERSION)
+    if threads is not None:
+        io["threads"] = threads
+    return io
+
+
 def info(_args) -> dict:
     return {"name": "tvm", "version": _tvm().__version__, "formats": ["onnx"], "targets": TARGET_KINDS}
 
 
 def check(args) -> dict:
     tvm = _tvm()
-    issues = []
+    findings = []
     _, problem = parse_target(tvm, args.target)
     if problem:
-        issues.append(problem)
-    issues += option_problems(args.options)[1]
+        findings.append(finding("error", "target", problem))
+    findings += [finding("error", "option", problem) for problem in option_problems(args.options)[1]]
     model, problem = load_onnx(args.model)
     if problem:
-        return {"compatible": False, "issues": issues + [problem]}
+        return check_result(findings + [finding("error", "model", problem)])
 
     unsupported = unsupported_op_types(model)
-    if unsupported:
-        issues.append("TVM's ONNX frontend does not support op type(s): " + ", ".join(unsupported))
-    else:
+    for op_type in unsupported:
+        findings.append(finding("error", "unsupported_operator",
+                                f"TVM's ONNX frontend does not support operator {op_type}", op_type))
+    if not unsupported:
         try:
             convert(model)
         except Exception as error:
-            issues.append(f"TVM cannot convert the model: {type(error).__name__}: {first_line(error)}")
-    return {"compatible": not issues, "issues": issues}
+            findings.append(finding("error", "model",
+                                    f"TVM cannot convert the model: {type(error).__name__}: {first_line(error)}"))
+    return check_result(findings, footprint=onnx_footprint(model))
+
+
+def tune(tvm, module, target, effective: dict, work_dir: str):
+    """The module tuned with MetaSchedule for `target` within the trial budget."""
+    from tvm import relax
+
+    trials = effective["tuning_trials"]
+    per_task = effective.get("tuning_trials_per_task", trials)
+    sys.stderr.write(f"tuning with MetaSchedule: {trials} trials in all, at most {per_task} per task, "
+                     f"log in {work_dir}\n")
+    return relax.pipeline.static_shape_tuning_pipeline(
+        total_trials=trials, target=target, work_dir=work_dir, max_trials_per_task=per_task)(module)
 
 
 def build(args) -> dict:
@@ -210,6 +263,11 @@ def build(args) -> dict:
         module = convert(model)
     except Exception as error:
         reject("TVM cannot convert the model", error)
+    if effective["tuning_trials"] > 0:
+        try:
+            module = tune(tvm, module, target, effective, os.path.join(args.output_dir, "tuning"))
+        except Exception as error:
+            reject(f"MetaSchedule tuning for '{args.target}' failed", error)
     try:
         with tvm.transform.PassContext(opt_level=effective["opt_level"]):
             executable = tvm.compile(module, target=target)
@@ -223,7 +281,7 @@ def build(args) -> dict:
         # export_library links with the host's g++: a target of another
         # architecture (-mtriple) would need a cross compiler.
         reject(f"cannot link '{artifact}' for '{args.target}' with the host compiler", error)
-    write_json(artifact + IO_SIDECAR_SUFFIX, onnx_io_description(model, IO_FORMAT, IO_VERSION))
+    write_json(artifact + IO_SIDECAR_SUFFIX, io_description(model, effective.get("threads")))
     sys.stderr.write(f"built {artifact} for {target} at opt_level {effective['opt_level']}\n")
     return {"artifact": artifact, "effective_options": effective}
 

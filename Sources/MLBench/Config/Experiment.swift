@@ -144,6 +144,12 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
     /// on the deployed artifact after measuring, reported beside mlbench's figures;
     /// 0 (the default) runs none.
     public var nativeBenchmarkS: Int = 0
+    /// After the experiment, wait until the board's hottest temperature is within
+    /// this many °C of its temperature before the experiment, polling every
+    /// `cool_down_poll_s`, for at most `cool_down_timeout_s` (0 turns cool-down off).
+    public var coolDownBandC: Double = 2
+    public var coolDownTimeoutS: Double = 300
+    public var coolDownPollS: Double = 2
 
     enum CodingKeys: String, CodingKey {
         case minIterations = "min_iterations", maxIterations = "max_iterations"
@@ -156,6 +162,7 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         case maxRetries = "max_retries", retryBackoffS = "retry_backoff_s"
         case canary
         case nativeBenchmarkS = "native_benchmark_s"
+        case coolDownBandC = "cool_down_band_c", coolDownTimeoutS = "cool_down_timeout_s", coolDownPollS = "cool_down_poll_s"
     }
 
     public init() {}
@@ -176,6 +183,9 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         retryBackoffS = try container.decodeIfPresent(Double.self, forKey: .retryBackoffS) ?? defaults.retryBackoffS
         canary = try container.decodeIfPresent(Bool.self, forKey: .canary) ?? defaults.canary
         nativeBenchmarkS = try container.decodeIfPresent(Int.self, forKey: .nativeBenchmarkS) ?? defaults.nativeBenchmarkS
+        coolDownBandC = try container.decodeIfPresent(Double.self, forKey: .coolDownBandC) ?? defaults.coolDownBandC
+        coolDownTimeoutS = try container.decodeIfPresent(Double.self, forKey: .coolDownTimeoutS) ?? defaults.coolDownTimeoutS
+        coolDownPollS = try container.decodeIfPresent(Double.self, forKey: .coolDownPollS) ?? defaults.coolDownPollS
     }
 }
 

@@ -64,14 +64,15 @@ public struct Inventory: Codable, Sendable, Equatable {
         public var settings: JSONValue?
     }
 
-    /// The inventory used when none is given: the host board and the two
+    /// The inventory used when none is given: the host board and the
     /// toolchains that ship with mlbench.
     public static let embeddedDefault = Inventory(
         pluginPaths: nil,
         boards: ["host": BoardEntry(plugin: "host", kind: nil, settings: nil, power: nil, resetTimeoutS: nil)],
         powerSwitches: nil, probes: nil,
         toolchains: ["onnxruntime": ToolchainEntry(plugin: "onnxruntime", kind: nil, settings: nil),
-                     "tvm": ToolchainEntry(plugin: "tvm", kind: nil, settings: nil)])
+                     "tvm": ToolchainEntry(plugin: "tvm", kind: nil, settings: nil),
+                     "tflite": ToolchainEntry(plugin: "tflite", kind: nil, settings: nil)])
 }
 
 /// An inventory as loaded from its file.

@@ -81,7 +81,10 @@ public enum Schemas {
             "max_retries": {"type": "integer", "minimum": 0, "description": "Restarts after a transient fault (board not ready, reset timed out)."},
             "retry_backoff_s": {"type": "number", "minimum": 0, "description": "Wait before the first restart; doubled before each further one."},
             "canary": {"type": "boolean", "description": "Time a fixed reference workload after every measured iteration to flag disturbed periods (default true)."},
-            "native_benchmark_s": {"type": "integer", "minimum": 0, "description": "Seconds of the toolchain's own benchmark tool (trtexec, xdputil benchmark) after measuring, reported beside mlbench's figures (default 0: none)."}
+            "native_benchmark_s": {"type": "integer", "minimum": 0, "description": "Seconds of the toolchain's own benchmark tool (trtexec, xdputil benchmark) after measuring, reported beside mlbench's figures (default 0: none)."},
+            "cool_down_band_c": {"type": "number", "minimum": 0, "description": "After the experiment, wait until the board's hottest temperature is within this many degrees C of its baseline (default 2)."},
+            "cool_down_timeout_s": {"type": "number", "minimum": 0, "description": "The longest cool-down wait; 0 turns cool-down off (default 300)."},
+            "cool_down_poll_s": {"type": "number", "exclusiveMinimum": 0, "description": "Seconds between temperature readings during cool-down (default 2)."}
           }
         },
         "semantic_preservation": {

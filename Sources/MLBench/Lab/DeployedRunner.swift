@@ -53,6 +53,11 @@ final class DeployedRunner {
         }
         session = started.session
         greeting = started.greeting
+        if let applied = started.applied, !applied.isEmpty {
+            if stagePrefix.isEmpty { result.board?.runnerConditions = applied }
+            runner.log(&result, stagePrefix + "run", "runner process: "
+                       + applied.sorted(by: { $0.key < $1.key }).map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
         let hello = try runner.stage(stagePrefix + "run") { () -> RunnerGreeting in
             do {
                 return try JSONCoding.decode(RunnerGreeting.self, from: started.greeting)

@@ -72,7 +72,7 @@ public final class ExperimentRunner {
         while true {
             attempt += 1
             result.attempts = attempt
-            var cleanups: [() -> Void] = []
+            var cleanups: [(inout ExperimentResult) -> Void] = []
             var failure: StageFailure?
             do {
                 try FileManager.default.createDirectory(at: workspace, withIntermediateDirectories: true)
@@ -84,7 +84,7 @@ public final class ExperimentRunner {
             } catch {
                 failure = StageFailure(stage: "internal", reason: "\(error)", kind: .internal)
             }
-            for cleanup in cleanups.reversed() { cleanup() }
+            for cleanup in cleanups.reversed() { cleanup(&result) }
             guard let failure else { break }
             result.failure = .init(stage: failure.stage, reason: failure.reason, kind: failure.kind)
             log(&result, failure.stage, "failed (\(failure.kind.rawValue)): \(failure.reason)")
@@ -96,7 +96,7 @@ public final class ExperimentRunner {
             Thread.sleep(forTimeInterval: wait)
             // Each attempt starts from a clean record; the log and the input checksums stay.
             (result.board, result.toolchain, result.reference) = (nil, nil, nil)
-            (result.warmUp, result.measurement, result.semanticPreservation) = (nil, nil, nil)
+            (result.warmUp, result.measurement, result.semanticPreservation, result.coolDown) = (nil, nil, nil, nil)
             try? FileManager.default.removeItem(at: workspace)
         }
         result.finishedAt = Date()
@@ -105,7 +105,7 @@ public final class ExperimentRunner {
     }
 
     private func execute(_ file: ExperimentFile, into result: inout ExperimentResult, workspace: URL,
-                         cleanups: inout [() -> Void]) throws {
+                         cleanups: inout [(inout ExperimentResult) -> Void]) throws {
         let experiment = file.experiment
         let plan = experiment.measurement ?? MeasurementPlan()
         let metric = try stage("setup") { () -> DistanceMetric in
@@ -143,28 +143,53 @@ public final class ExperimentRunner {
                                  target: experiment.toolchain.target, options: options)
         log(&result, "setup", "board \(experiment.board) (\(boardDescription.architecture)), toolchain \(toolchainDescription.name) \(toolchainDescription.version)")
 
+        // Checks first: an impossible experiment never reaches the board.
+        let check = try checkCompatibility(toolchain: toolchain, description: toolchainDescription, model: modelPath,
+                                           target: experiment.toolchain.target, options: options, boardName: experiment.board,
+                                           board: boardDescription, stagePrefix: "", result: &result)
+        result.toolchain?.compatibility = check.findings
+        result.toolchain?.packages = toolchain.environment?.frozen
+        result.toolchain?.environmentLock = toolchain.environment?.lock
+
         // 1. Reset, 2. conditions.
         let resetTimeout = lab.inventory.inventory.boards[experiment.board]?.resetTimeoutS ?? 300
         try powerCycle(experiment.board, result: &result)
         let reset = try stage("reset") { try board.reset(ResetRequest(timeoutMs: Int(resetTimeout * 1000))) }
         guard reset.ready else { throw StageFailure(stage: "reset", reason: "the board did not become ready: \(reset.log)") }
         log(&result, "reset", reset.log)
+        // Registered before applying: a half-applied tune step is put back too, then
+        // the board cools down, however the experiment ends.
+        let tuned = !(experiment.conditions ?? [:]).isEmpty
+        cleanups.append { [weak self] result in
+            if tuned { self?.restoreConditions(board, result: &result) }
+            self?.coolDown(board, plan: plan, result: &result)
+        }
         let conditions = try stage("conditions") { try board.conditions(ConditionsRequest(apply: experiment.conditions ?? [:])) }
         result.board?.conditions = conditions
-        log(&result, "conditions", "applied \(conditions.applied.count), observed \(conditions.observed.count)")
+        log(&result, "conditions", "applied \(conditions.applied.count), observed \(conditions.observed.count)"
+            + (conditions.applied.isEmpty ? "" : ": " + conditions.applied.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: ", ")))
+        if let before = conditions.before, !before.isEmpty {
+            log(&result, "conditions", "before: " + before.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
+        }
+        for (name, reason) in (conditions.unavailable ?? [:]).sorted(by: { $0.key < $1.key }) {
+            log(&result, "conditions", "\(name) not applied: \(reason)")
+        }
 
-        // 3. Check and build.
+        // 3. Build (or reuse the cached artifact).
         let artifact = try buildArtifact(toolchain: toolchain, description: toolchainDescription, model: modelPath,
                                          modelHash: result.checksums["model"] ?? "", target: experiment.toolchain.target,
-                                         options: options, stagePrefix: "", result: &result)
+                                         options: options, calibration: check.needsCalibrationData ? inputFiles : nil,
+                                         stagePrefix: "", result: &result)
         result.toolchain?.artifactSHA256 = artifact.hash
         result.toolchain?.buildLog = artifact.log
+        result.toolchain?.effectiveOptions = artifact.effectiveOptions
+        result.toolchain?.artifactCache = artifact.cache
 
         // 4. Deploy, 5. warm up, 6. measure, 7. outputs.
         let deployedOutputs = workspace.appendingPathComponent("outputs", isDirectory: true)
         let session = try DeployedRunner(board: board, toolchain: toolchain, artifact: artifact, inputs: inputFiles,
                                         target: experiment.toolchain.target, timeout: plan.requestTimeoutS, runner: self)
-        cleanups.append { session.close() }
+        cleanups.append { _ in session.close() }
         try session.start(result: &result)
         result.toolchain?.runner = session.greeting
         try warmUpAndMeasure(session, plan: plan, result: &result)
@@ -213,6 +238,35 @@ public final class ExperimentRunner {
 
     // MARK: Steps
 
+    /// Waits until the board's hottest temperature is back within the plan's band
+    /// of what it was before the experiment (see `CoolDown`), and records it.
+    private func coolDown(_ board: PluginBoard, plan: MeasurementPlan, result: inout ExperimentResult) {
+        guard plan.coolDownTimeoutS > 0, let before = result.board?.conditions else { return }
+        guard let baseline = CoolDown.hottest(before.observed) else {
+            result.coolDown = .noSensor(bandC: plan.coolDownBandC, timeoutS: plan.coolDownTimeoutS)
+            log(&result, "cool-down", result.coolDown!.note)
+            return
+        }
+        let record = CoolDown.wait(baselineC: baseline, bandC: plan.coolDownBandC, timeoutS: plan.coolDownTimeoutS,
+                                   pollS: plan.coolDownPollS,
+                                   read: { (try? board.conditions(ConditionsRequest())).flatMap { CoolDown.hottest($0.observed) } })
+        result.coolDown = record
+        log(&result, "cool-down", record.note)
+    }
+
+    /// Puts the board's conditions back as they were before the tune step; the
+    /// result records what was restored, or why it could not be.
+    private func restoreConditions(_ board: PluginBoard, result: inout ExperimentResult) {
+        do {
+            let restored = try board.conditions(ConditionsRequest(restore: true))
+            result.board?.restored = restored
+            log(&result, "conditions", "restored" + (restored.applied.isEmpty ? " (nothing was changed)" : ": "
+                + restored.applied.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: ", ")))
+        } catch {
+            log(&result, "conditions", "could not restore the board's conditions: \(error)")
+        }
+    }
+
     private func powerCycle(_ boardName: String, result: inout ExperimentResult) throws {
         guard let power = lab.inventory.inventory.boards[boardName]?.power else { return }
         try stage("reset") {
@@ -229,46 +283,124 @@ public final class ExperimentRunner {
         var file: String
         var hash: String
         var log: String
+        var effectiveOptions: JSONValue?
+        var cache: String
     }
 
-    /// Checks compatibility, then builds — or reuses the artifact cached under
-    /// the hash of model, toolchain version, target and options.
-    private func buildArtifact(toolchain: PluginToolchain, description: ToolchainDescription, model: String, modelHash: String,
-                               target: String, options: JSONValue, stagePrefix: String, result: inout ExperimentResult) throws -> Artifact {
-        let check = try stage(stagePrefix + "check") { try toolchain.check(CompatibilityRequest(model: model, target: target, options: options)) }
-        guard check.compatible else {
-            throw StageFailure(stage: stagePrefix + "check", reason: "\(description.name) \(description.version) cannot build this model for '\(target)': \(check.issues.map(\.description).joined(separator: "; "))")
+    /// Runs the compatibility checks and ends the experiment on any error,
+    /// before the board is touched; warnings are logged and kept in the result.
+    private func checkCompatibility(toolchain: PluginToolchain, description: ToolchainDescription, model: String,
+                                    target: String, options: JSONValue, boardName: String, board: BoardDescription?,
+                                    stagePrefix: String, result: inout ExperimentResult) throws -> CompatibilityCheck {
+        let check = try stage(stagePrefix + "check") {
+            try CompatibilityCheck.run(model: model, toolchain: toolchain, description: description, target: target,
+                                       options: options, boardName: boardName, board: board)
         }
-        let key = try stage(stagePrefix + "build") {
-            try SHA256Digest.hex(of: Data([modelHash, description.name, description.version, toolchain.plugin.version, target,
-                                           try JSONCoding.encode(options)].joined(separator: "\n").utf8))
+        for finding in check.findings where finding.severity != .error {
+            log(&result, stagePrefix + "check", finding.description)
+        }
+        guard check.compatible else {
+            throw StageFailure(stage: stagePrefix + "check", reason: "\(description.name) \(description.version) cannot build this model for '\(target)' on \(boardName): \(check.errorSummary)",
+                               kind: .userInput)
+        }
+        log(&result, stagePrefix + "check", "compatible (\(check.findings.count) finding(s))" + (check.needsCalibrationData ? "; the build calibrates on the experiment's inputs" : ""))
+        return check
+    }
+
+    /// What a cache entry records: the artifact's file and the SHA-256 of every
+    /// file in the entry, so that a changed byte is noticed before it is deployed.
+    struct CacheRecord: Codable {
+        var artifact: String
+        var hash: String
+        var log: String
+        var effectiveOptions: JSONValue?
+        var files: [String: String]?
+    }
+
+    /// Builds, or reuses the artifact cached under the SHA-256 of the model, the
+    /// toolchain's name, version and environment lock, the plugin version, the
+    /// target, the options and (when the build calibrates) the calibration inputs.
+    /// A cache entry whose files no longer match their hashes is removed and rebuilt.
+    private func buildArtifact(toolchain: PluginToolchain, description: ToolchainDescription, model: String, modelHash: String,
+                               target: String, options: JSONValue, calibration: [String: String]?, stagePrefix: String,
+                               result: inout ExperimentResult) throws -> Artifact {
+        let buildStage = stagePrefix + "build"
+        let key = try stage(buildStage) { () -> String in
+            var parts = [modelHash, description.name, description.version, toolchain.environment?.lock ?? "no environment",
+                         toolchain.plugin.version, target, try JSONCoding.encode(options)]
+            for (name, path) in (calibration ?? [:]).sorted(by: { $0.key < $1.key }) {
+                parts.append("calibration \(name) \(try SHA256Digest.hex(ofFile: path))")
+            }
+            return try SHA256Digest.hex(of: Data(parts.joined(separator: "\n").utf8))
         }
         let cached = lab.home.artifacts.appendingPathComponent(key, isDirectory: true)
         let recordFile = cached.appendingPathComponent("artifact.json")
-        struct Record: Codable { var artifact: String; var hash: String; var log: String }
-        if let data = try? Data(contentsOf: recordFile), let record = try? JSONDecoder().decode(Record.self, from: data) {
-            log(&result, stagePrefix + "build", "reusing cached artifact \(key.prefix(12))")
-            return Artifact(directory: cached, file: record.artifact, hash: record.hash, log: record.log)
+        var cacheOutcome = "built"
+        if let data = try? Data(contentsOf: recordFile) {
+            if let record = try? JSONDecoder().decode(CacheRecord.self, from: data), let problem = Self.damage(of: cached, record) {
+                log(&result, buildStage, "cache entry \(key.prefix(12)) is corrupted (\(problem)); removing it and building again")
+                try? FileManager.default.removeItem(at: cached)
+                cacheOutcome = "rebuilt"
+            } else if let record = try? JSONDecoder().decode(CacheRecord.self, from: data) {
+                log(&result, buildStage, "cache hit: reusing artifact \(key.prefix(12)), all \(record.files?.count ?? 1) file(s) match their SHA-256")
+                return Artifact(directory: cached, file: record.artifact, hash: record.hash, log: record.log,
+                                effectiveOptions: record.effectiveOptions, cache: "cache hit")
+            } else {
+                log(&result, buildStage, "cache entry \(key.prefix(12)) has an unreadable record; removing it and building again")
+                try? FileManager.default.removeItem(at: cached)
+                cacheOutcome = "rebuilt"
+            }
+        } else {
+            log(&result, buildStage, "cache miss for \(key.prefix(12))")
         }
-        log(&result, stagePrefix + "build", "building with \(description.name) \(description.version) for \(target)")
+        log(&result, buildStage, "building with \(description.name) \(description.version) for \(target)")
         let staging = lab.home.artifacts.appendingPathComponent(".\(key)-\(UUID().uuidString)", isDirectory: true)
         defer { try? FileManager.default.removeItem(at: staging) }
-        return try stage(stagePrefix + "build") {
+        return try stage(buildStage) {
             try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
-            let built = try toolchain.build(BuildRequest(model: model, target: target, options: options, outputDirectory: staging.path))
+            let built = try toolchain.build(BuildRequest(model: model, target: target, options: options, outputDirectory: staging.path,
+                                                         calibrationInputs: calibration))
             let artifactURL = URL(fileURLWithPath: built.artifact)
             guard artifactURL.deletingLastPathComponent().standardizedFileURL.path == staging.standardizedFileURL.path else {
-                throw StageFailure(stage: stagePrefix + "build", reason: "the toolchain put its artifact outside the build folder: \(built.artifact)")
+                throw StageFailure(stage: buildStage, reason: "the toolchain put its artifact outside the build folder: \(built.artifact)")
             }
             let hash = try hashFile(built.artifact, role: "artifact")
-            let record = Record(artifact: artifactURL.lastPathComponent, hash: hash, log: built.log)
+            let record = CacheRecord(artifact: artifactURL.lastPathComponent, hash: hash, log: built.log,
+                                     effectiveOptions: built.effectiveOptions, files: try Self.fileHashes(in: staging))
             try JSONEncoder().encode(record).write(to: staging.appendingPathComponent("artifact.json"))
             // Another run may have built the same artifact meanwhile: theirs is as good.
             if (try? FileManager.default.moveItem(at: staging, to: cached)) == nil, !FileManager.default.fileExists(atPath: recordFile.path) {
-                throw StageFailure(stage: stagePrefix + "build", reason: "cannot place the artifact in the cache \(cached.path)")
+                throw StageFailure(stage: buildStage, reason: "cannot place the artifact in the cache \(cached.path)")
             }
-            return Artifact(directory: cached, file: record.artifact, hash: hash, log: built.log)
+            return Artifact(directory: cached, file: record.artifact, hash: hash, log: built.log,
+                            effectiveOptions: built.effectiveOptions, cache: cacheOutcome)
         }
+    }
+
+    /// SHA-256 of every regular file under `folder` (but the record itself), by relative path.
+    static func fileHashes(in folder: URL) throws -> [String: String] {
+        var hashes = [String: String]()
+        let root = folder.standardizedFileURL.path
+        guard let walker = FileManager.default.enumerator(atPath: root) else { return hashes }
+        for case let relative as String in walker where relative != "artifact.json" {
+            let path = root + "/" + relative
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                hashes[relative] = try SHA256Digest.hex(ofFile: path)
+            }
+        }
+        return hashes
+    }
+
+    /// What is wrong with a cache entry, or nil when every recorded file is there with its hash.
+    static func damage(of entry: URL, _ record: CacheRecord) -> String? {
+        let expected = record.files ?? [record.artifact: record.hash]
+        for (relative, hash) in expected.sorted(by: { $0.key < $1.key }) {
+            let path = entry.appendingPathComponent(relative).path
+            guard FileManager.default.fileExists(atPath: path) else { return "\(relative) is missing" }
+            guard (try? SHA256Digest.hex(ofFile: path)) == hash else { return "\(relative) does not match its SHA-256" }
+        }
+        return nil
     }
 
     /// Warm-up until steady state is detected (`WarmUpDetector`: changepoints and
@@ -351,7 +483,7 @@ public final class ExperimentRunner {
     }
 
     private func referenceOutputs(_ file: ExperimentFile, workspace: URL, result: inout ExperimentResult,
-                                  cleanups: inout [() -> Void]) throws -> [String: Tensor] {
+                                  cleanups: inout [(inout ExperimentResult) -> Void]) throws -> [String: Tensor] {
         let reference = file.experiment.reference
         if let outputs = reference.outputs {
             return try stage("reference") {
@@ -373,19 +505,25 @@ public final class ExperimentRunner {
         let description = try stage("reference") { try toolchain.describe() }
         let board = try stage("reference") { try lab.referenceBoard() }
         let target = description.targets.first ?? "cpu"
-        let artifact = try buildArtifact(toolchain: toolchain, description: description, model: modelPath,
-                                         modelHash: result.checksums["reference_model"] ?? result.checksums["model"] ?? "",
-                                         target: target, options: .object([:]), stagePrefix: "reference ", result: &result)
-        result.reference = .init(name: name, plugin: toolchain.plugin.name, pluginVersion: toolchain.plugin.version,
-                                 version: description.version, target: target, options: .object([:]),
-                                 artifactSHA256: artifact.hash, buildLog: nil, runner: nil)
+        let check = try checkCompatibility(toolchain: toolchain, description: description, model: modelPath, target: target,
+                                           options: .object([:]), boardName: "the reference board",
+                                           board: try? board.describe(), stagePrefix: "reference ", result: &result)
         var inputs = [String: String]()
         for (input, path) in file.experiment.inputs { inputs[input] = file.resolve(path) }
+        let artifact = try buildArtifact(toolchain: toolchain, description: description, model: modelPath,
+                                         modelHash: result.checksums["reference_model"] ?? result.checksums["model"] ?? "",
+                                         target: target, options: .object([:]), calibration: check.needsCalibrationData ? inputs : nil,
+                                         stagePrefix: "reference ", result: &result)
+        result.reference = .init(name: name, plugin: toolchain.plugin.name, pluginVersion: toolchain.plugin.version,
+                                 version: description.version, target: target, options: .object([:]),
+                                 artifactSHA256: artifact.hash, buildLog: nil, runner: nil,
+                                 packages: toolchain.environment?.frozen, environmentLock: toolchain.environment?.lock,
+                                 artifactCache: artifact.cache)
         let folder = workspace.appendingPathComponent("reference", isDirectory: true)
         let session = try DeployedRunner(board: board, toolchain: toolchain, artifact: artifact, inputs: inputs, target: target,
                                         timeout: (file.experiment.measurement ?? MeasurementPlan()).requestTimeoutS, runner: self,
                                         stagePrefix: "reference ")
-        cleanups.append { session.close() }
+        cleanups.append { _ in session.close() }
         try session.start(result: &result)
         result.reference?.runner = session.greeting
         let outputs = try session.outputs(into: folder, result: &result)

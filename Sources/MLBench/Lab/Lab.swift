@@ -27,8 +27,10 @@ public final class Lab: @unchecked Sendable {
         let plugin = try catalog.load(entry.plugin)
         let provision = plugin.discovered.manifest.provides.first { $0.role == .toolchain && (entry.kind == nil || $0.kind == entry.kind) }
         var environment: EnvironmentInfo?
+        var record: ToolchainEnvironments.Record?
         if provision?.environment != nil {
             environment = environments.environment(entry.plugin, version: version)
+            record = environment.flatMap { info in environments.installed(entry.plugin).first { $0.version == info.version } }
             if environment == nil {
                 let installed = environments.installed(entry.plugin).map(\.version)
                 let which = version.map { "version \($0) of toolchain '\(name)' is not installed" } ?? "toolchain '\(name)' has no installed environment"
@@ -37,7 +39,7 @@ public final class Lab: @unchecked Sendable {
         }
         return try PluginToolchain(plugin: plugin, kind: entry.kind, configuration: PluginConfiguration(
             kind: entry.kind ?? "", pluginDirectory: plugin.discovered.directory,
-            settings: entry.settings ?? .object([:]), environment: environment))
+            settings: entry.settings ?? .object([:]), environment: environment), environment: record)
     }
 
     /// The board called `name` in the inventory.

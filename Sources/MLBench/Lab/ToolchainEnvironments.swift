@@ -1,5 +1,6 @@
 import Foundation
 import MLBenchCore
+import OpenSSLDriver
 
 /// Managed Python environments of toolchains: one virtual environment per
 /// toolchain version, side by side, under `<home>/toolchains/<name>/<version>/`.
@@ -17,6 +18,12 @@ public struct ToolchainEnvironments: Sendable {
         public var installedAt: Date
         /// `pip freeze` of the environment: every package version, for replay.
         public var frozen: [String]
+
+        /// SHA-256 of the sorted package list: two environments with the same
+        /// lock build the same artifacts, so the artifact cache is keyed on it.
+        public var lock: String {
+            (try? SHA256Digest.hex(of: Data(frozen.sorted().joined(separator: "\n").utf8))) ?? ""
+        }
     }
 
     public func folder(_ toolchain: String, _ version: String) -> URL {

@@ -85,8 +85,12 @@ public class PluginInstance: @unchecked Sendable {
 /// A toolchain implemented by a plugin.
 public final class PluginToolchain: PluginInstance, Toolchain, @unchecked Sendable {
     private let table: UnsafePointer<mlb_toolchain_table>
+    /// The managed environment the toolchain runs in (its exact package versions), if it has one.
+    public let environment: ToolchainEnvironments.Record?
 
-    public init(plugin: LoadedPlugin, kind: String?, configuration: PluginConfiguration) throws {
+    public init(plugin: LoadedPlugin, kind: String?, configuration: PluginConfiguration,
+                environment: ToolchainEnvironments.Record? = nil) throws {
+        self.environment = environment
         let factory = try plugin.factory(role: .toolchain, kind: kind)
         table = try PluginInstance.table(factory, plugin, role: .toolchain, as: mlb_toolchain_table.self)
         try super.init(plugin: plugin, role: .toolchain, kind: kind, configuration: configuration)

@@ -33,6 +33,8 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
     /// How many times the experiment was started: more than one after transient
     /// failures (nil in results stored before retries existed).
     public var attempts: Int?
+    /// The wait for the board to cool back to its baseline after the experiment.
+    public var coolDown: CoolDownRecord?
 
     public struct Failure: Codable, Sendable, Equatable {
         public var stage: String
@@ -51,6 +53,10 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
         /// Conditions observed again after measuring (clocks, temperatures, load), so a
         /// change during the run is visible.
         public var conditionsAfter: ConditionsReport?
+        /// What the board did to the runner process, read back (CPUs it is pinned to, its priority).
+        public var runnerConditions: [String: String]?
+        /// The conditions put back when the experiment ended (the tune step's restore).
+        public var restored: ConditionsReport?
     }
 
     public struct ToolchainRecord: Codable, Sendable, Equatable {
@@ -65,6 +71,15 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
         public var buildLog: String?
         /// The runner's greeting (runtime and version it reported).
         public var runner: String?
+        /// The options in effect, the toolchain's defaults included.
+        public var effectiveOptions: JSONValue?
+        /// Every package of the toolchain's environment (`pip freeze`), and its lock hash.
+        public var packages: [String]?
+        public var environmentLock: String?
+        /// What the compatibility checks found (warnings and notes; errors end the experiment).
+        public var compatibility: [CompatibilityFinding]?
+        /// How the artifact was obtained: `built`, `cache hit`, or `rebuilt` after a corrupted cache entry.
+        public var artifactCache: String?
     }
 
     public struct WarmUpRecord: Codable, Sendable, Equatable {

@@ -17,6 +17,20 @@ public enum ResultPresenter {
             lines.append("  toolchain  \(toolchain.name) \(toolchain.version), target \(toolchain.target)")
         }
         if let reference = result.reference { lines.append("  reference  \(reference.name) \(reference.version)") }
+        if let conditions = result.board?.conditions, !conditions.applied.isEmpty {
+            lines.append("  conditions " + conditions.applied.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+                         + ((result.board?.restored).map { _ in "; restored after" } ?? ""))
+            for (name, reason) in (conditions.unavailable ?? [:]).sorted(by: { $0.key < $1.key }) {
+                lines.append("    \(name) not applied: \(reason)")
+            }
+            if let runner = result.board?.runnerConditions {
+                lines.append("    runner " + runner.sorted(by: { $0.key < $1.key }).map { "\($0.key.replacingOccurrences(of: "runner_", with: "")) \($0.value)" }.joined(separator: ", "))
+            }
+        }
+        if let cache = result.toolchain?.artifactCache { lines.append("  artifact   \(cache)" + ((result.toolchain?.artifactSHA256).map { ", sha256 \($0.prefix(12))" } ?? "")) }
+        for finding in result.toolchain?.compatibility ?? [] where finding.severity != .info {
+            lines.append("  check      \(finding.severity.rawValue): \(finding.message)")
+        }
         if let warmUp = result.warmUp {
             let analysis = warmUp.analysis
             let method = analysis.classification == nil ? "MSER-5" : "changepoints and MSER-5"
@@ -50,6 +64,7 @@ public enum ResultPresenter {
             }
             lines.append("  memory     peak \(bytes(measurement.peakMemoryBytes)) (runner process)")
         }
+        if let coolDown = result.coolDown { lines.append("  cool-down  \(coolDown.note)") }
         if let report = result.semanticPreservation {
             lines.append(String(format: "  semantic preservation  ratio %.4f (%d/%d samples, %@)",
                                 report.ratio, report.preservedSamples, report.samples, criterion(report)))

@@ -84,6 +84,7 @@ __all__ = [
     "read_io_sidecar",
     "read_npy_inputs",
     "write_json",
+    "threads_from_env",
 ]
 
 _reserved_stdout: TextIO | None = None
@@ -313,6 +314,21 @@ def read_io_sidecar(artifact_path: str, format_name: str, version: int) -> dict:
     return io
 
 
+def calibration_samples(inputs: dict[str, str]):
+    """The samples of calibration input files, one {name: array[k:k+1]} at a time.
+
+    The files are the experiment's inputs: samples stacked on a leading axis, fed
+    one at a time as a batch of one, exactly as the runner feeds them. Fails with
+    the file named when one is unreadable or the counts differ.
+    """
+    try:
+        arrays, samples = read_npy_inputs(inputs, list(inputs))
+    except RequestError as error:
+        fail(f"calibration inputs: {error}")
+    for k in range(samples):
+        yield {name: np.ascontiguousarray(array[k:k + 1]) for name, array in arrays.items()}
+
+
 def run_toolchain(description: str, handlers: dict[str, Callable[[argparse.Namespace], Any]],
                   argv: list[str] | None = None) -> int:
     """The command line shared by toolchain scripts; returns the exit status.
@@ -374,6 +390,20 @@ def safe_file_name(name: str, taken: set[str]) -> str:
     file_name = f"{candidate}.npy"
     taken.add(file_name.lower())
     return file_name
+
+
+def threads_from_env() -> int | None:
+    """MLBENCH_THREADS as a positive int, None when unset."""
+    value = os.environ.get("MLBENCH_THREADS", "").strip()
+    if not value:
+        return None
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise RequestError(f"MLBENCH_THREADS must be a positive integer, got '{value}'")
+    return threads
 
 
 def canary_workload() -> int:
