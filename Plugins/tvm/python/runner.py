@@ -12,7 +12,6 @@ first parallel call, i.e. after load.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -21,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
     import mlbench_runner
-    from mlbench_runner import IO_SIDECAR_SUFFIX, RequestError, read_io_sidecar
+    from mlbench_runner import RequestError, read_io_sidecar
 except ImportError as error:  # pragma: no cover - deployment error
     sys.stderr.write(f"runner.py: cannot import mlbench_runner ({error}); "
                      f"mlbench_runner.py must sit beside {os.path.abspath(__file__)}\n")
@@ -60,13 +59,9 @@ class TVMBackend:
         if self._thread_error:
             raise RequestError(self._thread_error)
         io = read_io_sidecar(artifact_path, IO_FORMAT, IO_VERSION)
-        threads = io.get("threads")
-        if threads is not None:
-            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-                raise RequestError(f"'{artifact_path}{IO_SIDECAR_SUFFIX}': threads must be a positive integer, "
-                                   f"got {json.dumps(threads)}")
-            if not os.environ.get("MLBENCH_THREADS", "").strip():
-                os.environ["TVM_NUM_THREADS"] = str(threads)
+        threads = io.get("threads")  # checked by read_io_sidecar
+        if threads is not None and not os.environ.get("MLBENCH_THREADS", "").strip():
+            os.environ["TVM_NUM_THREADS"] = str(threads)
         self._machine = self._main = None
         library = self._tvm.runtime.load_module(artifact_path)
         self._machine = self._relax.VirtualMachine(library, self._tvm.cpu())

@@ -293,8 +293,13 @@ def onnx_io_description(model, format_name: str, version: int) -> dict:
     }
 
 
-def read_io_sidecar(artifact_path: str, format_name: str, version: int) -> dict:
-    """The sidecar ARTIFACT.io.json, checked: {"inputs":[{name,shape,dtype}],"outputs":[{name,...}]}."""
+def read_io_sidecar(artifact_path: str, format_name: str, version: int,
+                    entry_fields: tuple[str, ...] = ("name",)) -> dict:
+    """The sidecar ARTIFACT.io.json, checked: {"inputs":[{name,...}],"outputs":[{name,...}],"threads"?}.
+
+    Each input and output entry must hold the string fields entry_fields; a
+    thread pool size chosen at build ("threads") must be a positive integer.
+    """
     path = artifact_path + IO_SIDECAR_SUFFIX
     if not os.path.isfile(path):
         raise RequestError(f"'{path}' not found: deploy the sidecar that build writes "
@@ -309,8 +314,12 @@ def read_io_sidecar(artifact_path: str, format_name: str, version: int) -> dict:
     for key in ("inputs", "outputs"):
         entries = io.get(key)
         if not isinstance(entries, list) or not all(
-                isinstance(e, dict) and isinstance(e.get("name"), str) for e in entries):
-            raise RequestError(f"'{path}': '{key}' must be a list of objects with a 'name'")
+                isinstance(e, dict) and all(isinstance(e.get(f), str) for f in entry_fields) for e in entries):
+            fields = " and ".join(f"'{f}'" for f in entry_fields)
+            raise RequestError(f"'{path}': '{key}' must be a list of objects with {fields}")
+    threads = io.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise RequestError(f"'{path}': threads must be a positive integer, got {json.dumps(threads)}")
     return io
 
 
