@@ -12,6 +12,9 @@ glog from performance_test.hpp. The numbers and paths are made up.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -294,3 +297,186 @@ def test_build_of_an_onnx_model_needs_a_quantizer_and_calibration(plugin, arch, 
         plugin, "build", "--model", str(model), "--target", "DPUCZDX8G/NOBOARD", "--output-dir", str(tmp_path / "o"),
         path=support.tool_path(bin_folder))
     assert status == 2 and "DPU architecture file" in support.last_line(stderr)
+
+
+# -- the VART runner's data path, with a stand-in for xir and vart -----------
+# The stand-in modules offer the few calls the runner makes (xir.Graph.deserialize,
+# subgraph devices, vart.Runner.create_runner, tensors with dims and fix_point,
+# execute_async/wait) and a "DPU" that copies its int8 input to its output. They
+# check this runner's subgraph choice, names, layout and fixed-point conversion
+# and its protocol, not VART.
+
+STAND_IN_XIR = '''
+import json
+
+
+class Subgraph:
+    def __init__(self, spec):
+        self.spec = spec
+
+    def get_name(self):
+        return self.spec["name"]
+
+    def has_attr(self, name):
+        return name in self.spec
+
+    def get_attr(self, name):
+        return self.spec[name]
+
+
+class Root:
+    def __init__(self, children):
+        self.children = children
+
+    def toposort_child_subgraph(self):
+        return self.children
+
+
+class Graph:
+    def __init__(self, spec):
+        self.spec = spec
+
+    @staticmethod
+    def deserialize(path):
+        with open(path) as file:
+            return Graph(json.load(file))
+
+    def get_root_subgraph(self):
+        return Root([Subgraph(s) for s in self.spec["subgraphs"]])
+'''
+
+STAND_IN_VART = '''
+import numpy as np
+
+__version__ = "3.5.0-stand-in"
+
+
+class Tensor:
+    def __init__(self, spec):
+        self.name, self.dims, self._fix = spec["name"], spec["dims"], spec["fix_point"]
+
+    def get_attr(self, name):
+        assert name == "fix_point"
+        return self._fix
+
+
+class Runner:
+    @staticmethod
+    def create_runner(subgraph, mode):
+        assert mode == "run" and subgraph.get_attr("device") == "DPU"
+        return Runner(subgraph)
+
+    def __init__(self, subgraph):
+        self.inputs = [Tensor(t) for t in subgraph.get_attr("inputs")]
+        self.outputs = [Tensor(t) for t in subgraph.get_attr("outputs")]
+        self.jobs = 0
+
+    def get_input_tensors(self):
+        return self.inputs
+
+    def get_output_tensors(self):
+        return self.outputs
+
+    def execute_async(self, inputs, outputs):
+        # The stand-in DPU copies its int8 input to its output (same dims).
+        for source, target in zip(inputs, outputs):
+            assert source.dtype == np.int8 and target.dtype == np.int8
+            target[...] = source
+        self.jobs += 1
+        return (self.jobs, 0)
+
+    def wait(self, job):
+        return 0
+'''
+
+
+def fake_xmodel(path, subgraphs):
+    path.write_text(json.dumps({"subgraphs": subgraphs}))
+    return path
+
+
+def dpu(dims_in, dims_out, fix_in=6, fix_out=6):
+    return {"name": "subgraph_dpu", "device": "DPU",
+            "inputs": [{"name": "model__input_0_fix", "dims": dims_in, "fix_point": fix_in}],
+            "outputs": [{"name": "model__output_0_fix", "dims": dims_out, "fix_point": fix_out}]}
+
+
+@pytest.fixture
+def vart_runner(tmp_path):
+    """The plugin installed with stand-in xir and vart modules on its path; yields a
+    function that starts its runner in a deployment folder and speaks to it."""
+    plugin = support.install("vitis-ai", tmp_path / "plugins")
+    modules = tmp_path / "stand-in"
+    modules.mkdir()
+    (modules / "xir.py").write_text(STAND_IN_XIR)
+    (modules / "vart.py").write_text(STAND_IN_VART)
+    started = []
+
+    def start(folder):
+        environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(modules), os.environ.get("PYTHONPATH", "")]))
+        process = subprocess.Popen([sys.executable, str(plugin / "runner.py")], cwd=folder, text=True, env=environment,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        started.append(process)
+
+        def request(**fields):
+            process.stdin.write(json.dumps(fields) + "\n")
+            process.stdin.flush()
+            return json.loads(process.stdout.readline())
+        return json.loads(process.stdout.readline()), request
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+def test_vart_runner_feeds_the_dpu_in_fixed_point_nhwc_under_onnx_names(vart_runner, tmp_path):
+    folder = tmp_path / "deployment"
+    folder.mkdir()
+    fake_xmodel(folder / "model.xmodel", [{"name": "input", "device": "USER"}, dpu([1, 4, 4, 2], [1, 4, 4, 2])])
+    (folder / "model.xmodel.io.json").write_text(json.dumps({
+        "format": runner.IO_FORMAT, "version": runner.IO_VERSION,
+        "inputs": [{"name": "image", "shape": [1, 2, 4, 4], "dtype": "float32"}],
+        "outputs": [{"name": "features", "shape": [1, 2, 4, 4], "dtype": "float32"}]}))
+    images = np.random.default_rng(1).uniform(-1, 1, (3, 2, 4, 4)).astype(np.float32)
+    np.save(folder / "image.npy", images)
+
+    greeting, request = vart_runner(folder)
+    assert greeting == {"protocol_version": 1, "runtime": "vitis-ai", "runtime_version": "3.5.0-stand-in"}
+    loaded = request(op="load", artifact="model.xmodel", inputs={"image": "image.npy"})
+    assert loaded["ok"] and loaded["samples"] == 3, loaded
+    timed = request(op="run", iterations=4, sample=1)
+    assert timed["ok"] and len(timed["durations_ns"]) == 4
+    written = request(op="outputs", directory="out")
+    assert written["ok"] and written["order"] == ["features"], written
+    features = np.load(folder / "out" / written["outputs"]["features"])
+    # Back in NCHW, equal to the inputs up to the DPU's 1/64 step.
+    assert features.shape == (3, 2, 4, 4)
+    np.testing.assert_allclose(features, np.round(images * 64) / 64, atol=0)
+    no_tool = request(op="native_benchmark", seconds=1)
+    assert "xdputil is not installed" in no_tool["error"]
+
+
+def test_vart_runner_refuses_models_it_cannot_run_whole(vart_runner, tmp_path):
+    folder = tmp_path / "deployment"
+    folder.mkdir()
+    np.save(folder / "x.npy", np.zeros((1, 1, 4, 4, 2), dtype=np.float32)[0])
+    fake_xmodel(folder / "split.xmodel", [dpu([1, 4, 4, 2], [1, 4, 4, 2]),
+                                          {"name": "subgraph_softmax", "device": "CPU"}])
+    fake_xmodel(folder / "none.xmodel", [{"name": "subgraph_all", "device": "CPU"}])
+    fake_xmodel(folder / "plain.xmodel", [dpu([1, 4, 4, 2], [1, 4, 4, 2])])
+    _, request = vart_runner(folder)
+    split = request(op="load", artifact="split.xmodel", inputs={"model__input_0_fix": "x.npy"})
+    assert "has 1 DPU subgraph(s) and CPU subgraph(s) subgraph_softmax" in split["error"]
+    none = request(op="load", artifact="none.xmodel", inputs={})
+    assert "has 0 DPU subgraph(s)" in none["error"]
+    # Without a sidecar (a compiled xmodel input) the DPU's own names are the model's.
+    plain = request(op="load", artifact="plain.xmodel", inputs={"image": "x.npy"})
+    assert "missing input(s) 'model__input_0_fix'" in plain["error"]
+    assert request(op="load", artifact="plain.xmodel", inputs={"model__input_0_fix": "x.npy"})["ok"]
+    assert request(op="run", iterations=1)["ok"]
+    np.save(folder / "wide.npy", np.zeros((1, 4, 4, 3), dtype=np.float32))
+    assert request(op="load", artifact="plain.xmodel", inputs={"model__input_0_fix": "wide.npy"})["ok"]
+    wide = request(op="run", iterations=1)
+    assert ("input 'model__input_0_fix': a sample of shape [1, 4, 4, 3] does not fit the DPU tensor [1, 4, 4, 2]"
+            in wide["error"])
