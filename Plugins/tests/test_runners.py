@@ -19,16 +19,14 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import queue
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
-from plugin_support import KIT, REPO, TIMEOUT_S, last_line, run_toolchain
+from plugin_support import KIT, REPO, TIMEOUT_S, Runner, last_line, run_toolchain
 
 np = pytest.importorskip("numpy")
 
@@ -44,59 +42,6 @@ TOOLCHAINS = {
 
 
 # -- helpers ----------------------------------------------------------------
-
-class Runner:
-    """A runner process spoken to over its stdin/stdout, with a timeout on every reply."""
-
-    def __init__(self, script: Path, cwd: Path, stderr_path: Path) -> None:
-        self.stderr_path = stderr_path
-        self._stderr = open(stderr_path, "w")
-        self.process = subprocess.Popen([sys.executable, str(script)], cwd=cwd, text=True,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=self._stderr)
-        self._lines: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.greeting = self._reply()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def _reply(self) -> dict:
-        try:
-            line = self._lines.get(timeout=TIMEOUT_S)
-        except queue.Empty:
-            pytest.fail(f"runner did not answer within {TIMEOUT_S} s")
-        if line is None:
-            self._stderr.flush()
-            pytest.fail("runner closed stdout; stderr:\n" + self.stderr_path.read_text()[-4000:])
-        return json.loads(line)
-
-    def send(self, line: str) -> dict:
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
-        return self._reply()
-
-    def request(self, **fields) -> dict:
-        return self.send(json.dumps(fields))
-
-    def quit(self) -> int:
-        assert self.request(op="quit") == {"ok": True}
-        return self.process.wait(timeout=TIMEOUT_S)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self._stderr.close()
-
-    def __enter__(self) -> "Runner":
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.close()
-
 
 def reference_outputs(model_path: Path, images: np.ndarray) -> dict[str, np.ndarray]:
     """The sample model computed with numpy in float64, from the model's own weights."""

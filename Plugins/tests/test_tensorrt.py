@@ -393,3 +393,211 @@ def test_calibration_samples_must_have_the_models_dtype_and_shape(capsys):
             toolchain.check_calibration_input("x", array, [1, 3, 8, 8], np.dtype(np.float32))
         assert exit_.value.code == 2
         assert capsys.readouterr().err.strip() == message
+
+
+# -- the runner's data path, with stand-ins for tensorrt and the CUDA runtime -
+# The stand-ins offer the calls the runner makes (deserialize an engine, its I/O
+# tensors, set_tensor_address, execute_async_v3; cudaMalloc, async copies,
+# events, stream synchronize) over host memory, and an "engine" that doubles its
+# float32 input. They check this runner's buffers, copies, per-phase events and
+# protocol, not TensorRT or CUDA.
+
+STAND_IN_CUDART = '''
+import ctypes
+import enum
+import time
+
+
+class cudaError_t(enum.IntEnum):
+    cudaSuccess = 0
+    cudaErrorMemoryAllocation = 2
+
+
+class cudaMemcpyKind(enum.IntEnum):
+    cudaMemcpyHostToDevice = 1
+    cudaMemcpyDeviceToHost = 2
+
+
+_memory = {}
+_events = {}
+
+
+def cudaGetErrorName(error):
+    return cudaError_t.cudaSuccess, cudaError_t(error).name.encode()
+
+
+def cudaMalloc(size):
+    buffer = ctypes.create_string_buffer(size)
+    pointer = ctypes.addressof(buffer)
+    _memory[pointer] = buffer
+    return cudaError_t.cudaSuccess, pointer
+
+
+def cudaFree(pointer):
+    _memory.pop(pointer)
+    return (cudaError_t.cudaSuccess,)
+
+
+def cudaMemcpy(target, source, size, kind):
+    ctypes.memmove(target, source, size)
+    return (cudaError_t.cudaSuccess,)
+
+
+def cudaMemcpyAsync(target, source, size, kind, stream):
+    time.sleep(0.0002)  # a copy takes time: the h2d and d2h phases are not empty
+    ctypes.memmove(target, source, size)
+    return (cudaError_t.cudaSuccess,)
+
+
+class _Handle(int):
+    pass
+
+
+def cudaStreamCreate():
+    return cudaError_t.cudaSuccess, _Handle(7)
+
+
+def cudaEventCreate():
+    event = _Handle(100 + len(_events))
+    _events[event] = None
+    return cudaError_t.cudaSuccess, event
+
+
+def cudaEventRecord(event, stream):
+    _events[event] = time.perf_counter()
+    return (cudaError_t.cudaSuccess,)
+
+
+def cudaEventElapsedTime(start, end):
+    return cudaError_t.cudaSuccess, (_events[end] - _events[start]) * 1000.0
+
+
+def cudaStreamSynchronize(stream):
+    return (cudaError_t.cudaSuccess,)
+'''
+
+STAND_IN_TENSORRT = '''
+import ctypes
+import enum
+import json
+import time
+
+import numpy as np
+
+__version__ = "10.16.1.11-stand-in"
+
+
+class Logger:
+    WARNING = 2
+
+    def __init__(self, severity=2):
+        pass
+
+
+class TensorIOMode(enum.Enum):
+    INPUT = 1
+    OUTPUT = 2
+
+
+def nptype(dtype):
+    return {"FLOAT": np.float32, "INT32": np.int32}[dtype]
+
+
+class Context:
+    def __init__(self, engine):
+        self.engine, self.addresses, self.shapes = engine, {}, {}
+
+    def set_input_shape(self, name, shape):
+        self.shapes[name] = list(shape)
+
+    def get_tensor_shape(self, name):
+        return self.shapes.get(name, self.engine.tensors[name]["shape"])
+
+    def set_tensor_address(self, name, pointer):
+        self.addresses[name] = pointer
+
+    def execute_async_v3(self, stream):
+        assert isinstance(stream, int)
+        time.sleep(0.001)
+        source, target = (self.engine.spec["input"], self.engine.spec["output"])
+        count = int(np.prod(self.get_tensor_shape(source)))
+        data = np.ctypeslib.as_array((ctypes.c_float * count).from_address(self.addresses[source]))
+        out = np.ctypeslib.as_array((ctypes.c_float * count).from_address(self.addresses[target]))
+        out[:] = data * 2
+        return True
+
+
+class Engine:
+    def __init__(self, spec):
+        self.spec = spec
+        self.tensors = {t["name"]: t for t in spec["tensors"]}
+        self.num_io_tensors = len(spec["tensors"])
+
+    def get_tensor_name(self, index):
+        return self.spec["tensors"][index]["name"]
+
+    def get_tensor_shape(self, name):
+        return self.tensors[name]["shape"]
+
+    def get_tensor_mode(self, name):
+        return TensorIOMode.INPUT if name == self.spec["input"] else TensorIOMode.OUTPUT
+
+    def get_tensor_dtype(self, name):
+        return self.tensors[name]["dtype"]
+
+    def create_execution_context(self):
+        return Context(self)
+
+
+class Runtime:
+    def __init__(self, logger):
+        pass
+
+    def deserialize_cuda_engine(self, data):
+        try:
+            return Engine(json.loads(data))
+        except ValueError:
+            return None
+'''
+
+
+@pytest.fixture
+def trt_runner(tmp_path):
+    """The plugin installed with stand-in tensorrt and CUDA modules on its path."""
+    runners = support.StandInRunners("tensorrt", tmp_path, {
+        "cuda/__init__.py": "", "cuda/cudart.py": STAND_IN_CUDART, "tensorrt.py": STAND_IN_TENSORRT})
+    yield runners.start
+    runners.close()
+
+
+def test_runner_reports_tensorrts_split_per_iteration(trt_runner, tmp_path):
+    folder = tmp_path / "deployment"
+    folder.mkdir()
+    # A dynamic batch dimension: the runner fixes it at 1, as the build's profile does.
+    (folder / "model.engine").write_text(json.dumps({
+        "input": "x", "output": "y",
+        "tensors": [{"name": "x", "shape": [-1, 3], "dtype": "FLOAT"}, {"name": "y", "shape": [1, 3], "dtype": "FLOAT"}]}))
+    (folder / "garbage.engine").write_text("not an engine")
+    samples = np.arange(12, dtype=np.float32).reshape(4, 3)
+    np.save(folder / "x.npy", samples)
+
+    greeting, request = trt_runner(folder)
+    assert greeting["runtime"] == "tensorrt" and greeting["runtime_version"] == "10.16.1.11-stand-in"
+    refused = request(op="load", artifact="garbage.engine", inputs={"x": "x.npy"})
+    assert "cannot deserialize 'garbage.engine'" in refused["error"]
+    assert request(op="load", artifact="model.engine", inputs={"x": "x.npy"})["ok"]
+    timed = request(op="run", iterations=5, sample=2)
+    assert timed["ok"], timed
+    phases = timed["phases_ns"]
+    assert sorted(phases) == ["compute", "d2h", "h2d"]
+    assert all(len(values) == 5 for values in phases.values())
+    # The stand-in engine sleeps 1 ms per inference; copies 0.2 ms each.
+    assert all(value >= 1_000_000 for value in phases["compute"])
+    assert all(value >= 200_000 for value in phases["h2d"] + phases["d2h"])
+    # The host clock covers the three phases.
+    assert all(d >= h + c + o for d, h, c, o in zip(timed["durations_ns"], phases["h2d"], phases["compute"],
+                                                    phases["d2h"]))
+    written = request(op="outputs", directory="out")
+    assert written["ok"] and written["order"] == ["y"]
+    np.testing.assert_array_equal(np.load(folder / "out" / written["outputs"]["y"]), samples * 2)
+    assert "trtexec is not on PATH on this board" in request(op="native_benchmark", seconds=1)["error"]

@@ -12,9 +12,6 @@ glog from performance_test.hpp. The numbers and paths are made up.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -405,29 +402,9 @@ def dpu(dims_in, dims_out, fix_in=6, fix_out=6):
 def vart_runner(tmp_path):
     """The plugin installed with stand-in xir and vart modules on its path; yields a
     function that starts its runner in a deployment folder and speaks to it."""
-    plugin = support.install("vitis-ai", tmp_path / "plugins")
-    modules = tmp_path / "stand-in"
-    modules.mkdir()
-    (modules / "xir.py").write_text(STAND_IN_XIR)
-    (modules / "vart.py").write_text(STAND_IN_VART)
-    started = []
-
-    def start(folder):
-        environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(modules), os.environ.get("PYTHONPATH", "")]))
-        process = subprocess.Popen([sys.executable, str(plugin / "runner.py")], cwd=folder, text=True, env=environment,
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        started.append(process)
-
-        def request(**fields):
-            process.stdin.write(json.dumps(fields) + "\n")
-            process.stdin.flush()
-            return json.loads(process.stdout.readline())
-        return json.loads(process.stdout.readline()), request
-
-    yield start
-    for process in started:
-        process.kill()
-        process.wait()
+    runners = support.StandInRunners("vitis-ai", tmp_path, {"xir.py": STAND_IN_XIR, "vart.py": STAND_IN_VART})
+    yield runners.start
+    runners.close()
 
 
 def test_vart_runner_feeds_the_dpu_in_fixed_point_nhwc_under_onnx_names(vart_runner, tmp_path):
