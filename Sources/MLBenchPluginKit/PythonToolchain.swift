@@ -19,20 +19,32 @@ public final class PythonToolchain: Toolchain, @unchecked Sendable {
 
     struct Settings: Decodable {
         var buildTimeoutS: Double?
+        /// An interpreter the operator names instead of a managed environment, for
+        /// toolchains pip cannot install: the Vitis AI image, JetPack's TensorRT.
+        var python: String?
     }
 
     public init(name: String, configuration: PluginConfiguration) throws {
         self.name = name
-        let settings = try configuration.decodeSettings(Settings.self, known: ["build_timeout_s"])
-        guard let environment = configuration.environment else {
+        let settings = try configuration.decodeSettings(Settings.self, known: ["build_timeout_s", "python"])
+        if let given = settings.python {
+            guard given.hasPrefix("/") else {
+                throw PluginFailure(.invalidConfiguration, "setting 'python': expected the absolute path of an interpreter, got '\(given)'")
+            }
+            guard FileManager.default.isExecutableFile(atPath: given) else {
+                throw PluginFailure(.invalidConfiguration, "setting 'python': \(given) is not an executable file")
+            }
+            python = given
+        } else if let environment = configuration.environment {
+            guard FileManager.default.isExecutableFile(atPath: environment.python) else {
+                throw PluginFailure(.invalidConfiguration,
+                                    "toolchain '\(name)' \(environment.version): interpreter \(environment.python) is missing; reinstall with `mlbench toolchains install \(name) --version \(environment.version)`")
+            }
+            python = environment.python
+        } else {
             throw PluginFailure(.invalidConfiguration,
-                                "toolchain '\(name)' has no environment; install one with `mlbench toolchains install \(name)`")
+                                "toolchain '\(name)' has no environment; install one with `mlbench toolchains install \(name)`, or name an interpreter that has it with the setting `python:`")
         }
-        guard FileManager.default.isExecutableFile(atPath: environment.python) else {
-            throw PluginFailure(.invalidConfiguration,
-                                "toolchain '\(name)' \(environment.version): interpreter \(environment.python) is missing; reinstall with `mlbench toolchains install \(name) --version \(environment.version)`")
-        }
-        python = environment.python
         scripts = URL(fileURLWithPath: configuration.pluginDirectory).appendingPathComponent("python")
         buildTimeout = settings.buildTimeoutS ?? 1800
     }

@@ -33,15 +33,37 @@ final class AcceleratorPluginTests: XCTestCase {
     func testTensorRTWithoutAnEnvironmentSaysHowToInstallOne() throws {
         let plugin = try PluginCatalog(searchPath: [try stage(["tensorrt"]).path]).load("tensorrt")
         XCTAssertThrowsError(try PluginToolchain(plugin: plugin, kind: nil, configuration: configuration(plugin))) {
-            XCTAssertTrue("\($0)".contains("toolchain 'tensorrt' has no environment; install one with `mlbench toolchains install tensorrt`"), "\($0)")
+            XCTAssertTrue("\($0)".contains("toolchain 'tensorrt' has no environment; install one with `mlbench toolchains install tensorrt`, or name an interpreter that has it with the setting `python:`"), "\($0)")
         }
-        // An environment whose interpreter lacks TensorRT (and a PATH without trtexec): info says so.
+        // An environment, or an interpreter named by the operator (JetPack's TensorRT on a
+        // Jetson), that lacks TensorRT (and a PATH without trtexec): info says so.
         let python = try Self.python()
-        let toolchain = try PluginToolchain(plugin: plugin, kind: nil, configuration: configuration(
-            plugin, environment: EnvironmentInfo(version: "10.16.1.11", root: folder.path, python: python)))
-        XCTAssertThrowsError(try toolchain.describe()) {
-            XCTAssertTrue("\($0)".contains("TensorRT is not installed in "), "\($0)")
+        for configuration in [configuration(plugin, environment: EnvironmentInfo(version: "10.16.1.11", root: folder.path, python: python)),
+                              configuration(plugin, settings: ["python": .string(python)])] {
+            let toolchain = try PluginToolchain(plugin: plugin, kind: nil, configuration: configuration)
+            XCTAssertThrowsError(try toolchain.describe()) {
+                XCTAssertTrue("\($0)".contains("TensorRT is not installed in "), "\($0)")
+            }
         }
+    }
+
+    /// The lab needs no managed environment for a toolchain whose inventory entry names
+    /// its interpreter (the plugins staged by scripts/setup beside the binary).
+    func testLabCheckTakesAnInterpreterSettingInsteadOfAnEnvironment() throws {
+        let inventory = folder.appendingPathComponent("inventory.yaml")
+        try """
+            boards:
+              host: {plugin: host}
+            toolchains:
+              jetpack: {plugin: tensorrt, settings: {python: \(try Self.python())}}
+              pip: {plugin: tensorrt}
+              vitis: {plugin: vitis-ai, settings: {python: \(try Self.python())}}
+            """.write(to: inventory, atomically: true, encoding: .utf8)
+        let home = folder.appendingPathComponent("home")
+        let outcome = try MLBenchBinary.run(["lab", "check", "--inventory", inventory.path], home: home)
+        XCTAssertTrue(outcome.output.contains("toolchains.pip: no environment installed yet (run `mlbench toolchains install tensorrt`)"), outcome.output)
+        XCTAssertFalse(outcome.output.contains("toolchains.jetpack"), outcome.output)
+        XCTAssertFalse(outcome.output.contains("toolchains.vitis"), outcome.output)
     }
 
     func testVitisAIWithoutItsImageSaysWhereItComesFrom() throws {
