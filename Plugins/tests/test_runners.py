@@ -319,6 +319,30 @@ def test_runner_error_replies_keep_serving(toolchain, sample, tmp_path, tmp_path
         assert runner.quit() == 0
 
 
+def test_scenario_ops_serve_schedules_and_run_offline(toolchain, sample, tmp_path, tmp_path_factory):
+    deployment = tmp_path / "deploy"
+    artifact = deploy(build(toolchain, sample / "model.onnx", tmp_path_factory), sample, deployment)
+    with Runner(toolchain["plugin"] / "runner.py", deployment, tmp_path / "runner.err") as runner:
+        assert runner.request(op="load", artifact=artifact, inputs={"image": "image.npy"})["ok"]
+        # Queries 2 ms apart: each starts at its arrival, not before, and the schedule takes its time.
+        arrivals = [i * 2_000_000 for i in range(20)]
+        reply = runner.request(op="server", arrivals_ns=arrivals, sample=0)
+        assert reply["ok"], reply
+        assert len(reply["latencies_ns"]) == len(reply["durations_ns"]) == len(reply["waits_ns"]) == 20
+        assert all(wait >= 0 for wait in reply["waits_ns"])
+        assert all(latency >= duration for latency, duration in zip(reply["latencies_ns"], reply["durations_ns"]))
+        for bad in ([], [5, 3], [-1], ["1"]):
+            error = runner.request(op="server", arrivals_ns=bad)
+            assert error["ok"] is False and "arrivals_ns" in error["error"], error
+        reply = runner.request(op="offline", queries=24)
+        assert reply["ok"], reply
+        assert len(reply["durations_ns"]) == 24
+        assert reply["total_ns"] >= sum(reply["durations_ns"])
+        error = runner.request(op="offline", queries=0)
+        assert error["ok"] is False and "queries" in error["error"]
+        assert runner.quit() == 0
+
+
 def test_outputs_match_reference(toolchain, sample, tmp_path, tmp_path_factory):
     actual = outputs_of(toolchain, sample / "model.onnx", sample, tmp_path, tmp_path_factory)
     expected = reference_outputs(sample / "model.onnx", np.load(sample / "inputs" / "image.npy"))

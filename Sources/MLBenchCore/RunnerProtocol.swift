@@ -12,6 +12,11 @@
 /// - `run`: `{"op":"run","iterations":N,"sample":K}` → `RunnerTimings`.
 /// - `outputs`: `{"op":"outputs","directory":DIR}` → `RunnerOutputs`: runs every
 ///   sample once and writes each output stacked as `DIR/OUTPUT.npy`.
+/// - `server`: `{"op":"server","arrivals_ns":[...],"sample":K}` → `RunnerServed`: one
+///   query per arrival time (ns from the start), served in order by one worker;
+///   each latency runs from the query's arrival, queueing included.
+/// - `offline`: `{"op":"offline","queries":N}` → `RunnerOffline`: N inferences back
+///   to back over every sample in turn.
 /// - `native_benchmark`: `{"op":"native_benchmark","seconds":S,"threads":T}` →
 ///   the vendor tool's own figures (`{"tool":...}`), from runners that have one.
 /// - `quit`: `{"op":"quit"}` → `{"ok":true}`, then the runner exits.
@@ -46,6 +51,10 @@ public struct RunnerCommand: Codable, Sendable, Equatable {
     /// How long and with how many threads the vendor's benchmark runs (`native_benchmark`).
     public var seconds: Int?
     public var threads: Int?
+    /// Arrival times of the server scenario's queries, ns from the first.
+    public var arrivalsNs: [Int64]?
+    /// How many queries the offline scenario runs.
+    public var queries: Int?
 
     public static func load(artifact: String, inputs: [String: String]) -> RunnerCommand {
         RunnerCommand(op: "load", artifact: artifact, inputs: inputs)
@@ -63,6 +72,20 @@ public struct RunnerCommand: Codable, Sendable, Equatable {
         var command = RunnerCommand(op: "native_benchmark")
         command.seconds = seconds
         command.threads = threads
+        return command
+    }
+
+    /// The server scenario: queries arriving at the given times.
+    public static func server(arrivalsNs: [Int64], sample: Int = 0) -> RunnerCommand {
+        var command = RunnerCommand(op: "server", sample: sample)
+        command.arrivalsNs = arrivalsNs
+        return command
+    }
+
+    /// The offline scenario: `queries` inferences back to back.
+    public static func offline(queries: Int) -> RunnerCommand {
+        var command = RunnerCommand(op: "offline")
+        command.queries = queries
         return command
     }
 
@@ -127,4 +150,21 @@ public struct RunnerOutputs: Codable, Sendable, Equatable {
     public var outputs: [String: String]
     /// The order of outputs as the model declares them.
     public var order: [String]
+}
+
+public struct RunnerServed: Codable, Sendable, Equatable {
+    /// From each query's arrival to its end.
+    public var latenciesNs: [Int64]
+    /// The inference alone.
+    public var durationsNs: [Int64]
+    /// From arrival to start: the time spent queued.
+    public var waitsNs: [Int64]
+    public var peakMemoryBytes: Int64
+}
+
+public struct RunnerOffline: Codable, Sendable, Equatable {
+    /// From the first query's start to the last one's end.
+    public var totalNs: Int64
+    public var durationsNs: [Int64]
+    public var peakMemoryBytes: Int64
 }

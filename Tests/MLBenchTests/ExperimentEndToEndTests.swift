@@ -384,4 +384,42 @@ final class ExperimentEndToEndTests: XCTestCase {
         XCTAssertEqual(result.failure?.kind, .userInput)
         XCTAssertTrue(result.failure?.reason.contains("'priority': 'urgent'") == true, result.failure?.reason ?? "")
     }
+
+    /// The offline scenario gives throughput; the server scenario serves Poisson
+    /// arrivals and judges a latency percentile against its target.
+    func testOfflineAndServerScenarios() throws {
+        func scenario(_ name: String, _ measurement: String) throws -> MLBenchBinary.Outcome {
+            let path = try experiment("\(name).yaml", """
+                name: \(name)
+                model: SAMPLE/model.onnx
+                inputs: {image: SAMPLE/inputs/image.npy}
+                reference: {toolchain: onnxruntime}
+                toolchain: {name: onnxruntime, target: cpu}
+                board: host
+                measurement: {min_iterations: 50, min_time_s: 0.2, max_time_s: 2, \(measurement)}
+                semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
+                """)
+            return try MLBenchBinary.run(["run", "--json", "-q", path], home: home)
+        }
+        let offline = try stored(try scenario("offline", "scenario: offline, scenario_queries: 300"))
+        XCTAssertEqual(offline.status, .succeeded, offline.failure?.reason ?? "")
+        let figures = try XCTUnwrap(offline.measurement?.scenario?.offline)
+        XCTAssertEqual(figures.queries, 300)
+        XCTAssertEqual(figures.durationsNs.count, 300)
+        XCTAssertEqual(figures.throughputPerS, 300 / (Double(figures.totalNs) / 1e9), accuracy: 1e-6)
+        XCTAssertGreaterThanOrEqual(figures.totalNs, figures.durationsNs.reduce(0, +))
+
+        // 200 queries/s of a model that takes microseconds: a 50 ms p99 target is met with room to spare.
+        let server = try stored(try scenario("server", "scenario: server, server_rate_per_s: 200, server_target_latency_ms: 50, scenario_queries: 700"))
+        XCTAssertEqual(server.status, .succeeded, server.failure?.reason ?? "")
+        let served = try XCTUnwrap(server.measurement?.scenario?.server)
+        XCTAssertEqual(served.latenciesNs?.count, 700)
+        XCTAssertEqual(served.verdict?.outcome, .meets, "\(served.verdict.map { "\($0)" } ?? "")")
+        XCTAssertEqual(served.targetNs, 50_000_000)
+        XCTAssertTrue(server.log.contains { $0.stage == "scenario" && $0.message.contains("200.0 queries/s") })
+
+        let missing = try scenario("server-no-target", "scenario: server")
+        XCTAssertEqual(missing.status, 2)
+        XCTAssertTrue(missing.stderr.contains("server_target_latency_ms"), missing.stderr)
+    }
 }

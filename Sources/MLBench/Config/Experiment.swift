@@ -150,6 +150,18 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
     public var coolDownBandC: Double = 2
     public var coolDownTimeoutS: Double = 300
     public var coolDownPollS: Double = 2
+    /// How queries reach the model (LoadGen's scenarios). Single-stream is always
+    /// measured; offline adds throughput, server adds latency under Poisson arrivals.
+    public var scenario: Scenario = .singleStream
+    /// Queries of the offline run, or of each server schedule (default 1000 offline, 2000 server).
+    public var scenarioQueries: Int?
+    /// Server: the latency target of the percentile below, in milliseconds (required).
+    public var serverTargetLatencyMs: Double?
+    public var serverPercentile: Double = 0.99
+    /// Server: the arrival rate; without one, the highest rate that meets the target is searched.
+    public var serverRatePerS: Double?
+    /// Server: bisection steps of that search.
+    public var serverSearchSteps: Int = 5
 
     enum CodingKeys: String, CodingKey {
         case minIterations = "min_iterations", maxIterations = "max_iterations"
@@ -163,6 +175,9 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         case canary
         case nativeBenchmarkS = "native_benchmark_s"
         case coolDownBandC = "cool_down_band_c", coolDownTimeoutS = "cool_down_timeout_s", coolDownPollS = "cool_down_poll_s"
+        case scenario, scenarioQueries = "scenario_queries"
+        case serverTargetLatencyMs = "server_target_latency_ms", serverPercentile = "server_percentile"
+        case serverRatePerS = "server_rate_per_s", serverSearchSteps = "server_search_steps"
     }
 
     public init() {}
@@ -186,6 +201,16 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         coolDownBandC = try container.decodeIfPresent(Double.self, forKey: .coolDownBandC) ?? defaults.coolDownBandC
         coolDownTimeoutS = try container.decodeIfPresent(Double.self, forKey: .coolDownTimeoutS) ?? defaults.coolDownTimeoutS
         coolDownPollS = try container.decodeIfPresent(Double.self, forKey: .coolDownPollS) ?? defaults.coolDownPollS
+        scenario = try container.decodeIfPresent(Scenario.self, forKey: .scenario) ?? defaults.scenario
+        scenarioQueries = try container.decodeIfPresent(Int.self, forKey: .scenarioQueries)
+        serverTargetLatencyMs = try container.decodeIfPresent(Double.self, forKey: .serverTargetLatencyMs)
+        serverPercentile = try container.decodeIfPresent(Double.self, forKey: .serverPercentile) ?? defaults.serverPercentile
+        serverRatePerS = try container.decodeIfPresent(Double.self, forKey: .serverRatePerS)
+        serverSearchSteps = try container.decodeIfPresent(Int.self, forKey: .serverSearchSteps) ?? defaults.serverSearchSteps
+        if scenario == .server, serverTargetLatencyMs == nil {
+            throw DecodingError.dataCorruptedError(forKey: .serverTargetLatencyMs, in: container,
+                                                   debugDescription: "the server scenario needs server_target_latency_ms")
+        }
     }
 }
 

@@ -76,6 +76,18 @@ final class DeployedRunner {
         try request(.run(iterations: iterations, canary: canary), stage: stagePrefix + stage)
     }
 
+    /// Serves queries arriving at `arrivalsNs` (the server scenario).
+    func server(arrivalsNs: [Int64]) throws -> RunnerServed {
+        // The schedule itself lasts until its last arrival: the timeout allows for it.
+        let scheduleMs = Int((arrivalsNs.last ?? 0) / 1_000_000)
+        return try request(.server(arrivalsNs: arrivalsNs), stage: stagePrefix + "scenario", timeoutMs: timeoutMs + scheduleMs)
+    }
+
+    /// Runs `queries` inferences back to back (the offline scenario).
+    func offline(queries: Int) throws -> RunnerOffline {
+        try request(.offline(queries: queries), stage: stagePrefix + "scenario")
+    }
+
     /// The vendor tool's own figures for the loaded artifact, as the runner reports them.
     func nativeBenchmark(seconds: Int) throws -> JSONValue {
         // The tool runs for `seconds`, then parses and reports: allow for both.

@@ -193,6 +193,7 @@ public final class ExperimentRunner {
         try session.start(result: &result)
         result.toolchain?.runner = session.greeting
         try warmUpAndMeasure(session, plan: plan, result: &result)
+        try runScenario(session, plan: plan, result: &result)
         if plan.nativeBenchmarkS > 0 {
             // The vendor's figures are context, not the measurement: a runner without
             // a tool, or a tool that fails, is logged and the experiment goes on.
@@ -237,6 +238,60 @@ public final class ExperimentRunner {
     }
 
     // MARK: Steps
+
+    /// The offline or server scenario, after the single-stream measurement (whose
+    /// median sets where the server's rate search starts).
+    private func runScenario(_ session: DeployedRunner, plan: MeasurementPlan, result: inout ExperimentResult) throws {
+        switch plan.scenario {
+        case .singleStream:
+            return
+        case .offline:
+            let queries = plan.scenarioQueries ?? 1_000
+            let reply = try session.offline(queries: queries)
+            let throughput = Double(queries) / (Double(max(reply.totalNs, 1)) / 1e9)
+            result.measurement?.scenario = .init(scenario: .offline, offline: .init(
+                queries: queries, totalNs: reply.totalNs, throughputPerS: throughput, durationsNs: reply.durationsNs))
+            log(&result, "scenario", String(format: "offline: %d queries in %@, %.1f queries/s", queries,
+                                            ResultPresenter.duration(Double(reply.totalNs)), throughput))
+        case .server:
+            let queries = plan.scenarioQueries ?? 2_000
+            let targetNs = Int64(((plan.serverTargetLatencyMs ?? 0) * 1e6).rounded())
+            var server = ExperimentResult.ScenarioRecord.Server(percentile: plan.serverPercentile, targetNs: targetNs,
+                                                                queriesPerSchedule: queries)
+            var schedules: UInt64 = 0
+            // The runner serves each query at its arrival and times it; latencies follow from
+            // those times by the one-worker queue, so a load generator that wakes late (a
+            // loaded host's scheduler) adds no latency the model did not cause.
+            func measure(_ rate: Double) throws -> (latencies: [Int64], served: RunnerServed) {
+                schedules += 1
+                let arrivals = ServerScenario.arrivals(ratePerS: rate, count: queries, seed: schedules)
+                let served = try session.server(arrivalsNs: arrivals)
+                return (ServerScenario.latencies(arrivalsNs: arrivals, serviceNs: served.durationsNs), served)
+            }
+            if let rate = plan.serverRatePerS {
+                let (latencies, served) = try measure(rate)
+                server.ratePerS = rate
+                server.latenciesNs = latencies
+                server.waitsNs = served.waitsNs
+                server.verdict = ServerScenario.verdict(latenciesNs: latencies, percentile: plan.serverPercentile, targetNs: targetNs)
+                log(&result, "scenario", String(format: "server at %.1f queries/s: p%g %@ against a target of %@: %@ (%d of %d over)",
+                                                rate, plan.serverPercentile * 100, ResultPresenter.duration(Double(server.verdict?.percentileNs ?? 0)),
+                                                ResultPresenter.duration(Double(targetNs)), server.verdict?.outcome.rawValue ?? "?",
+                                                server.verdict?.overTarget ?? 0, queries))
+            } else {
+                // Start at half the single-stream capacity: the search brackets from there.
+                let median = max(result.measurement?.summary.median ?? 1e6, 1)
+                let search = try ServerScenario.highestRate(startPerS: 0.5e9 / median, percentile: plan.serverPercentile, targetNs: targetNs,
+                                                            steps: plan.serverSearchSteps) { try measure($0).latencies }
+                server.search = search
+                log(&result, "scenario", search.highestMeetingPerS.map {
+                    String(format: "server: highest rate meeting p%g ≤ %@ is %.1f queries/s (%d schedules of %d queries)",
+                           plan.serverPercentile * 100, ResultPresenter.duration(Double(targetNs)), $0, search.tried.count, queries)
+                } ?? "server: no rate tried met the target (\(search.tried.count) schedules)")
+            }
+            result.measurement?.scenario = .init(scenario: .server, server: server)
+        }
+    }
 
     /// Waits until the board's hottest temperature is back within the plan's band
     /// of what it was before the experiment (see `CoolDown`), and records it.

@@ -62,6 +62,22 @@ public enum ResultPresenter {
             if let native = measurement.nativeBenchmark {
                 lines.append("  native     " + nativeBenchmarkLine(native))
             }
+            if let offline = measurement.scenario?.offline {
+                lines.append(String(format: "  offline    %.1f queries/s (%d queries in %@)", offline.throughputPerS, offline.queries,
+                                    duration(Double(offline.totalNs))))
+            }
+            if let server = measurement.scenario?.server {
+                let target = "p\(String(format: "%g", server.percentile * 100)) ≤ \(duration(Double(server.targetNs)))"
+                if let rate = server.ratePerS, let verdict = server.verdict {
+                    lines.append(String(format: "  server     %.1f queries/s: %@ %@ (%@ measured; %d of %d over)", rate, target,
+                                        verdict.outcome.rawValue.uppercased(), duration(Double(verdict.percentileNs ?? 0)),
+                                        verdict.overTarget, verdict.queries))
+                } else if let search = server.search {
+                    lines.append("  server     highest rate meeting \(target): "
+                                 + (search.highestMeetingPerS.map { String(format: "%.1f queries/s", $0) } ?? "none tried")
+                                 + (search.lowestMissingPerS.map { String(format: " (%.1f/s does not)", $0) } ?? ""))
+                }
+            }
             lines.append("  memory     peak \(bytes(measurement.peakMemoryBytes)) (runner process)")
         }
         if let coolDown = result.coolDown { lines.append("  cool-down  \(coolDown.note)") }

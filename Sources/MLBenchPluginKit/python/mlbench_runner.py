@@ -6,6 +6,11 @@ one JSON object per line (see Sources/MLBenchCore/RunnerProtocol.swift):
     greeting  {"protocol_version":1,"runtime":NAME,"runtime_version":VER}
     load      {"op":"load","artifact":FILE,"inputs":{NAME:FILE.npy}}
               -> {"ok":true,"samples":N,"load_ns":NS}
+    server    {"op":"server","arrivals_ns":[...],"sample":K}
+              -> {"ok":true,"latencies_ns":[...],"durations_ns":[...],"waits_ns":[...],
+                  "peak_memory_bytes":B}    (the server scenario: queries at arrival times)
+    offline   {"op":"offline","queries":N}
+              -> {"ok":true,"total_ns":NS,"durations_ns":[...],"peak_memory_bytes":B}
     run       {"op":"run","iterations":N,"sample":K,"canary":BOOL}
               -> {"ok":true,"starts_ns":[...],"durations_ns":[...],"peak_memory_bytes":B,
                   "canary_ns":[...],    (canary_ns only when asked for)
@@ -571,6 +576,54 @@ class _Session:
             reply["phases_ns"] = phases
         return reply
 
+    def server(self, request: dict) -> dict:
+        """The server scenario: one query per arrival time (ns from the start),
+        each served when it has arrived and the one before it is done; a query's
+        latency runs from its arrival, so queueing counts."""
+        arrivals = _field(request, "arrivals_ns", list)
+        if not arrivals or not all(isinstance(a, int) and not isinstance(a, bool) and a >= 0 for a in arrivals) \
+                or any(b < a for a, b in zip(arrivals, arrivals[1:])):
+            raise RequestError("field 'arrivals_ns' must be a non-empty, non-decreasing list of non-negative integers")
+        feeds = self._feeds(_field(request, "sample", int, default=0, required=False))
+        prepare = getattr(self.backend, "prepare", None)
+        call: Callable[[], Any] = prepare(feeds) if prepare else (lambda: self.backend.infer(feeds))
+        latencies, durations, waits = [], [], []
+        # A millisecond's lead so the first arrival is not already late.
+        origin = time.perf_counter_ns() + 1_000_000
+        for arrival in arrivals:
+            due = origin + arrival
+            now = time.perf_counter_ns()
+            if due - now > 200_000:
+                # Sleep most of the gap, spin the rest: sleep alone wakes late.
+                time.sleep((due - now - 150_000) / 1e9)
+            while time.perf_counter_ns() < due:
+                pass
+            begin = time.perf_counter_ns()
+            call()
+            end = time.perf_counter_ns()
+            durations.append(end - begin)
+            waits.append(begin - due)
+            latencies.append(end - due)
+        return {"ok": True, "latencies_ns": latencies, "durations_ns": durations, "waits_ns": waits,
+                "peak_memory_bytes": _peak_memory_bytes()}
+
+    def offline(self, request: dict) -> dict:
+        """The offline scenario: `queries` inferences back to back over every
+        sample in turn, inputs fed each time, as fast as the runtime goes."""
+        queries = _field(request, "queries", int)
+        if queries < 1:
+            raise RequestError(f"field 'queries' must be at least 1, got {queries}")
+        self._require_loaded()
+        feeds = [self._feeds(k) for k in range(self.samples)]
+        durations = []
+        begin_all = time.perf_counter_ns()
+        for query in range(queries):
+            begin = time.perf_counter_ns()
+            self.backend.infer(feeds[query % len(feeds)])
+            durations.append(time.perf_counter_ns() - begin)
+        total = time.perf_counter_ns() - begin_all
+        return {"ok": True, "total_ns": total, "durations_ns": durations, "peak_memory_bytes": _peak_memory_bytes()}
+
     def native_benchmark(self, request: dict) -> dict:
         seconds = _field(request, "seconds", int, default=10, required=False)
         threads = _field(request, "threads", int, default=1, required=False)
@@ -660,6 +713,7 @@ class _Session:
 
 
 _HANDLERS = {"load": _Session.load, "run": _Session.run, "outputs": _Session.outputs,
+             "server": _Session.server, "offline": _Session.offline,
              "native_benchmark": _Session.native_benchmark}
 
 
