@@ -422,4 +422,33 @@ final class ExperimentEndToEndTests: XCTestCase {
         XCTAssertEqual(missing.status, 2)
         XCTAssertTrue(missing.stderr.contains("server_target_latency_ms"), missing.stderr)
     }
+
+    /// Several invocations: a fresh runner process each, warmed up and measured in
+    /// turn; the result has each one's median and an interval across them.
+    func testInvocationsAreSeparateProcessesWithAnIntervalAcrossThem() throws {
+        let path = try experiment("invocations.yaml", """
+            name: invocations
+            model: SAMPLE/model.onnx
+            inputs: {image: SAMPLE/inputs/image.npy}
+            reference: {toolchain: onnxruntime}
+            toolchain: {name: onnxruntime, target: cpu}
+            board: host
+            measurement: {min_iterations: 50, min_time_s: 0.3, max_time_s: 3, invocations: 3}
+            semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
+            """)
+        let result = try stored(try MLBenchBinary.run(["run", "--json", "-q", path], home: home))
+        XCTAssertEqual(result.status, .succeeded, result.failure?.reason ?? "")
+        let measurement = try XCTUnwrap(result.measurement)
+        let invocations = try XCTUnwrap(measurement.invocations)
+        XCTAssertEqual(invocations.count, 3)
+        XCTAssertEqual(invocations.map(\.iterations).reduce(0, +), measurement.durationsNs.count, "every timing belongs to one invocation")
+        XCTAssertTrue(invocations.allSatisfy { $0.warmUpIterations > 0 && $0.iterations >= 50 })
+        XCTAssertEqual(result.log.filter { $0.stage == "load" }.count, 3, "each invocation is a new runner that loads the model")
+        let between = try XCTUnwrap(measurement.invocationSummary)
+        let medians = invocations.map(\.medianNs).sorted()
+        XCTAssertEqual(between.medianNs, medians[1], "the median of the three medians")
+        XCTAssertLessThanOrEqual(between.interval.lower, between.medianNs)
+        XCTAssertGreaterThanOrEqual(between.interval.upper, between.medianNs)
+        XCTAssertEqual(result.semanticPreservation?.ratio, 1.0, "the outputs still come from the last runner")
+    }
 }

@@ -162,6 +162,9 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
     public var serverRatePerS: Double?
     /// Server: bisection steps of that search.
     public var serverSearchSteps: Int = 5
+    /// Runner processes started one after the other, each warmed up and measured with
+    /// its share of the time budget; above 1 the result gets an interval across them.
+    public var invocations: Int = 1
 
     enum CodingKeys: String, CodingKey {
         case minIterations = "min_iterations", maxIterations = "max_iterations"
@@ -178,6 +181,7 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         case scenario, scenarioQueries = "scenario_queries"
         case serverTargetLatencyMs = "server_target_latency_ms", serverPercentile = "server_percentile"
         case serverRatePerS = "server_rate_per_s", serverSearchSteps = "server_search_steps"
+        case invocations
     }
 
     public init() {}
@@ -207,6 +211,7 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         serverPercentile = try container.decodeIfPresent(Double.self, forKey: .serverPercentile) ?? defaults.serverPercentile
         serverRatePerS = try container.decodeIfPresent(Double.self, forKey: .serverRatePerS)
         serverSearchSteps = try container.decodeIfPresent(Int.self, forKey: .serverSearchSteps) ?? defaults.serverSearchSteps
+        invocations = try container.decodeIfPresent(Int.self, forKey: .invocations) ?? defaults.invocations
         if scenario == .server, serverTargetLatencyMs == nil {
             throw DecodingError.dataCorruptedError(forKey: .serverTargetLatencyMs, in: container,
                                                    debugDescription: "the server scenario needs server_target_latency_ms")

@@ -90,6 +90,7 @@ public enum Schemas {
             "server_target_latency_ms": {"type": "number", "exclusiveMinimum": 0, "description": "Server: the latency target of server_percentile, in ms (required for the server scenario)."},
             "server_percentile": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "description": "Server: the latency percentile held to the target (default 0.99)."},
             "server_rate_per_s": {"type": "number", "exclusiveMinimum": 0, "description": "Server: the Poisson arrival rate; without it, the highest rate meeting the target is searched."},
+            "invocations": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Runner processes measured one after the other, each with its own warm-up and a share of max_time_s; above 1 the result has an interval across them (default 1)."},
             "server_search_steps": {"type": "integer", "minimum": 1, "description": "Server: bisection steps of the rate search (default 5)."}
           }
         },

@@ -46,7 +46,24 @@ final class DeployedRunner {
         let deployment = try runner.stage(stagePrefix + "deploy") { try board.deploy(DeployRequest(files: files)) }
         self.deployment = deployment
         runner.log(&result, stagePrefix + "deploy", "\(files.count) files deployed to \(deployment.directory)")
+        launchSpec = (spec, deployedInputs)
+        try launch(result: &result)
+    }
 
+    /// Stops the runner process and starts a fresh one on the same deployment, which
+    /// loads the artifact again: a new invocation, with its own warm-up.
+    func restart(result: inout ExperimentResult) throws {
+        stopRunner()
+        try launch(result: &result)
+    }
+
+    private var launchSpec: (spec: RunnerSpec, inputs: [String: String])?
+
+    /// Starts the runner on the deployment and loads the artifact and inputs.
+    private func launch(result: inout ExperimentResult) throws {
+        guard let (spec, deployedInputs) = launchSpec, let deployment else {
+            throw ExperimentRunner.StageFailure(stage: stagePrefix + "run", reason: "nothing deployed")
+        }
         let started = try runner.stage(stagePrefix + "run") {
             try board.startRunner(RunnerLaunch(command: spec.command, environment: spec.environment,
                                                directory: deployment.directory, startTimeoutMs: timeoutMs))
@@ -112,14 +129,18 @@ final class DeployedRunner {
 
     /// Stops the runner and removes the deployment; safe to call more than once.
     func close() {
+        stopRunner()
+        if let deployment {
+            try? board.cleanup(CleanupRequest(directory: deployment.directory))
+            self.deployment = nil
+        }
+    }
+
+    private func stopRunner() {
         if let session {
             _ = try? board.exchange(RunnerExchange(session: session, message: (try? JSONCoding.encode(RunnerCommand.quit)) ?? "", timeoutMs: 5000))
             _ = try? board.stopRunner(RunnerStop(session: session))
             self.session = nil
-        }
-        if let deployment {
-            try? board.cleanup(CleanupRequest(directory: deployment.directory))
-            self.deployment = nil
         }
     }
 

@@ -463,55 +463,75 @@ public final class ExperimentRunner {
     /// `min_iterations` and `min_time_s`, and the median's interval narrow enough —
     /// or a maximum reached.
     private func warmUpAndMeasure(_ session: DeployedRunner, plan: MeasurementPlan, result: inout ExperimentResult) throws {
-        var warmUp = [Int64]()
-        var detector = WarmUpDetector(minimumIterations: min(plan.minWarmupIterations, plan.maxWarmupIterations))
-        while warmUp.count < plan.maxWarmupIterations {
-            let batch = try session.run(iterations: min(plan.batchIterations, plan.maxWarmupIterations - warmUp.count), stage: "warm-up")
-            warmUp += batch.durationsNs
-            if detector.add(batch.durationsNs.map(Double.init)) { break }
-        }
-        let analysis = detector.analysis
-        let noSteadyState = analysis.steadyStateIndex == nil
-        result.warmUp = .init(durationsNs: warmUp, analysis: analysis, noSteadyState: noSteadyState)
-        log(&result, "warm-up", analysis.steadyStateIndex.map {
-            "steady state from iteration \($0) of \(warmUp.count) (\(analysis.classification?.rawValue ?? "?"), MSER-5 at \(analysis.mser5Index.map(String.init) ?? "none"))"
-        } ?? "no steady state detected within \(warmUp.count) iterations; measuring anyway, flagged")
-
         var starts = [Int64](), durations = [Int64](), canary = [Int64]()
         var canaryComplete = plan.canary
         var split = RuntimeSplit()
         var peak: Int64 = 0
-        let began = Date()
         var reason = ""
         var rule = StoppingRule.maximumIterations
-        while true {
-            let batch = try session.run(iterations: plan.batchIterations, stage: "measure", canary: plan.canary)
-            starts += batch.startsNs
-            durations += batch.durationsNs
-            // A runner without a canary answers without one: then there is no correction.
-            if let canaryNs = batch.canaryNs, canaryNs.count == batch.durationsNs.count { canary += canaryNs } else { canaryComplete = false }
-            split.add(batch)
-            peak = max(peak, batch.peakMemoryBytes)
-            let elapsed = Date().timeIntervalSince(began)
-            if durations.count >= plan.maxIterations {
-                (rule, reason) = (.maximumIterations, "maximum iterations (\(plan.maxIterations))")
-                break
+        var invocations = [ExperimentResult.InvocationRecord]()
+        var groups = [[Double]]()
+        let count = max(1, plan.invocations)
+        for invocation in 1...count {
+            if invocation > 1 {
+                // A fresh runner process: what differs between processes (memory layout,
+                // thread placement, JIT decisions) shows up between invocations.
+                try session.restart(result: &result)
             }
-            if elapsed >= plan.maxTimeS {
-                (rule, reason) = (.maximumTime, "maximum time (\(plan.maxTimeS) s)")
-                break
+            var warmUp = [Int64]()
+            var detector = WarmUpDetector(minimumIterations: min(plan.minWarmupIterations, plan.maxWarmupIterations))
+            while warmUp.count < plan.maxWarmupIterations {
+                let batch = try session.run(iterations: min(plan.batchIterations, plan.maxWarmupIterations - warmUp.count), stage: "warm-up")
+                warmUp += batch.durationsNs
+                if detector.add(batch.durationsNs.map(Double.init)) { break }
             }
-            if durations.count >= plan.minIterations, elapsed >= plan.minTimeS {
-                // A cheaper bootstrap for the stopping decision; the stored summary uses the full one.
-                let sorted = durations.map(Double.init).sorted()
-                let interim = Statistics.bootstrapIntervals(sorted: sorted, level: 0.95, resamples: 400,
-                                                            seed: Statistics.defaultSeed).median
-                let width = interim.width / max(Statistics.quantile(sorted: sorted, 0.5), 1)
-                if width <= plan.targetRelativeCIWidth {
-                    (rule, reason) = (.confidenceInterval, String(format: "confidence interval of the median within %.2f%%", width * 100))
+            let analysis = detector.analysis
+            if invocation == 1 {
+                result.warmUp = .init(durationsNs: warmUp, analysis: analysis, noSteadyState: analysis.steadyStateIndex == nil)
+            }
+            let which = count > 1 ? " (invocation \(invocation) of \(count))" : ""
+            log(&result, "warm-up", (analysis.steadyStateIndex.map {
+                "steady state from iteration \($0) of \(warmUp.count) (\(analysis.classification?.rawValue ?? "?"), MSER-5 at \(analysis.mser5Index.map(String.init) ?? "none"))"
+            } ?? "no steady state detected within \(warmUp.count) iterations; measuring anyway, flagged") + which)
+
+            // Each invocation gets its share of the time budget and the full stopping rule.
+            let maxTime = plan.maxTimeS / Double(count)
+            var own = [Int64]()
+            let began = Date()
+            while true {
+                let batch = try session.run(iterations: plan.batchIterations, stage: "measure", canary: plan.canary)
+                starts += batch.startsNs
+                durations += batch.durationsNs
+                own += batch.durationsNs
+                // A runner without a canary answers without one: then there is no correction.
+                if let canaryNs = batch.canaryNs, canaryNs.count == batch.durationsNs.count { canary += canaryNs } else { canaryComplete = false }
+                split.add(batch)
+                peak = max(peak, batch.peakMemoryBytes)
+                let elapsed = Date().timeIntervalSince(began)
+                if own.count >= plan.maxIterations {
+                    (rule, reason) = (.maximumIterations, "maximum iterations (\(plan.maxIterations))")
                     break
                 }
+                if elapsed >= maxTime {
+                    (rule, reason) = (.maximumTime, "maximum time (\(maxTime) s)")
+                    break
+                }
+                if own.count >= plan.minIterations, elapsed >= plan.minTimeS / Double(count) {
+                    // A cheaper bootstrap for the stopping decision; the stored summary uses the full one.
+                    let sorted = own.map(Double.init).sorted()
+                    let interim = Statistics.bootstrapIntervals(sorted: sorted, level: 0.95, resamples: 400,
+                                                                seed: Statistics.defaultSeed).median
+                    let width = interim.width / max(Statistics.quantile(sorted: sorted, 0.5), 1)
+                    if width <= plan.targetRelativeCIWidth {
+                        (rule, reason) = (.confidenceInterval, String(format: "confidence interval of the median within %.2f%%", width * 100))
+                        break
+                    }
+                }
             }
+            let ownValues = own.map(Double.init)
+            groups.append(ownValues)
+            invocations.append(.init(warmUpIterations: warmUp.count, steadyStateIndex: analysis.steadyStateIndex, iterations: own.count,
+                                     medianNs: Statistics.quantile(sorted: ownValues.sorted(), 0.5), stoppingRule: rule))
         }
         let values = durations.map(Double.init)
         let summary = Statistics.summarize(values)
@@ -523,6 +543,14 @@ public final class ExperimentRunner {
                                    stoppedBecause: reason, stoppingRule: rule, outliers: outliers, filteredSummary: filtered,
                                    filter: "without the \(outliers.mad.count) values whose modified z-score exceeds \(Statistics.madThreshold) (MAD rule)")
         log(&result, "measure", "\(durations.count) iterations; stopped on \(reason)")
+        if count > 1 {
+            let between = Statistics.invocationMedianInterval(groups: groups, seed: Statistics.defaultSeed)
+            result.measurement?.invocations = invocations
+            result.measurement?.invocationSummary = .init(medianNs: between.estimate, interval: between.interval)
+            log(&result, "measure", "\(count) invocations, medians " + invocations.map { ResultPresenter.duration($0.medianNs) }.joined(separator: ", ")
+                + "; median of medians \(ResultPresenter.duration(between.estimate)), 95% interval across invocations ["
+                + "\(ResultPresenter.duration(between.interval.lower)), \(ResultPresenter.duration(between.interval.upper))]")
+        }
         if let phases = split.record {
             result.measurement?.phases = phases
             log(&result, "measure", "the runtime's own split kept: \(phases.keys.sorted().joined(separator: ", "))")

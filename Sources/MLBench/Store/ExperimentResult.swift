@@ -118,6 +118,26 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
         public var nativeBenchmark: JSONValue?
         /// The offline or server scenario's figures, when the experiment asked for one.
         public var scenario: ScenarioRecord?
+        /// With `invocations` above 1: each runner process's share of the measurement,
+        /// in order (the timings above are all of them, in the same order).
+        public var invocations: [InvocationRecord]?
+        /// The median of the invocations' medians and its interval across invocations.
+        public var invocationSummary: InvocationSummary?
+    }
+
+    /// One runner process of a measurement made of several.
+    public struct InvocationRecord: Codable, Sendable, Equatable {
+        public var warmUpIterations: Int
+        public var steadyStateIndex: Int?
+        public var iterations: Int
+        public var medianNs: Double
+        public var stoppingRule: StoppingRule
+    }
+
+    public struct InvocationSummary: Codable, Sendable, Equatable {
+        public var medianNs: Double
+        /// Resampling invocations and the iterations within them (Kalibera & Jones).
+        public var interval: ConfidenceInterval
     }
 
     /// What the offline or server scenario measured.

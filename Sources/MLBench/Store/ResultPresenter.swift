@@ -62,6 +62,11 @@ public enum ResultPresenter {
             if let native = measurement.nativeBenchmark {
                 lines.append("  native     " + nativeBenchmarkLine(native))
             }
+            if let between = measurement.invocationSummary, let invocations = measurement.invocations {
+                lines.append("    across \(invocations.count) invocations: median of medians \(duration(between.medianNs))   "
+                             + "95% CI [\(duration(between.interval.lower)), \(duration(between.interval.upper))]   (medians "
+                             + invocations.map { duration($0.medianNs) }.joined(separator: ", ") + ")")
+            }
             if let offline = measurement.scenario?.offline {
                 lines.append(String(format: "  offline    %.1f queries/s (%d queries in %@)", offline.throughputPerS, offline.queries,
                                     duration(Double(offline.totalNs))))
