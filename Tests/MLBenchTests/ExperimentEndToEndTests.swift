@@ -5,39 +5,7 @@ import XCTest
 
 /// Real experiments on the host board with the real toolchains, through the
 /// `mlbench` binary: the result as stored, and failures stored with a reason.
-final class ExperimentEndToEndTests: XCTestCase {
-    var home: URL!
-    var scratch: URL!
-
-    override func setUpWithError() throws {
-        home = try MLBenchBinary.temporaryHome()
-        scratch = home.appendingPathComponent("experiments")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: home)
-    }
-
-    var sample: URL { MLBenchBinary.repository.appendingPathComponent("Examples/sample") }
-
-    /// Writes an experiment next to the sample (so its relative paths resolve) in the scratch folder.
-    func experiment(_ name: String, _ text: String) throws -> String {
-        let file = scratch.appendingPathComponent(name)
-        try text.replacingOccurrences(of: "SAMPLE", with: sample.path).write(to: file, atomically: true, encoding: .utf8)
-        return file.path
-    }
-
-    func stored(_ outcome: MLBenchBinary.Outcome, file: StaticString = #filePath, line: UInt = #line) throws -> ExperimentResult {
-        do {
-            return try ResultCoding.decoder.decode(ExperimentResult.self, from: Data(outcome.stdout.utf8))
-        } catch {
-            XCTFail("mlbench printed no result (status \(outcome.status)):\n\(outcome.output.suffix(3000))", file: file, line: line)
-            throw error
-        }
-    }
-
-    func store() throws -> SQLiteResultStore { try SQLiteResultStore(path: home.appendingPathComponent("results.sqlite").path) }
+final class ExperimentEndToEndTests: LabTestCase {
 
     func testSampleExperimentPreservesSemanticsAndStoresStatistics() throws {
         let outcome = try MLBenchBinary.run(["run", "--json", "-q", sample.appendingPathComponent("experiment.yaml").path], home: home)
@@ -327,17 +295,7 @@ final class ExperimentEndToEndTests: XCTestCase {
     /// process is pinned and prioritised (read back), and everything is put back at the end.
     func testTuneStepRecordsAppliesAndRestoresConditions() throws {
         let swappiness = try String(contentsOfFile: "/proc/sys/vm/swappiness", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        let path = try experiment("tuned.yaml", """
-            name: tuned
-            model: SAMPLE/model.onnx
-            inputs: {image: SAMPLE/inputs/image.npy}
-            reference: {toolchain: onnxruntime}
-            toolchain: {name: onnxruntime, target: cpu}
-            board: host
-            conditions: {tune: "true"}
-            measurement: {min_iterations: 50, min_time_s: 0.2, max_time_s: 2}
-            semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
-            """)
+        let path = try hostExperiment("tuned", extra: #"conditions: {tune: "true"}"#)
         let result = try stored(try MLBenchBinary.run(["run", "--json", "-q", path], home: home))
         XCTAssertEqual(result.status, .succeeded, result.failure?.reason ?? "")
         let conditions = try XCTUnwrap(result.board?.conditions)
@@ -368,16 +326,7 @@ final class ExperimentEndToEndTests: XCTestCase {
     }
 
     func testUnknownOrBadConditionIsAUserError() throws {
-        let path = try experiment("bad-condition.yaml", """
-            name: bad-condition
-            model: SAMPLE/model.onnx
-            inputs: {image: SAMPLE/inputs/image.npy}
-            reference: {toolchain: onnxruntime}
-            toolchain: {name: onnxruntime, target: cpu}
-            board: host
-            conditions: {priority: urgent}
-            semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
-            """)
+        let path = try hostExperiment("bad-condition", extra: "conditions: {priority: urgent}")
         let result = try stored(try MLBenchBinary.run(["run", "--json", "-q", path], home: home))
         XCTAssertEqual(result.status, .failed)
         XCTAssertEqual(result.failure?.stage, "conditions")
@@ -389,16 +338,7 @@ final class ExperimentEndToEndTests: XCTestCase {
     /// arrivals and judges a latency percentile against its target.
     func testOfflineAndServerScenarios() throws {
         func scenario(_ name: String, _ measurement: String) throws -> MLBenchBinary.Outcome {
-            let path = try experiment("\(name).yaml", """
-                name: \(name)
-                model: SAMPLE/model.onnx
-                inputs: {image: SAMPLE/inputs/image.npy}
-                reference: {toolchain: onnxruntime}
-                toolchain: {name: onnxruntime, target: cpu}
-                board: host
-                measurement: {min_iterations: 50, min_time_s: 0.2, max_time_s: 2, \(measurement)}
-                semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
-                """)
+            let path = try hostExperiment(name, measurement: "min_iterations: 50, min_time_s: 0.2, max_time_s: 2, \(measurement)")
             return try MLBenchBinary.run(["run", "--json", "-q", path], home: home)
         }
         let offline = try stored(try scenario("offline", "scenario: offline, scenario_queries: 300"))
@@ -426,16 +366,7 @@ final class ExperimentEndToEndTests: XCTestCase {
     /// Several invocations: a fresh runner process each, warmed up and measured in
     /// turn; the result has each one's median and an interval across them.
     func testInvocationsAreSeparateProcessesWithAnIntervalAcrossThem() throws {
-        let path = try experiment("invocations.yaml", """
-            name: invocations
-            model: SAMPLE/model.onnx
-            inputs: {image: SAMPLE/inputs/image.npy}
-            reference: {toolchain: onnxruntime}
-            toolchain: {name: onnxruntime, target: cpu}
-            board: host
-            measurement: {min_iterations: 50, min_time_s: 0.3, max_time_s: 3, invocations: 3}
-            semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
-            """)
+        let path = try hostExperiment("invocations", measurement: "min_iterations: 50, min_time_s: 0.3, max_time_s: 3, invocations: 3")
         let result = try stored(try MLBenchBinary.run(["run", "--json", "-q", path], home: home))
         XCTAssertEqual(result.status, .succeeded, result.failure?.reason ?? "")
         let measurement = try XCTUnwrap(result.measurement)

@@ -143,14 +143,9 @@ class TensorRTBackend:
 
 
 def main() -> int:
-    mlbench_runner.reserve_stdout()
-    try:
-        backend = TensorRTBackend()
-    except ImportError as error:
-        mlbench_runner.fail(f"runner.py: TensorRT is not importable with {sys.executable}: {error}", code=1)
-    except RuntimeError as error:  # a CUDA call failed: no GPU, or a driver too old
-        mlbench_runner.fail(f"runner.py: no usable CUDA device: {error}", code=1)
-    return mlbench_runner.serve(backend)
+    return mlbench_runner.run_backend(TensorRTBackend, "TensorRT",
+                                      # a CUDA call failed: no GPU, or a driver too old
+                                      failures=((RuntimeError, "no usable CUDA device"),))
 
 
 if __name__ == "__main__":

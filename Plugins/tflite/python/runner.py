@@ -102,12 +102,7 @@ class LiteRTBackend:
 
 
 def main() -> int:
-    mlbench_runner.reserve_stdout()
-    try:
-        backend = LiteRTBackend()
-    except ImportError as error:
-        mlbench_runner.fail(f"runner.py: ai-edge-litert is not importable: {error}", code=1)
-    return mlbench_runner.serve(backend)
+    return mlbench_runner.run_backend(LiteRTBackend, "ai-edge-litert")
 
 
 if __name__ == "__main__":

@@ -96,12 +96,7 @@ class TVMBackend:
 
 
 def main() -> int:
-    mlbench_runner.reserve_stdout()
-    try:
-        backend = TVMBackend()
-    except ImportError as error:
-        mlbench_runner.fail(f"runner.py: tvm is not importable: {error}", code=1)
-    return mlbench_runner.serve(backend)
+    return mlbench_runner.run_backend(TVMBackend, "tvm")
 
 
 if __name__ == "__main__":

@@ -153,13 +153,7 @@ def _distribution_version(name: str) -> str:
 
 
 def main() -> int:
-    mlbench_runner.reserve_stdout()
-    try:
-        backend = VARTBackend()
-    except ImportError as error:
-        mlbench_runner.fail(f"runner.py: VART is not importable with {sys.executable}: {error} (run it with "
-                            f"the Python of a Vitis AI board image)", code=1)
-    return mlbench_runner.serve(backend)
+    return mlbench_runner.run_backend(VARTBackend, "VART", hint=" (run it with the Python of a Vitis AI board image)")
 
 
 if __name__ == "__main__":

@@ -80,6 +80,7 @@ __all__ = [
     "emit_json_result",
     "fail",
     "reserve_stdout",
+    "run_backend",
     "run_toolchain",
     "safe_file_name",
     "serve",
@@ -741,6 +742,24 @@ def _answer(session: _Session, line: str) -> tuple[dict, bool]:
     except Exception as error:  # a runtime failure must not end the session
         traceback.print_exc(file=sys.stderr)
         return {"ok": False, "error": f"{op}: {type(error).__name__}: {_one_line(str(error))}"}, False
+
+
+def run_backend(make_backend: Callable[[], Any], runtime: str, hint: str = "",
+                failures: tuple[tuple[type, str], ...] = ()) -> int:
+    """A runner's main: keep stdout for the protocol, make the backend (a runtime
+    that cannot be imported, or another listed failure, ends the runner with a
+    clear message, status 1) and serve it."""
+    reserve_stdout()
+    try:
+        backend = make_backend()
+    except ImportError as error:
+        fail(f"runner.py: {runtime} is not importable with {sys.executable}: {error}{hint}", code=1)
+    except Exception as error:
+        for kind, what in failures:
+            if isinstance(error, kind):
+                fail(f"runner.py: {what}: {error}", code=1)
+        raise
+    return serve(backend)
 
 
 def serve(backend: Any, *, stdin: Any = None, stdout: TextIO | None = None) -> int:
