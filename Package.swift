@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "mlbench-host", type: .dynamic, targets: ["HostBoardPlugin"]),
         .library(name: "mlbench-onnxruntime", type: .dynamic, targets: ["ONNXRuntimePlugin"]),
         .library(name: "mlbench-tvm", type: .dynamic, targets: ["TVMPlugin"]),
+        .library(name: "mlbench-tensorrt", type: .dynamic, targets: ["TensorRTPlugin"]),
+        .library(name: "mlbench-vitis-ai", type: .dynamic, targets: ["VitisAIPlugin"]),
         // Bench hardware: probes (Probes/) and power switches (Plugins/).
         .library(name: "mlbench-fnirsi", type: .dynamic, targets: ["FNIRSIProbePlugin"]),
         .library(name: "mlbench-usbrelay", type: .dynamic, targets: ["HIDRelayPlugin"]),
@@ -77,6 +79,8 @@ let package = Package(
         .target(name: "HostBoardPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/host/Sources"),
         .target(name: "ONNXRuntimePlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/onnxruntime/Sources"),
         .target(name: "TVMPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tvm/Sources"),
+        .target(name: "TensorRTPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tensorrt/Sources"),
+        .target(name: "VitisAIPlugin", dependencies: ["MLBenchPluginKit", "MLBenchCore"], path: "Plugins/vitis-ai/Sources"),
         .target(name: "TFLitePlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tflite/Sources"),
 
         // What device plugins share: probe streaming, relay banks, USB device selection.
