@@ -20,6 +20,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // The shared store of several bench hosts (PostgreSQL).
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // The versioned C ABI between the core and plugins (one header).
@@ -41,7 +43,8 @@ let package = Package(
         // The lab: configuration files, plugin loader, isolation manager, statistics, store.
         .target(name: "MLBench",
                 dependencies: ["MLBenchCore", "CMLBenchPlugin", "SQLiteDriver", "OpenSSLDriver",
-                               .product(name: "Yams", package: "Yams")],
+                               .product(name: "Yams", package: "Yams"),
+                               .product(name: "PostgresNIO", package: "postgres-nio")],
                 path: "Sources/MLBench"),
         .executableTarget(name: "mlbench",
                           dependencies: ["MLBench", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -68,7 +68,7 @@ struct Run: ParsableCommand {
         try report {
             let file = try ExperimentFile.load(experiment)
             let lab = try options.lab()
-            let store = try SQLiteResultStore(path: lab.home.database.path)
+            let store = try LabStore(sqlitePath: lab.home.database.path)
             let runner = ExperimentRunner(lab: lab, store: store) { line in
                 if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
             }
@@ -255,7 +255,7 @@ struct Results: ParsableCommand {
         func run() throws {
             try report {
                 let lab = try options.lab()
-                let store = try SQLiteResultStore(path: lab.home.database.path)
+                let store = try LabStore(sqlitePath: lab.home.database.path)
                 print(ResultPresenter.list(try store.list(limit: limit)))
             }
         }
@@ -270,7 +270,7 @@ struct Results: ParsableCommand {
         func run() throws {
             try report {
                 let lab = try options.lab()
-                let store = try SQLiteResultStore(path: lab.home.database.path)
+                let store = try LabStore(sqlitePath: lab.home.database.path)
                 guard let result = try store.result(id: id) else { throw Failure(description: "no result with id '\(id)' in \(lab.home.database.path)") }
                 print(json ? String(decoding: try ResultCoding.encoder.encode(result), as: UTF8.self)
                            : ResultPresenter.summary(result, store: lab.home.database.path))

@@ -37,7 +37,7 @@ final class ExperimentEndToEndTests: XCTestCase {
         }
     }
 
-    func store() throws -> SQLiteResultStore { try SQLiteResultStore(path: home.appendingPathComponent("results.sqlite").path) }
+    func store() throws -> LabStore { try LabStore(sqlitePath: home.appendingPathComponent("results.sqlite").path) }
 
     func testSampleExperimentPreservesSemanticsAndStoresStatistics() throws {
         let outcome = try MLBenchBinary.run(["run", "--json", "-q", sample.appendingPathComponent("experiment.yaml").path], home: home)
