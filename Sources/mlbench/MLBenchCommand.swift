@@ -8,7 +8,8 @@ struct MLBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mlbench",
         abstract: "Benchmark ML inference on real boards.",
-        subcommands: [Run.self, Plugins.self, LabCommand.self, Toolchains.self, Results.self, Schema.self])
+        subcommands: [Run.self, Plugins.self, LabCommand.self, Toolchains.self, Results.self, QueueCommand.self, Boards.self,
+                      Worker.self, Schema.self])
 }
 
 /// Options every command that touches the lab shares.
@@ -28,6 +29,19 @@ struct LabOptions: ParsableArguments {
         let path = inventory ?? ProcessInfo.processInfo.environment["MLBENCH_INVENTORY"]
         let inventoryFile = try path.map { try InventoryFile.load($0) } ?? .embeddedDefault
         return Lab(home: labHome, inventory: inventoryFile, extraPluginPaths: pluginPaths)
+    }
+}
+
+/// Which store a command uses.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: "The store: a postgres:// URL (several bench hosts) or an SQLite file. Default: $MLBENCH_STORE, else results.sqlite in the lab's data folder.")
+    var store: String?
+
+    func open(_ lab: Lab) throws -> LabStore {
+        if let location = store ?? ProcessInfo.processInfo.environment["MLBENCH_STORE"], !location.isEmpty {
+            return try LabStore.open(location)
+        }
+        return try LabStore(sqlitePath: lab.home.database.path)
     }
 }
 
@@ -56,6 +70,7 @@ struct Run: ParsableCommand {
     var experiment: String
 
     @OptionGroup var options: LabOptions
+    @OptionGroup var storeOptions: StoreOptions
 
     @Flag(help: "Print the stored result as JSON instead of a summary.")
     var json = false
@@ -68,14 +83,14 @@ struct Run: ParsableCommand {
         try report {
             let file = try ExperimentFile.load(experiment)
             let lab = try options.lab()
-            let store = try LabStore(sqlitePath: lab.home.database.path)
+            let store = try storeOptions.open(lab)
             let runner = ExperimentRunner(lab: lab, store: store) { line in
                 if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
             }
             outcome = try runner.run(file)
             if let outcome {
                 print(json ? String(decoding: try ResultCoding.encoder.encode(outcome), as: UTF8.self)
-                           : ResultPresenter.summary(outcome, store: lab.home.database.path))
+                           : ResultPresenter.summary(outcome, store: store.location))
             }
         }
         if outcome?.status == .failed { throw ExitCode(1) }
@@ -251,11 +266,12 @@ struct Results: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the newest results.")
         @Option(help: "How many.") var limit = 20
         @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
 
         func run() throws {
             try report {
                 let lab = try options.lab()
-                let store = try LabStore(sqlitePath: lab.home.database.path)
+                let store = try storeOptions.open(lab)
                 print(ResultPresenter.list(try store.list(limit: limit)))
             }
         }
@@ -266,14 +282,15 @@ struct Results: ParsableCommand {
         @Argument var id: String
         @Flag(help: "The whole stored bundle as JSON.") var json = false
         @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
 
         func run() throws {
             try report {
                 let lab = try options.lab()
-                let store = try LabStore(sqlitePath: lab.home.database.path)
-                guard let result = try store.result(id: id) else { throw Failure(description: "no result with id '\(id)' in \(lab.home.database.path)") }
+                let store = try storeOptions.open(lab)
+                guard let result = try store.result(id: id) else { throw Failure(description: "no result with id '\(id)' in \(store.location)") }
                 print(json ? String(decoding: try ResultCoding.encoder.encode(result), as: UTF8.self)
-                           : ResultPresenter.summary(result, store: lab.home.database.path))
+                           : ResultPresenter.summary(result, store: store.location))
             }
         }
     }

@@ -1,0 +1,193 @@
+import Foundation
+import MLBenchCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The queue worker of one bench host: it claims experiments for the host's boards from
+/// the shared store and runs each in its own process, so that a crash (a plugin's
+/// segfault, say) ends one experiment, never the worker. While a process runs, the
+/// worker renews its lease with heartbeats; when the store revokes the lease (abort,
+/// suspend, a reservation, a lease that expired meanwhile) the process is killed.
+///
+/// The process is `command` followed by the path of a file holding the experiment's
+/// definition, with `MLBENCH_EXPERIMENT_ID`, `MLBENCH_BOARD`, `MLBENCH_USER`,
+/// `MLBENCH_HOST` and `MLBENCH_WORKER` in its environment. Its exit decides the outcome:
+/// - 0: succeeded; the last line it printed, if any, is the stored result's id;
+/// - 75 (EX_TEMPFAIL): the infrastructure failed; the experiment is requeued (up to
+///   `maxAttempts` starts) and the board goes to a health check (`unknown`);
+/// - any other status, or a signal: the experiment failed, with the end of its stderr.
+///
+/// Each host's workers run only that host's boards; several workers may share a host
+/// and several hosts one PostgreSQL store: the store's claims never hand one experiment
+/// or one board to two of them.
+public final class QueueWorker {
+    public struct Configuration: Sendable {
+        /// The bench host whose boards this worker runs.
+        public var host: String
+        /// This worker's name, unique among the workers sharing the store (it holds leases).
+        public var name: String
+        /// The program run for each experiment (the definition file is appended).
+        public var command: [String]
+        public var leaseDuration: TimeInterval = 30
+        /// How often leases are renewed; well under `leaseDuration`.
+        public var heartbeatInterval: TimeInterval = 5
+        public var maxAttempts = 3
+        public var policy = SchedulingPolicy.standard
+        /// Where definition files are written for the processes.
+        public var scratch: URL
+
+        public init(host: String, name: String, command: [String], scratch: URL) {
+            self.host = host
+            self.name = name
+            self.command = command
+            self.scratch = scratch
+        }
+    }
+
+    /// The exit status that means "the infrastructure failed, not the experiment".
+    public static let infrastructureFailureStatus: Int32 = 75
+
+    private struct Running {
+        var lease: Lease
+        var process: ChildProcess
+        var definition: URL
+        var lastHeartbeat: Date
+        var output: [String]
+    }
+
+    public let store: LabStore
+    public let configuration: Configuration
+    private var running = [String: Running]()
+    private let log: (String) -> Void
+
+    public init(store: LabStore, configuration: Configuration, log: @escaping (String) -> Void = { _ in }) throws {
+        guard !configuration.command.isEmpty else { throw LabError.usage("the worker needs a command to run each experiment") }
+        guard configuration.heartbeatInterval < configuration.leaseDuration else {
+            throw LabError.usage("the heartbeat interval (\(configuration.heartbeatInterval) s) must be shorter than the lease (\(configuration.leaseDuration) s)")
+        }
+        self.store = store
+        self.configuration = configuration
+        self.log = log
+        try FileManager.default.createDirectory(at: configuration.scratch, withIntermediateDirectories: true)
+    }
+
+    /// How many experiments this worker is running now.
+    public var inFlight: Int { running.count }
+
+    /// Works until `shouldStop` says so, or — with `drain` — until nothing is running and
+    /// nothing can be claimed.
+    public func run(drain: Bool, poll: TimeInterval = 0.02, shouldStop: () -> Bool = { false }) throws {
+        while !shouldStop() {
+            let claimed = try step(at: Date())
+            if drain && claimed == 0 && running.isEmpty { return }
+            if claimed == 0 { Thread.sleep(forTimeInterval: poll) }
+        }
+    }
+
+    /// One round: requeue dead workers' experiments, look after the running processes,
+    /// start what can start. Returns how many experiments it started.
+    @discardableResult
+    public func step(at now: Date) throws -> Int {
+        for id in try store.requeueExpiredLeases(maxAttempts: configuration.maxAttempts, at: now) {
+            log("requeued \(id): its lease expired")
+        }
+        for id in Array(running.keys) { try tend(id, now: now) }
+        var started = 0
+        while let lease = try store.claim(host: configuration.host, worker: configuration.name,
+                                          leaseDuration: configuration.leaseDuration, policy: configuration.policy, at: now) {
+            try start(lease, now: now)
+            started += 1
+        }
+        return started
+    }
+
+    private func start(_ lease: Lease, now: Date) throws {
+        let experiment = lease.experiment
+        let definition = configuration.scratch.appendingPathComponent("\(experiment.id).yaml")
+        var environment = ProcessInfo.processInfo.environment
+        environment["MLBENCH_EXPERIMENT_ID"] = experiment.id
+        environment["MLBENCH_BOARD"] = experiment.board
+        environment["MLBENCH_USER"] = experiment.user
+        environment["MLBENCH_HOST"] = configuration.host
+        environment["MLBENCH_WORKER"] = configuration.name
+        do {
+            try experiment.definition.write(to: definition, atomically: true, encoding: .utf8)
+            let process = try ChildProcess(configuration.command + [definition.path], environment: environment)
+            process.closeInput()
+            running[experiment.id] = Running(lease: lease, process: process, definition: definition, lastHeartbeat: now, output: [])
+            log("started \(experiment.id) (\(experiment.name), \(experiment.user)) on \(experiment.board), pid \(process.pid)")
+        } catch {
+            // The worker cannot start processes: the host is at fault, not the experiment.
+            try store.failInfrastructure(experiment: experiment.id, worker: configuration.name,
+                                         reason: "cannot start the experiment's process: \(error)",
+                                         maxAttempts: configuration.maxAttempts, at: now)
+            try? FileManager.default.removeItem(at: definition)
+        }
+    }
+
+    private func tend(_ id: String, now: Date) throws {
+        guard var entry = running[id] else { return }
+        // Drain its output so that it never blocks on a full pipe.
+        while let line = try? entry.process.readLine(timeout: 0.001) { entry.output.append(line) }
+        if let status = try? entry.process.wait(timeout: 0) {
+            while let line = try? entry.process.readLine(timeout: 0.05) { entry.output.append(line) }
+            running[id] = nil
+            try? FileManager.default.removeItem(at: entry.definition)
+            try finish(entry, status: status, now: now)
+            return
+        }
+        running[id] = entry
+        guard now.timeIntervalSince(entry.lastHeartbeat) >= configuration.heartbeatInterval else { return }
+        switch try store.heartbeat(experiment: id, worker: configuration.name, leaseDuration: configuration.leaseDuration, at: now) {
+        case .renewed:
+            running[id]?.lastHeartbeat = now
+        case .revoked(let why):
+            log("stopping \(id): \(why)")
+            entry.process.terminate()
+            _ = try? entry.process.wait(timeout: 10)
+            running[id] = nil
+            try? FileManager.default.removeItem(at: entry.definition)
+        }
+    }
+
+    private func finish(_ entry: Running, status: Int32, now: Date) throws {
+        let id = entry.lease.experiment.id
+        let stderr = String(entry.process.stderr.suffix(2000))
+        do {
+            switch status {
+            case 0:
+                let resultID = entry.output.last { !$0.trimmingCharacters(in: .whitespaces).isEmpty }?.trimmingCharacters(in: .whitespaces)
+                try store.complete(experiment: id, worker: configuration.name, state: .succeeded, resultID: resultID, note: nil,
+                                   policy: configuration.policy, at: now)
+                log("\(id) succeeded\(resultID.map { ", result \($0)" } ?? "")")
+            case Self.infrastructureFailureStatus:
+                try store.failInfrastructure(experiment: id, worker: configuration.name, reason: stderr.isEmpty ? "exit status 75" : stderr,
+                                             maxAttempts: configuration.maxAttempts, at: now)
+                log("\(id): infrastructure failure, requeued; board \(entry.lease.experiment.board) needs a health check")
+            default:
+                let how = status < 0 ? "its process was killed by signal \(-status)" : "its process exited with status \(status)"
+                try store.complete(experiment: id, worker: configuration.name, state: .failed, resultID: nil,
+                                   note: stderr.isEmpty ? how : "\(how): \(stderr)", policy: configuration.policy, at: now)
+                log("\(id) failed: \(how)")
+            }
+        } catch {
+            // The lease was revoked while the process finished (aborted, expired, given to
+            // another worker): its outcome no longer counts. Anything else is the store's failure.
+            guard let now = try store.experiment(id: id), QueueState.running != now.state || now.leaseOwner != configuration.name else {
+                throw error
+            }
+            log("\(id): outcome dropped: \(error)")
+        }
+    }
+
+    /// Kills every running process (their leases expire and other workers requeue them).
+    public func stopAll() {
+        for entry in running.values {
+            entry.process.terminate()
+            _ = try? entry.process.wait(timeout: 10)
+            try? FileManager.default.removeItem(at: entry.definition)
+        }
+        running.removeAll()
+    }
+}

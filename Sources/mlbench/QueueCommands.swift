@@ -1,0 +1,262 @@
+import ArgumentParser
+import Foundation
+import MLBench
+import MLBenchCore
+
+/// Who is submitting: $MLBENCH_USER, else the login name.
+private func currentUser() -> String {
+    ProcessInfo.processInfo.environment["MLBENCH_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
+}
+
+/// `--series NAME` or an experiment id: what abort, suspend and resume act on.
+struct TargetOptions: ParsableArguments {
+    @Argument(help: "The queued experiment's id.") var id: String?
+    @Option(help: "Act on every experiment of this series or sweep instead.") var series: String?
+
+    func target() throws -> QueueTarget {
+        switch (id, series) {
+        case (let id?, nil): return .experiment(id)
+        case (nil, let series?): return .series(series)
+        default: throw Failure(description: "name either an experiment id or --series NAME")
+        }
+    }
+}
+
+struct QueueCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "queue", abstract: "The experiment queue: submit, list, abort, suspend, resume.",
+        subcommands: [Submit.self, List.self, Abort.self, Suspend.self, Resume.self])
+
+    struct Submit: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Queue an experiment on a board.")
+        @Argument(help: "The experiment file (YAML).") var experiment: String
+        @Option(help: "The board to run it on.") var board: String
+        @Option(help: "The series or sweep it belongs to.") var series: String?
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report {
+                let file = try ExperimentFile.load(experiment)
+                let store = try storeOptions.open(try options.lab())
+                let queued = try store.submit(Submission(user: currentUser(), name: file.experiment.name, board: board,
+                                                         series: series, definition: file.text), at: Date())
+                print(queued.id)
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List queued, running and finished experiments in submission order.")
+        @Option(help: "Only those in this state (\(QueueState.allCases.map(\.rawValue).joined(separator: ", "))).") var state: String?
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report {
+                let filter = try state.map { name in
+                    guard let state = QueueState(rawValue: name) else {
+                        throw Failure(description: "--state '\(name)' is not a state (\(QueueState.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    }
+                    return state
+                }
+                let store = try storeOptions.open(try options.lab())
+                var rows = [["ID", "NAME", "USER", "BOARD", "SERIES", "STATE", "ATTEMPTS", "WORKER", "NOTE"]]
+                for experiment in try store.experiments(state: filter) {
+                    rows.append([String(experiment.id.prefix(8)), experiment.name, experiment.user, experiment.board,
+                                 experiment.series ?? "", experiment.state.rawValue, "\(experiment.attempts)",
+                                 experiment.leaseOwner ?? "", experiment.note ?? ""])
+                }
+                print(rows.count == 1 ? "the queue is empty" : ResultPresenter.table(rows))
+            }
+        }
+    }
+
+    struct Abort: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Abort an experiment or a series (a running one is stopped).")
+        @OptionGroup var target: TargetOptions
+        @Option(help: "Why (kept with the experiment).") var reason = "aborted by \(currentUser())"
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report {
+                let count = try storeOptions.open(try options.lab()).abort(try target.target(), reason: reason, at: Date())
+                print("aborted \(count) experiment\(count == 1 ? "" : "s")")
+            }
+        }
+    }
+
+    struct Suspend: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Hold an experiment or a series back (a running one starts again on resume).")
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report {
+                let count = try storeOptions.open(try options.lab()).suspend(try target.target(), at: Date())
+                print("suspended \(count) experiment\(count == 1 ? "" : "s")")
+            }
+        }
+    }
+
+    struct Resume: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Put a suspended experiment or series back in the queue.")
+        @OptionGroup var target: TargetOptions
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report {
+                let count = try storeOptions.open(try options.lab()).resume(try target.target(), at: Date())
+                print("resumed \(count) experiment\(count == 1 ? "" : "s")")
+            }
+        }
+    }
+}
+
+struct Boards: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The board registry: hosts, health, operator enable/disable, reservations.",
+        subcommands: [List.self, Register.self, Health.self, Enable.self, Disable.self, Reserve.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List boards and reservations.")
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report {
+                let store = try storeOptions.open(try options.lab())
+                var rows = [["BOARD", "HOST", "HEALTH", "ENABLED", "NOTE"]]
+                for board in try store.boards() {
+                    rows.append([board.name, board.host, board.health.rawValue, board.enabled ? "yes" : "no", board.note ?? ""])
+                }
+                print(rows.count == 1 ? "no board is registered" : ResultPresenter.table(rows))
+                let reservations = try store.reservations()
+                if !reservations.isEmpty {
+                    var table = [["RESERVATION", "BOARD", "USER", "FROM", "TO"]]
+                    for reservation in reservations {
+                        table.append([reservation.id, reservation.board, reservation.user,
+                                      ResultCoding.timestamp(reservation.start), ResultCoding.timestamp(reservation.end)])
+                    }
+                    print("\n" + ResultPresenter.table(table))
+                }
+            }
+        }
+    }
+
+    struct Register: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a board (health unknown until checked) or move it to another host.")
+        @Argument var board: String
+        @Option(help: "The bench host that drives it.") var host: String
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report { try storeOptions.open(try options.lab()).registerBoard(board, host: host) }
+        }
+    }
+
+    struct Health: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set a board's health (\(BoardHealth.allCases.map(\.rawValue).joined(separator: ", "))).")
+        @Argument var board: String
+        @Argument var health: String
+        @Option(help: "Why.") var note: String?
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report {
+                guard let value = BoardHealth(rawValue: health) else {
+                    throw Failure(description: "'\(health)' is not a board health (\(BoardHealth.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                try storeOptions.open(try options.lab()).setHealth(value, board: board, note: note)
+            }
+        }
+    }
+
+    struct Enable: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Let a board start work again.")
+        @Argument var board: String
+        @Option(help: "Why.") var note: String?
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report { try storeOptions.open(try options.lab()).setEnabled(true, board: board, note: note) }
+        }
+    }
+
+    struct Disable: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop a board from starting work (its queue is kept).")
+        @Argument var board: String
+        @Option(help: "Why.") var note: String?
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report { try storeOptions.open(try options.lab()).setEnabled(false, board: board, note: note) }
+        }
+    }
+
+    struct Reserve: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Reserve a board for yourself during a time window.")
+        @Argument var board: String
+        @Option(help: "Start (ISO 8601, e.g. 2026-11-24T09:00:00.000Z).") var from: String
+        @Option(help: "End (ISO 8601).") var to: String
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report {
+                guard let start = ResultCoding.date(from) ?? ISO8601DateFormatter().date(from: from) else {
+                    throw Failure(description: "--from '\(from)' is not an ISO 8601 time")
+                }
+                guard let end = ResultCoding.date(to) ?? ISO8601DateFormatter().date(from: to) else {
+                    throw Failure(description: "--to '\(to)' is not an ISO 8601 time")
+                }
+                let reservation = try storeOptions.open(try options.lab()).reserve(board: board, user: currentUser(), from: start, to: end)
+                print(reservation.id)
+            }
+        }
+    }
+}
+
+struct Worker: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the queue of one bench host: claim experiments for its boards, each in its own process.",
+        discussion: """
+            The process of each experiment is COMMAND followed by the experiment file; its exit status
+            decides the outcome (0 succeeded, 75 infrastructure failure and requeue, else failed).
+            """)
+    @Option(help: "The bench host whose boards this worker runs.") var host: String
+    @Option(help: "This worker's name (unique among the store's workers). Default: HOST-PID.") var name: String?
+    @Option(help: "Seconds a lease lasts without a heartbeat.") var lease: Double = 30
+    @Option(help: "Seconds between heartbeats.") var heartbeat: Double = 5
+    @Option(help: "Starts of one experiment before it fails (crashes, infrastructure errors).") var maxAttempts = 3
+    @Option(help: "Fair-share half-life of past usage, in hours.") var usageHalfLife: Double = 6
+    @Flag(help: "Stop once nothing runs and nothing can start.") var drain = false
+    @Argument(parsing: .postTerminator, help: "The program (and its arguments) run for each experiment, after --.") var command: [String] = []
+    @OptionGroup var options: LabOptions
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        try report {
+            let lab = try options.lab()
+            guard usageHalfLife > 0 else { throw Failure(description: "--usage-half-life must be positive (got \(usageHalfLife))") }
+            var configuration = QueueWorker.Configuration(
+                host: host, name: name ?? "\(host)-\(ProcessInfo.processInfo.processIdentifier)", command: command,
+                scratch: lab.home.scratch.appendingPathComponent("queue", isDirectory: true))
+            configuration.leaseDuration = lease
+            configuration.heartbeatInterval = heartbeat
+            configuration.maxAttempts = maxAttempts
+            configuration.policy = SchedulingPolicy(usageHalfLife: usageHalfLife * 3600)
+            let worker = try QueueWorker(store: try storeOptions.open(lab), configuration: configuration) { line in
+                FileHandle.standardError.write(Data("\(line)\n".utf8))
+            }
+            try worker.run(drain: drain)
+        }
+    }
+}
