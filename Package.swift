@@ -22,6 +22,9 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         // The shared store of several bench hosts (PostgreSQL).
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // Imported directly by the PostgreSQL store (futures, logger); postgres-nio needs them anyway.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // The versioned C ABI between the core and plugins (one header).
@@ -44,7 +47,9 @@ let package = Package(
         .target(name: "MLBench",
                 dependencies: ["MLBenchCore", "CMLBenchPlugin", "SQLiteDriver", "OpenSSLDriver",
                                .product(name: "Yams", package: "Yams"),
-                               .product(name: "PostgresNIO", package: "postgres-nio")],
+                               .product(name: "PostgresNIO", package: "postgres-nio"),
+                               .product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "Logging", package: "swift-log")],
                 path: "Sources/MLBench"),
         .executableTarget(name: "mlbench",
                           dependencies: ["MLBench", .product(name: "ArgumentParser", package: "swift-argument-parser")],
