@@ -136,40 +136,37 @@ extension LabStore {
             let busy = Set(try connection.query("SELECT board FROM queue WHERE state = 'running' AND board IN (\(marks))",
                                                 eligible.map(SQLValue.text)).compactMap { $0.first?.text })
             let free = eligible.filter { !busy.contains($0) }
-            guard !free.isEmpty else { return nil }
-            let freeMarks = Self.placeholders(free.count)
-            let candidates = try connection.query("""
-                SELECT min(seq), user_name, board FROM queue WHERE state = 'queued' AND board IN (\(freeMarks))
-                GROUP BY board, user_name
-                """, free.map(SQLValue.text)).compactMap { row -> (Int64, String, String)? in
-                guard let seq = row[0].integer, let user = row[1].text, let board = row[2].text else { return nil }
-                return (seq, user, board)
+            // Board by board, so that each look at the queue reads one board's waiting work
+            // (the oldest experiment of each user there), not the whole queue's.
+            var context: (reservations: [Reservation], usage: [String: Double])?
+            for board in free {
+                let candidates = try connection.query("""
+                    SELECT q.id, q.seq, q.user_name FROM queue q
+                    JOIN (SELECT min(seq) AS head FROM queue WHERE state = 'queued' AND board = ? GROUP BY user_name) h ON q.seq = h.head
+                    """, [.text(board)]).compactMap { row -> SchedulingPolicy.Candidate? in
+                    guard let id = row[0].text, let seq = row[1].integer, let user = row[2].text else { return nil }
+                    return SchedulingPolicy.Candidate(experimentID: id, sequence: seq, user: user, board: board)
+                }
+                guard !candidates.isEmpty else { continue }
+                if context == nil {
+                    let reservations = try connection.query("""
+                        SELECT id, board, user_name, starts_at, ends_at FROM reservations
+                        WHERE starts_at <= ? AND ends_at > ? AND board IN (\(Self.placeholders(free.count)))
+                        """, [.time(now), .time(now)] + free.map(SQLValue.text)).map(Self.reservation)
+                    context = (reservations, try decayedUsage(policy: policy, at: now))
+                }
+                guard let chosen = policy.assign(freeBoards: [board], candidates: candidates, reservations: context!.reservations,
+                                                 usage: context!.usage, now: now).first else { continue }
+                let expires = now.addingTimeInterval(leaseDuration)
+                let rows = try connection.query("""
+                    UPDATE queue SET state = 'running', lease_owner = ?, lease_expires_at = ?, started_at = ?,
+                        attempts = attempts + 1, note = NULL
+                    WHERE id = ? AND state = 'queued' RETURNING \(Self.queueColumns)
+                    """, [.text(worker), .time(expires), .time(now), .text(chosen.experimentID)])
+                guard let row = rows.first else { continue }
+                return Lease(experiment: try Self.queuedExperiment(row), worker: worker, expiresAt: expires)
             }
-            guard !candidates.isEmpty else { return nil }
-            let ids = try connection.query("SELECT seq, id FROM queue WHERE seq IN (\(Self.placeholders(candidates.count)))",
-                                           candidates.map { .integer($0.0) })
-            var idOf = [Int64: String]()
-            for row in ids { if let seq = row[0].integer, let id = row[1].text { idOf[seq] = id } }
-            let reservations = try connection.query("""
-                SELECT id, board, user_name, starts_at, ends_at FROM reservations
-                WHERE starts_at <= ? AND ends_at > ? AND board IN (\(freeMarks))
-                """, [.time(now), .time(now)] + free.map(SQLValue.text)).map(Self.reservation)
-            let usage = try decayedUsage(policy: policy, at: now)
-            let assignments = policy.assign(
-                freeBoards: free,
-                candidates: candidates.compactMap { seq, user, board in
-                    idOf[seq].map { SchedulingPolicy.Candidate(experimentID: $0, sequence: seq, user: user, board: board) }
-                },
-                reservations: reservations, usage: usage, now: now)
-            guard let first = assignments.first else { return nil }
-            let expires = now.addingTimeInterval(leaseDuration)
-            let changed = try connection.execute("""
-                UPDATE queue SET state = 'running', lease_owner = ?, lease_expires_at = ?, started_at = ?,
-                    attempts = attempts + 1, note = NULL
-                WHERE id = ? AND state = 'queued'
-                """, [.text(worker), .time(expires), .time(now), .text(first.experimentID)])
-            guard changed == 1, let experiment = try experimentRow(first.experimentID) else { return nil }
-            return Lease(experiment: experiment, worker: worker, expiresAt: expires)
+            return nil
         }
     }
 
