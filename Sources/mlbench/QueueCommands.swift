@@ -232,7 +232,7 @@ struct Worker: ParsableCommand {
             decides the outcome (0 succeeded, 75 infrastructure failure and requeue, else failed).
             """)
     @Option(help: "The bench host whose boards this worker runs.") var host: String
-    @Option(help: "This worker's name (unique among the store's workers). Default: HOST-PID.") var name: String?
+    @Option(help: "This worker's name: unique among live workers, the same across restarts (a restarted worker takes back what it was running). Default: the host.") var name: String?
     @Option(help: "Seconds a lease lasts without a heartbeat.") var lease: Double = 30
     @Option(help: "Seconds between heartbeats.") var heartbeat: Double = 5
     @Option(help: "Starts of one experiment before it fails (crashes, infrastructure errors).") var maxAttempts = 3
@@ -247,7 +247,7 @@ struct Worker: ParsableCommand {
             let lab = try options.lab()
             guard usageHalfLife > 0 else { throw Failure(description: "--usage-half-life must be positive (got \(usageHalfLife))") }
             var configuration = QueueWorker.Configuration(
-                host: host, name: name ?? "\(host)-\(ProcessInfo.processInfo.processIdentifier)", command: command,
+                host: host, name: name ?? host, command: command,
                 scratch: lab.home.scratch.appendingPathComponent("queue", isDirectory: true))
             configuration.leaseDuration = lease
             configuration.heartbeatInterval = heartbeat

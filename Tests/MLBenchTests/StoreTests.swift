@@ -29,6 +29,10 @@ final class StoreTests: XCTestCase {
         try store.claim(host: host, worker: worker, leaseDuration: lease, policy: policy, at: at(time))
     }
 
+    func requeue(_ store: LabStore, host: String = "bench-1", formerWorker: String? = nil, maxAttempts: Int = 3, at time: Double) throws -> [String] {
+        try store.requeueAbandoned(host: host, formerWorker: formerWorker, maxAttempts: maxAttempts, at: at(time)) { _ in }
+    }
+
     // MARK: Results
 
     func testResultsAreStoredListedAndReadBackWithTheirTimings() throws {
@@ -118,8 +122,15 @@ final class StoreTests: XCTestCase {
             let lease = try XCTUnwrap(try claim(store, worker: "w1", at: 0, lease: 10))
             XCTAssertEqual(lease.expiresAt, at(10))
             XCTAssertEqual(try store.heartbeat(experiment: queued.id, worker: "w1", leaseDuration: 10, at: at(8)), .renewed(until: at(18)))
-            XCTAssertEqual(try store.requeueExpiredLeases(maxAttempts: 3, at: at(17)), [], "\(backend): a renewed lease has not expired")
-            XCTAssertEqual(try store.requeueExpiredLeases(maxAttempts: 3, at: at(19)), [queued.id], "\(backend)")
+            XCTAssertEqual(try requeue(store, at: 17), [], "\(backend): a renewed lease has not expired")
+            guard case .revoked = try store.heartbeat(experiment: queued.id, worker: "w1", leaseDuration: 10, at: at(19)) else {
+                return XCTFail("\(backend): an expired lease is not renewed")
+            }
+            XCTAssertEqual(try requeue(store, host: "bench-2", at: 19), [], "\(backend): only the board's own host requeues")
+            var leftBehind = [String]()
+            XCTAssertEqual(try store.requeueAbandoned(host: "bench-1", formerWorker: nil, maxAttempts: 3, at: at(19)) { leftBehind.append($0.id) },
+                           [queued.id], "\(backend)")
+            XCTAssertEqual(leftBehind, [queued.id], "\(backend): the worker is asked to stop what the dead one left running")
             guard case .revoked = try store.heartbeat(experiment: queued.id, worker: "w1", leaseDuration: 10, at: at(20)) else {
                 return XCTFail("\(backend): the worker whose lease expired must be told to stop")
             }
@@ -136,13 +147,27 @@ final class StoreTests: XCTestCase {
         }
     }
 
+    func testARestartedWorkerRequeuesWhatItsFormerSelfWasRunningAtOnce() throws {
+        try StoreBackends.each { store, backend in
+            try goodBoards(store, ["b1", "b2"])
+            let mine = try submit(store, "alice", "e1", board: "b1")
+            let other = try submit(store, "alice", "e2", board: "b2")
+            _ = try XCTUnwrap(try claim(store, worker: "bench-1", at: 0, lease: 60))
+            _ = try XCTUnwrap(try claim(store, worker: "bench-1-second", at: 0, lease: 60))
+            // Long before the lease expires, the worker restarting as "bench-1" takes back only its own.
+            XCTAssertEqual(try requeue(store, formerWorker: "bench-1", at: 1), [mine.id], "\(backend)")
+            XCTAssertEqual(try store.experiment(id: mine.id)?.note, "its worker bench-1 restarted")
+            XCTAssertEqual(try store.experiment(id: other.id)?.state, .running, "\(backend): another live worker's work is left alone")
+        }
+    }
+
     func testAnExperimentWhoseLeasesKeepExpiringFailsAfterMaxAttempts() throws {
         try StoreBackends.each { store, backend in
             try goodBoards(store, ["b1"])
             let queued = try submit(store, "alice", "crashes its worker")
             for attempt in 1...2 {
                 XCTAssertEqual(try claim(store, at: Double(attempt) * 100, lease: 10)?.experiment.attempts, attempt)
-                XCTAssertEqual(try store.requeueExpiredLeases(maxAttempts: 2, at: at(Double(attempt) * 100 + 11)), [queued.id])
+                XCTAssertEqual(try requeue(store, maxAttempts: 2, at: Double(attempt) * 100 + 11), [queued.id])
             }
             let failed = try XCTUnwrap(try store.experiment(id: queued.id))
             XCTAssertEqual(failed.state, .failed, "\(backend)")
@@ -234,7 +259,7 @@ final class StoreTests: XCTestCase {
             }
             XCTAssertThrowsError(try store.reserve(board: "b1", user: "carol", from: at(3000), to: at(3000)))
             let early = try submit(store, "alice", "before the window")
-            let lease = try XCTUnwrap(try claim(store, at: 900))
+            let lease = try XCTUnwrap(try claim(store, at: 900, lease: 200))
             XCTAssertEqual(lease.experiment.id, early.id, "\(backend): outside the window anyone's work runs")
             try submit(store, "alice", "a2")
             try submit(store, "bob", "b1")

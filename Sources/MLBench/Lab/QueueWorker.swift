@@ -25,7 +25,9 @@ public final class QueueWorker {
     public struct Configuration: Sendable {
         /// The bench host whose boards this worker runs.
         public var host: String
-        /// This worker's name, unique among the workers sharing the store (it holds leases).
+        /// This worker's name, unique among the live workers sharing the store (it holds leases).
+        /// Keep it across restarts: a worker starting under a name takes back at once what
+        /// the dead worker of that name was running.
         public var name: String
         /// The program run for each experiment (the definition file is appended).
         public var command: [String]
@@ -59,6 +61,7 @@ public final class QueueWorker {
     public let store: LabStore
     public let configuration: Configuration
     private var running = [String: Running]()
+    private var recovered = false
     private let log: (String) -> Void
 
     public init(store: LabStore, configuration: Configuration, log: @escaping (String) -> Void = { _ in }) throws {
@@ -89,9 +92,14 @@ public final class QueueWorker {
     /// start what can start. Returns how many experiments it started.
     @discardableResult
     public func step(at now: Date) throws -> Int {
-        for id in try store.requeueExpiredLeases(maxAttempts: configuration.maxAttempts, at: now) {
-            log("requeued \(id): its lease expired")
+        // Once at start, what this worker's former self (same name) was running is taken back
+        // at once; after that, experiments of this host whose lease expired.
+        let former = recovered ? nil : configuration.name
+        for id in try store.requeueAbandoned(host: configuration.host, formerWorker: former, maxAttempts: configuration.maxAttempts,
+                                             at: now, beforeEach: { Self.killLeftovers(of: $0.id) }) {
+            log("requeued \(id): its worker is gone")
         }
+        recovered = true
         for id in Array(running.keys) { try tend(id, now: now) }
         var started = 0
         while let lease = try store.claim(host: configuration.host, worker: configuration.name,
@@ -179,6 +187,23 @@ public final class QueueWorker {
             }
             log("\(id): outcome dropped: \(error)")
         }
+    }
+
+    /// Kills every process still running for experiment `id` on this machine: the processes a
+    /// worker killed with SIGKILL left behind (they carry `MLBENCH_EXPERIMENT_ID` in their
+    /// environment, as do their own children). Linux only (/proc).
+    static func killLeftovers(of id: String) {
+        #if os(Linux)
+        let marker = Array("MLBENCH_EXPERIMENT_ID=\(id)".utf8)
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return }
+        for entry in entries {
+            guard let pid = pid_t(entry), pid != getpid(),
+                  let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ") else { continue }
+            if environment.split(separator: 0).contains(where: { Array($0) == marker }) {
+                kill(pid, SIGKILL)
+            }
+        }
+        #endif
     }
 
     /// Kills every running process (their leases expire and other workers requeue them).

@@ -132,7 +132,8 @@ public protocol ExperimentQueue {
     /// Starts the next experiment, chosen by `policy`, on a free board of `host`; nil when
     /// no board of that host can start anything. The lease lasts `leaseDuration`.
     func claim(host: String, worker: String, leaseDuration: TimeInterval, policy: SchedulingPolicy, at now: Date) throws -> Lease?
-    /// Renews a lease, or tells the worker to stop.
+    /// Renews a lease, or tells the worker to stop. An expired lease is never renewed: its
+    /// experiment may already be requeued, and its process killed.
     func heartbeat(experiment id: String, worker: String, leaseDuration: TimeInterval, at now: Date) throws -> LeaseVerdict
     /// The experiment finished and its result is stored (`succeeded` or `failed` alike).
     func complete(experiment id: String, worker: String, state: QueueState, resultID: String?, note: String?,
@@ -141,9 +142,16 @@ public protocol ExperimentQueue {
     /// to the queue (up to `maxAttempts` starts, then it fails) and the board is marked
     /// `unknown` until a health check.
     func failInfrastructure(experiment id: String, worker: String, reason: String, maxAttempts: Int, at now: Date) throws
-    /// Requeues experiments whose lease expired (their worker or host died); returns their ids.
-    /// After `maxAttempts` starts an experiment fails instead.
-    func requeueExpiredLeases(maxAttempts: Int, at now: Date) throws -> [String]
+    /// Requeues the experiments on `host`'s boards whose worker is gone: their lease expired,
+    /// or they are leased to `formerWorker` (a worker restarting under its old name knows its
+    /// former self is dead). `beforeEach` runs first for each, inside the transaction — the
+    /// worker kills what the dead one left running, so that a requeued experiment never runs
+    /// twice at once. After `maxAttempts` starts an experiment fails instead. Returns their ids.
+    ///
+    /// Only `host`'s own workers requeue its boards' experiments: only they can see and stop
+    /// the processes left behind, and only they can run those boards anyway.
+    func requeueAbandoned(host: String, formerWorker: String?, maxAttempts: Int, at now: Date,
+                          beforeEach: (QueuedExperiment) throws -> Void) throws -> [String]
 
     /// Stops for good: queued ones never start, running ones are told at their next heartbeat.
     func abort(_ target: QueueTarget, reason: String, at now: Date) throws -> Int

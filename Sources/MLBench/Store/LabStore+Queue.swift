@@ -191,6 +191,9 @@ extension LabStore {
         try connection.transaction {
             let experiment = try leased(id, lockedFor: worker)
             if let revoked = Self.revocation(experiment, worker: worker) { return .revoked(revoked) }
+            if let expiry = experiment.leaseExpiresAt, expiry < now {
+                return .revoked("its lease expired at \(ResultCoding.timestamp(expiry)); it will be requeued")
+            }
             // A reservation whose window has opened takes the board back from other users' work.
             let holders = try connection.query("""
                 SELECT user_name FROM reservations WHERE board = ? AND starts_at <= ? AND ends_at > ? AND user_name <> ?
@@ -258,16 +261,22 @@ extension LabStore {
         }
     }
 
-    public func requeueExpiredLeases(maxAttempts: Int, at now: Date) throws -> [String] {
+    public func requeueAbandoned(host: String, formerWorker: String?, maxAttempts: Int, at now: Date,
+                                 beforeEach: (QueuedExperiment) throws -> Void) throws -> [String] {
         try connection.transaction {
             let rows = try connection.query("""
-                SELECT \(Self.queueColumns) FROM queue WHERE state = 'running' AND lease_expires_at < ? ORDER BY seq
-                \(connection.dialect.lockSkippingLocked)
-                """, [.time(now)])
+                SELECT \(Self.queueColumns) FROM queue
+                WHERE state = 'running' AND board IN (SELECT name FROM boards WHERE host = ?)
+                    AND (lease_expires_at < ? OR lease_owner = ?)
+                ORDER BY seq \(connection.dialect.lockSkippingLocked)
+                """, [.text(host), .time(now), .optional(formerWorker)])
             var ids = [String]()
             for row in rows {
                 let experiment = try Self.queuedExperiment(row)
-                try giveBack(experiment, reason: "the lease of \(experiment.leaseOwner ?? "its worker") expired", maxAttempts: maxAttempts, at: now)
+                try beforeEach(experiment)
+                let why = experiment.leaseOwner == formerWorker ? "its worker \(experiment.leaseOwner ?? "") restarted"
+                                                                 : "the lease of \(experiment.leaseOwner ?? "its worker") expired"
+                try giveBack(experiment, reason: why, maxAttempts: maxAttempts, at: now)
                 ids.append(experiment.id)
             }
             return ids
