@@ -43,19 +43,23 @@ enum StoreBackends {
     /// skipped (after the SQLite half ran) when there is no test server.
     static func each(file: StaticString = #filePath, line: UInt = #line,
                      _ body: (_ store: LabStore, _ backend: Backend) throws -> Void) throws {
+        try eachLocation(file: file, line: line) { location, backend in try body(LabStore.open(location), backend) }
+    }
+
+    /// Runs `body` with the location (a file path or a URL) of a new, empty store of each
+    /// backend, for tests that hand it to other processes.
+    static func eachLocation(file: StaticString = #filePath, line: UInt = #line,
+                             _ body: (_ location: String, _ backend: Backend) throws -> Void) throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mlbench-store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        try run(.sqlite, file: file, line: line) {
-            try body(LabStore(sqlitePath: folder.appendingPathComponent("lab.sqlite").path), .sqlite)
-        }
+        try run(.sqlite, file: file, line: line) { try body(folder.appendingPathComponent("lab.sqlite").path, .sqlite) }
         guard let server = postgresURL(file: file, line: line) else {
             throw XCTSkip("PostgreSQL half skipped: \(variable) is not set (scripts/test starts a server with scripts/postgres); the SQLite half passed")
         }
         let database = try freshPostgresDatabase(server)
         defer { dropDatabase(database.name, server: server) }
-        try run(.postgres, file: file, line: line) {
-            try body(LabStore.open(database.url), .postgres)
-        }
+        try run(.postgres, file: file, line: line) { try body(database.url, .postgres) }
     }
 
     /// Names the backend in an error that escapes the body.
