@@ -75,13 +75,20 @@ struct Run: ParsableCommand {
     @Flag(help: "Print the stored result as JSON instead of a summary.")
     var json = false
 
+    @Flag(help: "Print only the stored result's id (what `mlbench worker` reads).")
+    var idOnly = false
+
+    @Option(help: "Resolve the experiment's relative paths against this folder instead of the file's. Default: $MLBENCH_EXPERIMENT_DIRECTORY (set by mlbench worker), else the file's folder.")
+    var relativeTo: String?
+
     @Flag(name: .shortAndLong, help: "Print no progress.")
     var quiet = false
 
     func run() throws {
         var outcome: ExperimentResult?
         try report {
-            let file = try ExperimentFile.load(experiment)
+            let base = relativeTo ?? ProcessInfo.processInfo.environment["MLBENCH_EXPERIMENT_DIRECTORY"].flatMap { $0.isEmpty ? nil : $0 }
+            let file = try ExperimentFile.load(experiment, relativeTo: base)
             let lab = try options.lab()
             let store = try storeOptions.open(lab)
             let runner = ExperimentRunner(lab: lab, store: store) { line in
@@ -89,8 +96,9 @@ struct Run: ParsableCommand {
             }
             outcome = try runner.run(file)
             if let outcome {
-                print(json ? String(decoding: try ResultCoding.encoder.encode(outcome), as: UTF8.self)
-                           : ResultPresenter.summary(outcome, store: store.location))
+                print(idOnly ? outcome.id
+                      : json ? String(decoding: try ResultCoding.encoder.encode(outcome), as: UTF8.self)
+                      : ResultPresenter.summary(outcome, store: store.location))
             }
         }
         if outcome?.status == .failed { throw ExitCode(1) }

@@ -39,8 +39,8 @@ struct QueueCommand: ParsableCommand {
             try report {
                 let file = try ExperimentFile.load(experiment)
                 let store = try storeOptions.open(try options.lab())
-                let queued = try store.submit(Submission(user: currentUser(), name: file.experiment.name, board: board,
-                                                         series: series, definition: file.text), at: Date())
+                let queued = try store.submit(Submission(user: currentUser(), name: file.experiment.name, board: board, series: series,
+                                                         definition: file.text, directory: file.directory.path), at: Date())
                 print(queued.id)
             }
         }

@@ -12,8 +12,11 @@ import Glibc
 ///
 /// The process is `command` followed by the path of a file holding the experiment's
 /// definition, with `MLBENCH_EXPERIMENT_ID`, `MLBENCH_BOARD`, `MLBENCH_USER`,
-/// `MLBENCH_HOST` and `MLBENCH_WORKER` in its environment. Its exit decides the outcome:
-/// - 0: succeeded; the last line it printed, if any, is the stored result's id;
+/// `MLBENCH_HOST`, `MLBENCH_WORKER` and `MLBENCH_EXPERIMENT_DIRECTORY` (where the
+/// definition's relative paths resolve: the submitter's folder) in its environment — so
+/// `mlbench run --id-only` is such a program. The last line it prints, if any, is the
+/// stored result's id. Its exit decides the outcome:
+/// - 0: succeeded;
 /// - 75 (EX_TEMPFAIL): the infrastructure failed; the experiment is requeued (up to
 ///   `maxAttempts` starts) and the board goes to a health check (`unknown`);
 /// - any other status, or a signal: the experiment failed, with the end of its stderr.
@@ -119,6 +122,7 @@ public final class QueueWorker {
         environment["MLBENCH_USER"] = experiment.user
         environment["MLBENCH_HOST"] = configuration.host
         environment["MLBENCH_WORKER"] = configuration.name
+        environment["MLBENCH_EXPERIMENT_DIRECTORY"] = experiment.directory
         do {
             try experiment.definition.write(to: definition, atomically: true, encoding: .utf8)
             let process = try ChildProcess(configuration.command + [definition.path], environment: environment)
@@ -162,10 +166,11 @@ public final class QueueWorker {
     private func finish(_ entry: Running, status: Int32, now: Date) throws {
         let id = entry.lease.experiment.id
         let stderr = String(entry.process.stderr.suffix(2000))
+        // A failed run may have stored a result too (mlbench run stores failures).
+        let resultID = status < 0 ? nil : entry.output.last { !$0.trimmingCharacters(in: .whitespaces).isEmpty }?.trimmingCharacters(in: .whitespaces)
         do {
             switch status {
             case 0:
-                let resultID = entry.output.last { !$0.trimmingCharacters(in: .whitespaces).isEmpty }?.trimmingCharacters(in: .whitespaces)
                 try store.complete(experiment: id, worker: configuration.name, state: .succeeded, resultID: resultID, note: nil,
                                    policy: configuration.policy, at: now)
                 log("\(id) succeeded\(resultID.map { ", result \($0)" } ?? "")")
@@ -175,7 +180,7 @@ public final class QueueWorker {
                 log("\(id): infrastructure failure, requeued; board \(entry.lease.experiment.board) needs a health check")
             default:
                 let how = status < 0 ? "its process was killed by signal \(-status)" : "its process exited with status \(status)"
-                try store.complete(experiment: id, worker: configuration.name, state: .failed, resultID: nil,
+                try store.complete(experiment: id, worker: configuration.name, state: .failed, resultID: resultID,
                                    note: stderr.isEmpty ? how : "\(how): \(stderr)", policy: configuration.policy, at: now)
                 log("\(id) failed: \(how)")
             }

@@ -36,13 +36,16 @@ public struct Submission: Sendable, Equatable {
     public var series: String?
     /// The experiment definition (its file's text), so that it can run and be replayed later.
     public var definition: String
+    /// The folder its relative paths (model, inputs) resolve against: the submitted file's.
+    public var directory: String?
 
-    public init(user: String, name: String, board: String, series: String? = nil, definition: String) {
+    public init(user: String, name: String, board: String, series: String? = nil, definition: String, directory: String? = nil) {
         self.user = user
         self.name = name
         self.board = board
         self.series = series
         self.definition = definition
+        self.directory = directory
     }
 }
 
@@ -56,6 +59,8 @@ public struct QueuedExperiment: Codable, Sendable, Equatable {
     public var board: String
     public var series: String?
     public var definition: String
+    /// The folder its relative paths resolve against.
+    public var directory: String?
     public var state: QueueState
     public var submittedAt: Date
     /// How many times it was started (a lease taken).

@@ -127,6 +127,7 @@ public final class LabStore: ResultStore, ExperimentQueue {
                     board TEXT NOT NULL REFERENCES boards (name),
                     series TEXT,
                     definition TEXT NOT NULL,
+                    directory TEXT,
                     state TEXT NOT NULL CHECK (state IN (\(states))),
                     submitted_at \(time) NOT NULL,
                     attempts BIGINT NOT NULL DEFAULT 0,

@@ -1,0 +1,57 @@
+import Foundation
+@testable import MLBench
+import MLBenchCore
+import XCTest
+
+/// A real experiment through the queue: submitted with `mlbench queue submit`, run by
+/// `mlbench worker` in its own `mlbench run` process, its result stored and linked.
+final class QueueEndToEndTests: XCTestCase {
+    func testASubmittedExperimentIsRunByTheWorkerAndItsResultLinked() throws {
+        let home = try MLBenchBinary.temporaryHome()
+        defer { try? FileManager.default.removeItem(at: home) }
+        // The submitter's folder, with paths relative to it; the worker runs a copy of the
+        // definition elsewhere, so they must still resolve here.
+        let folder = home.appendingPathComponent("alice")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let sample = MLBenchBinary.repository.appendingPathComponent("Examples/sample")
+        try FileManager.default.createSymbolicLink(at: folder.appendingPathComponent("model.onnx"),
+                                                   withDestinationURL: sample.appendingPathComponent("model.onnx"))
+        try FileManager.default.createSymbolicLink(at: folder.appendingPathComponent("inputs"),
+                                                   withDestinationURL: sample.appendingPathComponent("inputs"))
+        let file = folder.appendingPathComponent("quick.yaml")
+        try """
+            name: queued-quick
+            model: model.onnx
+            inputs: {image: inputs/image.npy}
+            reference: {toolchain: onnxruntime}
+            toolchain: {name: onnxruntime, target: cpu}
+            board: host
+            measurement: {min_iterations: 20, min_time_s: 0, max_time_s: 2}
+            semantic_preservation: {metric: cosine, threshold: 1.0e-6}
+            """.write(to: file, atomically: true, encoding: .utf8)
+
+        let user = ["MLBENCH_USER": "alice"]
+        XCTAssertEqual(try MLBenchBinary.run(["boards", "register", "host-board", "--host", "bench-1"], home: home).status, 0)
+        XCTAssertEqual(try MLBenchBinary.run(["boards", "health", "host-board", "good", "--note", "checked"], home: home).status, 0)
+        let submitted = try MLBenchBinary.run(["queue", "submit", file.path, "--board", "host-board"], home: home, environment: user)
+        XCTAssertEqual(submitted.status, 0, submitted.stderr)
+        let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try FileManager.default.removeItem(at: file) // what was submitted is what runs, not the file as it is later
+
+        let worker = try MLBenchBinary.run(["worker", "--host", "bench-1", "--drain", "--",
+                                            MLBenchBinary.executable.path, "run", "--quiet", "--id-only"], home: home, timeout: 300)
+        XCTAssertEqual(worker.status, 0, worker.stderr)
+
+        let store = try LabStore(sqlitePath: home.appendingPathComponent("results.sqlite").path)
+        let experiment = try XCTUnwrap(try store.experiment(id: id))
+        XCTAssertEqual(experiment.state, .succeeded, "\(experiment.note ?? "") \(worker.stderr.suffix(2000))")
+        let result = try XCTUnwrap(try store.result(id: try XCTUnwrap(experiment.resultID)), "the queue links the stored result")
+        XCTAssertEqual(result.status, .succeeded, result.failure?.reason ?? "")
+        XCTAssertEqual(result.name, "queued-quick")
+        XCTAssertEqual(result.user, "alice", "the result is the submitter's")
+        XCTAssertEqual(result.experimentText, experiment.definition)
+        XCTAssertEqual(try store.usage(user: "alice").map(\.experimentID), [id])
+        let listed = try MLBenchBinary.run(["queue", "list"], home: home)
+        XCTAssertTrue(listed.stdout.contains("queued-quick") && listed.stdout.contains("succeeded"), listed.stdout)
+    }
+}
