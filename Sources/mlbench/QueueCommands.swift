@@ -177,28 +177,28 @@ struct Boards: ParsableCommand {
         }
     }
 
-    struct Enable: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Let a board start work again.")
+    /// What enable and disable share: the board, why, and the store.
+    struct Switch: ParsableArguments {
         @Argument var board: String
         @Option(help: "Why.") var note: String?
         @OptionGroup var options: LabOptions
         @OptionGroup var storeOptions: StoreOptions
 
-        func run() throws {
-            try report { try storeOptions.open(try options.lab()).setEnabled(true, board: board, note: note) }
+        func set(enabled: Bool) throws {
+            try report { try storeOptions.open(try options.lab()).setEnabled(enabled, board: board, note: note) }
         }
+    }
+
+    struct Enable: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Let a board start work again.")
+        @OptionGroup var arguments: Switch
+        func run() throws { try arguments.set(enabled: true) }
     }
 
     struct Disable: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop a board from starting work (its queue is kept).")
-        @Argument var board: String
-        @Option(help: "Why.") var note: String?
-        @OptionGroup var options: LabOptions
-        @OptionGroup var storeOptions: StoreOptions
-
-        func run() throws {
-            try report { try storeOptions.open(try options.lab()).setEnabled(false, board: board, note: note) }
-        }
+        @OptionGroup var arguments: Switch
+        func run() throws { try arguments.set(enabled: false) }
     }
 
     struct Reserve: ParsableCommand {
