@@ -8,8 +8,8 @@ struct MLBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mlbench",
         abstract: "Benchmark ML inference on real boards.",
-        subcommands: [Run.self, Plugins.self, LabCommand.self, Toolchains.self, Results.self, QueueCommand.self, Boards.self,
-                      Worker.self, Schema.self])
+        subcommands: [Run.self, Plugins.self, LabCommand.self, Toolchains.self, Results.self, Verify.self, QueueCommand.self,
+                      Boards.self, Worker.self, Schema.self])
 }
 
 /// Options every command that touches the lab shares.
@@ -37,11 +37,16 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: "The store: a postgres:// URL (several bench hosts) or an SQLite file. Default: $MLBENCH_STORE, else results.sqlite in the lab's data folder.")
     var store: String?
 
+    /// The store, signing what it stores with the lab's key.
     func open(_ lab: Lab) throws -> LabStore {
-        if let location = store ?? ProcessInfo.processInfo.environment["MLBENCH_STORE"], !location.isEmpty {
-            return try LabStore.open(location)
+        let store: LabStore
+        if let location = self.store ?? ProcessInfo.processInfo.environment["MLBENCH_STORE"], !location.isEmpty {
+            store = try LabStore.open(location)
+        } else {
+            store = try LabStore(sqlitePath: lab.home.database.path)
         }
-        return try LabStore(sqlitePath: lab.home.database.path)
+        store.signer = try BundleSigner.forLab(lab.home)
+        return store
     }
 }
 
@@ -301,6 +306,24 @@ struct Results: ParsableCommand {
                            : ResultPresenter.summary(result, store: store.location))
             }
         }
+    }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a stored result: its bundle's signature and every model, input and output file it names by SHA-256.")
+    @Argument(help: "The result's id (a unique prefix is enough).") var id: String
+    @OptionGroup var options: LabOptions
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        var problems = [String]()
+        try report {
+            let lab = try options.lab()
+            problems = try storeOptions.open(lab).verify(id: id, blobs: lab.home.blobs, trustedKeys: BundleSigner.trustedKeys(lab.home))
+            print(problems.isEmpty ? "\(id): intact (signature and every file checked)" : problems.map { "\(id): \($0)" }.joined(separator: "\n"))
+        }
+        if !problems.isEmpty { throw ExitCode(1) }
     }
 }
 

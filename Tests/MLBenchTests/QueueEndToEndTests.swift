@@ -53,5 +53,21 @@ final class QueueEndToEndTests: XCTestCase {
         XCTAssertEqual(try store.usage(user: "alice").map(\.experimentID), [id])
         let listed = try MLBenchBinary.run(["queue", "list"], home: home)
         XCTAssertTrue(listed.stdout.contains("queued-quick") && listed.stdout.contains("succeeded"), listed.stdout)
+
+        // The result is signed and its files are kept: verify finds it intact, then finds a changed byte.
+        let intact = try MLBenchBinary.run(["verify", result.id], home: home)
+        XCTAssertEqual(intact.status, 0, intact.output)
+        XCTAssertTrue(intact.stdout.contains("intact"), intact.stdout)
+        let model = LabHome(root: home).blobs.path(of: try XCTUnwrap(result.checksums["model"]))
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: model.path)
+        let handle = try FileHandle(forUpdating: model)
+        try handle.seek(toOffset: 100)
+        let byte = try XCTUnwrap(try handle.read(upToCount: 1)).first! ^ 0x01
+        try handle.seek(toOffset: 100)
+        try handle.write(contentsOf: Data([byte]))
+        try handle.close()
+        let changed = try MLBenchBinary.run(["verify", result.id], home: home)
+        XCTAssertEqual(changed.status, 1, changed.output)
+        XCTAssertTrue(changed.stdout.contains("model: blob") && changed.stdout.contains("was changed"), changed.stdout)
     }
 }

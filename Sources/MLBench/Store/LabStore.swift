@@ -19,8 +19,12 @@ public final class LabStore: ResultStore, ExperimentQueue {
 
     /// The schema version this code writes. Older databases are migrated (their results
     /// stay readable); newer ones are refused.
-    /// 1: results and raw timings. 2: queue, boards, reservations, usage.
-    static let schemaVersion: Int64 = 2
+    /// 1: results and raw timings. 2: queue, boards, reservations, usage. 3: bundle signatures.
+    static let schemaVersion: Int64 = 3
+
+    /// Signs each inserted bundle when set (the CLI sets the lab's key); results stored
+    /// without one are reported unsigned by `verify`.
+    public var signer: BundleSigner?
 
     /// Opens (creating and migrating if needed) the SQLite store at `path`.
     public convenience init(sqlitePath path: String) throws {
@@ -163,6 +167,12 @@ public final class LabStore: ResultStore, ExperimentQueue {
                     as_of \(time) NOT NULL
                 );
                 """
+        case 3:
+            // Results stored before signatures exist stay readable; `verify` reports them unsigned.
+            return """
+                ALTER TABLE results ADD COLUMN signature TEXT;
+                ALTER TABLE results ADD COLUMN signing_key TEXT
+                """
         default:
             preconditionFailure("no migration to schema version \(version)")
         }
@@ -173,13 +183,15 @@ public final class LabStore: ResultStore, ExperimentQueue {
     public func insert(_ result: ExperimentResult) throws {
         let bundle = try String(decoding: ResultCoding.encoder.encode(result), as: UTF8.self)
         let experimentHash = result.checksums["experiment"] ?? ""
+        let signature = try signer?.sign(bundle)
         try connection.transaction {
             let existing = try connection.query("SELECT 1 FROM results WHERE id = ?", [.text(result.id)])
             guard existing.isEmpty else { throw LabError.store("a result with id \(result.id) is already stored; results are never overwritten") }
             try connection.execute("""
                 INSERT INTO results (id, name, status, failure_stage, failure_reason, "user", started_at, finished_at,
-                                     board, toolchain, toolchain_version, median_ns, preservation_ratio, experiment_sha256, bundle)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     board, toolchain, toolchain_version, median_ns, preservation_ratio, experiment_sha256, bundle,
+                                     signature, signing_key)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [
                     .text(result.id), .text(result.name), .text(result.status.rawValue),
                     .optional(result.failure?.stage), .optional(result.failure?.reason),
@@ -187,7 +199,7 @@ public final class LabStore: ResultStore, ExperimentQueue {
                     .optional(result.board?.name), .optional(result.toolchain?.name), .optional(result.toolchain?.version),
                     result.measurement.map { .real($0.summary.median) } ?? .null,
                     result.semanticPreservation.map { .real($0.ratio) } ?? .null,
-                    .text(experimentHash), .text(bundle),
+                    .text(experimentHash), .text(bundle), .optional(signature), .optional(signer?.publicKey),
                 ])
             var rows = [[SQLValue]]()
             for (index, duration) in (result.warmUp?.durationsNs ?? []).enumerated() {
