@@ -115,6 +115,18 @@ final class StoreTests: XCTestCase {
         }
     }
 
+    func testOneClaimStartsWorkOnEveryFreeBoardOneEachWithinTheLimit() throws {
+        try StoreBackends.each { store, backend in
+            try goodBoards(store, ["b1", "b2", "b3"])
+            for board in ["b1", "b1", "b2", "b3", "b3"] { try submit(store, "alice", "on-\(board)", board: board) }
+            let first = try store.claim(host: "bench-1", worker: "w1", leaseDuration: 60, policy: policy, at: at(1), limit: 2)
+            XCTAssertEqual(first.map(\.experiment.board), ["b1", "b2"], "\(backend): at most the limit, one per board")
+            let rest = try store.claim(host: "bench-1", worker: "w1", leaseDuration: 60, policy: policy, at: at(2), limit: 10)
+            XCTAssertEqual(rest.map(\.experiment.board), ["b3"], "\(backend): busy boards start nothing more")
+            XCTAssertEqual(try store.claim(host: "bench-1", worker: "w1", leaseDuration: 60, policy: policy, at: at(3), limit: 0), [])
+        }
+    }
+
     func testAnExpiredLeaseIsRequeuedAndTheOldWorkerIsStopped() throws {
         try StoreBackends.each { store, backend in
             try goodBoards(store, ["b1"])

@@ -104,13 +104,11 @@ public final class QueueWorker {
         }
         recovered = true
         for id in Array(running.keys) { try tend(id, now: now) }
-        var started = 0
-        while let lease = try store.claim(host: configuration.host, worker: configuration.name,
-                                          leaseDuration: configuration.leaseDuration, policy: configuration.policy, at: now) {
-            try start(lease, now: now)
-            started += 1
-        }
-        return started
+        // Every free board at once, in one transaction.
+        let leases = try store.claim(host: configuration.host, worker: configuration.name, leaseDuration: configuration.leaseDuration,
+                                     policy: configuration.policy, at: now, limit: Int.max)
+        for lease in leases { try start(lease, now: now) }
+        return leases.count
     }
 
     private func start(_ lease: Lease, now: Date) throws {

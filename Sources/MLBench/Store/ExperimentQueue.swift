@@ -134,9 +134,11 @@ public protocol ExperimentQueue {
 
     /// Queues an experiment on its board (FIFO per board among the eligible).
     func submit(_ submission: Submission, at now: Date) throws -> QueuedExperiment
-    /// Starts the next experiment, chosen by `policy`, on a free board of `host`; nil when
-    /// no board of that host can start anything. The lease lasts `leaseDuration`.
-    func claim(host: String, worker: String, leaseDuration: TimeInterval, policy: SchedulingPolicy, at now: Date) throws -> Lease?
+    /// Starts experiments chosen by `policy` on free boards of `host`, at most one per board
+    /// and `limit` in all, in one transaction; empty when no board of that host can start
+    /// anything. Each lease lasts `leaseDuration`.
+    func claim(host: String, worker: String, leaseDuration: TimeInterval, policy: SchedulingPolicy, at now: Date,
+               limit: Int) throws -> [Lease]
     /// Renews a lease, or tells the worker to stop. An expired lease is never renewed: its
     /// experiment may already be requeued, and its process killed.
     func heartbeat(experiment id: String, worker: String, leaseDuration: TimeInterval, at now: Date) throws -> LeaseVerdict
@@ -171,4 +173,11 @@ public protocol ExperimentQueue {
     func experiments(state: QueueState?) throws -> [QueuedExperiment]
     /// Board time per experiment, the newest first, optionally for one user.
     func usage(user: String?) throws -> [UsageRecord]
+}
+
+extension ExperimentQueue {
+    /// Starts the next experiment on a free board of `host`, or nil.
+    public func claim(host: String, worker: String, leaseDuration: TimeInterval, policy: SchedulingPolicy, at now: Date) throws -> Lease? {
+        try claim(host: host, worker: worker, leaseDuration: leaseDuration, policy: policy, at: now, limit: 1).first
+    }
 }

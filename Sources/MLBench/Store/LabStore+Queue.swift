@@ -123,14 +123,16 @@ extension LabStore {
         }
     }
 
-    public func claim(host: String, worker: String, leaseDuration: TimeInterval, policy: SchedulingPolicy, at now: Date) throws -> Lease? {
-        try connection.transaction {
+    public func claim(host: String, worker: String, leaseDuration: TimeInterval, policy: SchedulingPolicy, at now: Date,
+                      limit: Int) throws -> [Lease] {
+        guard limit > 0 else { return [] }
+        return try connection.transaction {
             // Boards this host may start something on; locked (PostgreSQL) so that another
             // claimer skips them until this transaction ends.
             let eligible = try connection.query("""
                 SELECT name FROM boards WHERE host = ? AND enabled = 1 AND health = 'good' ORDER BY name \(connection.dialect.lockSkippingLocked)
                 """, [.text(host)]).compactMap { $0.first?.text }
-            guard !eligible.isEmpty else { return nil }
+            guard !eligible.isEmpty else { return [] }
             // A new statement sees what claimers that held these boards before us committed.
             let marks = Self.placeholders(eligible.count)
             let busy = Set(try connection.query("SELECT board FROM queue WHERE state = 'running' AND board IN (\(marks))",
@@ -139,7 +141,8 @@ extension LabStore {
             // Board by board, so that each look at the queue reads one board's waiting work
             // (the oldest experiment of each user there), not the whole queue's.
             var context: (reservations: [Reservation], usage: [String: Double])?
-            for board in free {
+            var leases = [Lease]()
+            for board in free where leases.count < limit {
                 let candidates = try connection.query("""
                     SELECT q.id, q.seq, q.user_name FROM queue q
                     JOIN (SELECT min(seq) AS head FROM queue WHERE state = 'queued' AND board = ? GROUP BY user_name) h ON q.seq = h.head
@@ -164,9 +167,9 @@ extension LabStore {
                     WHERE id = ? AND state = 'queued' RETURNING \(Self.queueColumns)
                     """, [.text(worker), .time(expires), .time(now), .text(chosen.experimentID)])
                 guard let row = rows.first else { continue }
-                return Lease(experiment: try Self.queuedExperiment(row), worker: worker, expiresAt: expires)
+                leases.append(Lease(experiment: try Self.queuedExperiment(row), worker: worker, expiresAt: expires))
             }
-            return nil
+            return leases
         }
     }
 
@@ -217,19 +220,21 @@ extension LabStore {
             throw LabError.usage("an experiment completes as succeeded or failed, not \(state.rawValue)")
         }
         try connection.transaction {
-            let experiment = try leased(id, lockedFor: worker)
-            // A worker that crashed after completing and completes again changes nothing.
-            if experiment.state == state, experiment.resultID == resultID, experiment.leaseOwner == worker { return }
-            if let revoked = Self.revocation(experiment, worker: worker) {
-                throw LabError.store("experiment \(id) cannot be completed by \(worker): \(revoked)")
+            // The usual case in one statement: the worker still holds the lease.
+            let rows = try connection.query("""
+                UPDATE queue SET state = ?, finished_at = ?, result_id = ?, note = ?, lease_expires_at = NULL
+                WHERE id = ? AND state = 'running' AND lease_owner = ? RETURNING user_name, board, started_at
+                """, [.text(state.rawValue), .time(now), .optional(resultID), .optional(note), .text(id), .text(worker)])
+            guard let row = rows.first, let user = row[0].text, let board = row[1].text else {
+                let experiment = try leased(id, lockedFor: worker)
+                // A worker that crashed after completing and completes again changes nothing.
+                if experiment.state == state, experiment.resultID == resultID, experiment.leaseOwner == worker { return }
+                throw LabError.store("experiment \(id) cannot be completed by \(worker): \(Self.revocation(experiment, worker: worker) ?? "its lease is gone")")
             }
-            try connection.execute("""
-                UPDATE queue SET state = ?, finished_at = ?, result_id = ?, note = ?, lease_expires_at = NULL WHERE id = ?
-                """, [.text(state.rawValue), .time(now), .optional(resultID), .optional(note), .text(id)])
-            let seconds = max(0, now.timeIntervalSince(experiment.startedAt ?? now))
+            let seconds = max(0, now.timeIntervalSince(row[2].date ?? now))
             try connection.execute("INSERT INTO usage_log (experiment_id, user_name, board, seconds, finished_at) VALUES (?, ?, ?, ?, ?)",
-                                   [.text(id), .text(experiment.user), .text(experiment.board), .real(seconds), .time(now)])
-            try charge(experiment.user, seconds: seconds, policy: policy, at: now)
+                                   [.text(id), .text(user), .text(board), .real(seconds), .time(now)])
+            try charge(user, seconds: seconds, policy: policy, at: now)
         }
     }
 
