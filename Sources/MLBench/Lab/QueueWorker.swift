@@ -64,7 +64,8 @@ public final class QueueWorker {
     public let store: LabStore
     public let configuration: Configuration
     private var running = [String: Running]()
-    private var recovered = false
+    /// When abandoned experiments were last looked for (nil: not yet, this worker just started).
+    private var lastRequeue: Date?
     private let log: (String) -> Void
 
     public init(store: LabStore, configuration: Configuration, log: @escaping (String) -> Void = { _ in }) throws {
@@ -96,13 +97,16 @@ public final class QueueWorker {
     @discardableResult
     public func step(at now: Date) throws -> Int {
         // Once at start, what this worker's former self (same name) was running is taken back
-        // at once; after that, experiments of this host whose lease expired.
-        let former = recovered ? nil : configuration.name
-        for id in try store.requeueAbandoned(host: configuration.host, formerWorker: former, maxAttempts: configuration.maxAttempts,
-                                             at: now, beforeEach: { Self.killLeftovers(of: $0.id) }) {
-            log("requeued \(id): its worker is gone")
+        // at once; after that, once per heartbeat interval, experiments of this host whose
+        // lease expired.
+        if lastRequeue.map({ now.timeIntervalSince($0) >= configuration.heartbeatInterval }) ?? true {
+            let former = lastRequeue == nil ? configuration.name : nil
+            for id in try store.requeueAbandoned(host: configuration.host, formerWorker: former, maxAttempts: configuration.maxAttempts,
+                                                 at: now, beforeEach: { Self.killLeftovers(of: $0.id) }) {
+                log("requeued \(id): its worker is gone")
+            }
+            lastRequeue = now
         }
-        recovered = true
         for id in Array(running.keys) { try tend(id, now: now) }
         // Every free board at once, in one transaction.
         let leases = try store.claim(host: configuration.host, worker: configuration.name, leaseDuration: configuration.leaseDuration,
