@@ -8,16 +8,24 @@ private func currentUser() -> String {
     ProcessInfo.processInfo.environment["MLBENCH_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
 }
 
-/// `--series NAME` or an experiment id: what abort, suspend and resume act on.
-struct TargetOptions: ParsableArguments {
+/// What abort, suspend and resume share: an experiment id or `--series NAME`, and the store.
+struct QueueAction: ParsableArguments {
     @Argument(help: "The queued experiment's id.") var id: String?
     @Option(help: "Act on every experiment of this series or sweep instead.") var series: String?
+    @OptionGroup var options: LabOptions
+    @OptionGroup var storeOptions: StoreOptions
 
-    func target() throws -> QueueTarget {
-        switch (id, series) {
-        case (let id?, nil): return .experiment(id)
-        case (nil, let series?): return .series(series)
-        default: throw Failure(description: "name either an experiment id or --series NAME")
+    /// Applies `action` to the target and prints how many experiments it changed.
+    func perform(_ done: String, _ action: (LabStore, QueueTarget) throws -> Int) throws {
+        try report {
+            let target: QueueTarget
+            switch (id, series) {
+            case (let id?, nil): target = .experiment(id)
+            case (nil, let series?): target = .series(series)
+            default: throw Failure(description: "name either an experiment id or --series NAME")
+            }
+            let count = try action(try storeOptions.open(try options.lab()), target)
+            print("\(done) \(count) experiment\(count == 1 ? "" : "s")")
         }
     }
 }
@@ -74,45 +82,21 @@ struct QueueCommand: ParsableCommand {
 
     struct Abort: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Abort an experiment or a series (a running one is stopped).")
-        @OptionGroup var target: TargetOptions
+        @OptionGroup var action: QueueAction
         @Option(help: "Why (kept with the experiment).") var reason = "aborted by \(currentUser())"
-        @OptionGroup var options: LabOptions
-        @OptionGroup var storeOptions: StoreOptions
-
-        func run() throws {
-            try report {
-                let count = try storeOptions.open(try options.lab()).abort(try target.target(), reason: reason, at: Date())
-                print("aborted \(count) experiment\(count == 1 ? "" : "s")")
-            }
-        }
+        func run() throws { try action.perform("aborted") { try $0.abort($1, reason: reason, at: Date()) } }
     }
 
     struct Suspend: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Hold an experiment or a series back (a running one starts again on resume).")
-        @OptionGroup var target: TargetOptions
-        @OptionGroup var options: LabOptions
-        @OptionGroup var storeOptions: StoreOptions
-
-        func run() throws {
-            try report {
-                let count = try storeOptions.open(try options.lab()).suspend(try target.target(), at: Date())
-                print("suspended \(count) experiment\(count == 1 ? "" : "s")")
-            }
-        }
+        @OptionGroup var action: QueueAction
+        func run() throws { try action.perform("suspended") { try $0.suspend($1, at: Date()) } }
     }
 
     struct Resume: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Put a suspended experiment or series back in the queue.")
-        @OptionGroup var target: TargetOptions
-        @OptionGroup var options: LabOptions
-        @OptionGroup var storeOptions: StoreOptions
-
-        func run() throws {
-            try report {
-                let count = try storeOptions.open(try options.lab()).resume(try target.target(), at: Date())
-                print("resumed \(count) experiment\(count == 1 ? "" : "s")")
-            }
-        }
+        @OptionGroup var action: QueueAction
+        func run() throws { try action.perform("resumed") { try $0.resume($1, at: Date()) } }
     }
 }
 
