@@ -33,13 +33,12 @@ struct QueueAction: ParsableArguments {
 struct QueueCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "queue", abstract: "The experiment queue: submit, list, abort, suspend, resume.",
-        subcommands: [Submit.self, List.self, Abort.self, Suspend.self, Resume.self])
+        subcommands: [Submit.self, Sweep.self, List.self, Abort.self, Suspend.self, Resume.self])
 
     struct Submit: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Queue an experiment on a board.")
+        static let configuration = CommandConfiguration(abstract: "Queue an experiment on the board its file names.")
         @Argument(help: "The experiment file (YAML).") var experiment: String
-        @Option(help: "The board to run it on.") var board: String
-        @Option(help: "The series or sweep it belongs to.") var series: String?
+        @Option(help: "The series it belongs to (abort, suspend and resume act on a whole series).") var series: String?
         @OptionGroup var options: LabOptions
         @OptionGroup var storeOptions: StoreOptions
 
@@ -47,9 +46,56 @@ struct QueueCommand: ParsableCommand {
             try report {
                 let file = try ExperimentFile.load(experiment)
                 let store = try storeOptions.open(try options.lab())
-                let queued = try store.submit(Submission(user: currentUser(), name: file.experiment.name, board: board, series: series,
-                                                         definition: file.text, directory: file.directory.path), at: Date())
+                let queued = try store.submit(Submission(user: currentUser(), name: file.experiment.name, board: file.experiment.board,
+                                                         series: series, definition: file.text, directory: file.directory.path), at: Date())
                 print(queued.id)
+            }
+        }
+    }
+
+    struct Sweep: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Queue an experiment on every compatible board (same plugin as its board, registered, not retired), for every combination of the swept values, as one series.")
+        @Argument(help: "The experiment file (YAML).") var experiment: String
+        @Option(name: .customLong("set"), help: "A swept parameter: PATH=V1,V2,... (repeatable), e.g. toolchain.options.opt_level=2,3.")
+        var parameters: [String] = []
+        @Option(help: "Only these boards (repeatable); default: every compatible board.") var board: [String] = []
+        @Option(help: "The series' name. Default: sweep-<name>-<random>.") var series: String?
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report {
+                let file = try ExperimentFile.load(experiment)
+                let lab = try options.lab()
+                let store = try storeOptions.open(lab)
+                let compatible = try MLBench.Sweep.compatibleBoards(with: file.experiment.board, inventory: lab.inventory.inventory,
+                                                                    registry: try store.boards())
+                if let wrong = board.first(where: { !compatible.contains($0) }) {
+                    throw Failure(description: "board '\(wrong)' is not compatible with '\(file.experiment.board)' (compatible: \(compatible.joined(separator: ", ")))")
+                }
+                let boards = board.isEmpty ? compatible : board
+                guard !boards.isEmpty else {
+                    throw Failure(description: "no registered board is compatible with '\(file.experiment.board)'; register one with `mlbench boards register`")
+                }
+                let points = try MLBench.Sweep.expand(file.text, boards: boards, parameters: parameters.map(MLBench.Sweep.Parameter.init(parsing:)))
+                // Every point must still be a valid experiment before any is queued.
+                let scratch = lab.home.scratch.appendingPathComponent("sweep-\(UUID().uuidString).yaml")
+                defer { try? FileManager.default.removeItem(at: scratch) }
+                for point in points {
+                    try point.definition.write(to: scratch, atomically: true, encoding: .utf8)
+                    do {
+                        _ = try ExperimentFile.load(scratch.path, relativeTo: file.directory.path)
+                    } catch {
+                        throw Failure(description: "the sweep point \(point.values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) on \(point.board) is not a valid experiment: \(error)")
+                    }
+                }
+                let name = series ?? "sweep-\(file.experiment.name)-\(UUID().uuidString.prefix(8).lowercased())"
+                for point in points {
+                    _ = try store.submit(Submission(user: currentUser(), name: file.experiment.name, board: point.board, series: name,
+                                                    definition: point.definition, directory: file.directory.path), at: Date())
+                }
+                print("\(name): \(points.count) experiment\(points.count == 1 ? "" : "s") on \(boards.joined(separator: ", "))")
             }
         }
     }

@@ -31,9 +31,9 @@ final class QueueEndToEndTests: XCTestCase {
             """.write(to: file, atomically: true, encoding: .utf8)
 
         let user = ["MLBENCH_USER": "alice"]
-        XCTAssertEqual(try MLBenchBinary.run(["boards", "register", "host-board", "--host", "bench-1"], home: home).status, 0)
-        XCTAssertEqual(try MLBenchBinary.run(["boards", "health", "host-board", "good", "--note", "checked"], home: home).status, 0)
-        let submitted = try MLBenchBinary.run(["queue", "submit", file.path, "--board", "host-board"], home: home, environment: user)
+        XCTAssertEqual(try MLBenchBinary.run(["boards", "register", "host", "--host", "bench-1"], home: home).status, 0)
+        XCTAssertEqual(try MLBenchBinary.run(["boards", "health", "host", "good", "--note", "checked"], home: home).status, 0)
+        let submitted = try MLBenchBinary.run(["queue", "submit", file.path], home: home, environment: user)
         XCTAssertEqual(submitted.status, 0, submitted.stderr)
         let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         try FileManager.default.removeItem(at: file) // what was submitted is what runs, not the file as it is later
