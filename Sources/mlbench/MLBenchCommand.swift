@@ -273,7 +273,38 @@ struct Toolchains: ParsableCommand {
 }
 
 struct Results: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Stored results.", subcommands: [List.self, Show.self])
+    static let configuration = CommandConfiguration(abstract: "Stored results.", subcommands: [List.self, Show.self, Export.self, Delete.self])
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Write results as JSON (whole bundles) or CSV (headline figures).")
+        @Argument(help: "Result ids (unique prefixes); all results when none.") var ids: [String] = []
+        @Option(help: "json or csv.") var format = "json"
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report {
+                guard format == "json" || format == "csv" else { throw Failure(description: "--format '\(format)' is not json or csv") }
+                let results = try storeOptions.open(try options.lab()).bundles(ids: ids)
+                print(format == "json" ? try ResultExport.json(results) : ResultExport.csv(results), terminator: format == "json" ? "\n" : "")
+            }
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a result, and the files it kept that no other result needs.")
+        @Argument(help: "The result's id (a unique prefix is enough).") var id: String
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report {
+                let lab = try options.lab()
+                let (result, removed) = try storeOptions.open(lab).delete(id: id, blobs: lab.home.blobs)
+                print("deleted \(result.id) (\(result.name)); \(removed.count) file\(removed.count == 1 ? "" : "s") no other result needs removed")
+            }
+        }
+    }
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the newest results.")

@@ -88,3 +88,48 @@ final class BlobAndSignatureTests: XCTestCase {
         XCTAssertEqual(try BundleSigner.trustedKeys(home), [first.publicKey, other.publicKey])
     }
 }
+
+/// Deleting results with their blobs, and exporting them.
+final class ResultLifecycleTests: XCTestCase {
+    func testDeletingAResultRemovesOnlyTheBlobsNoOtherResultNeeds() throws {
+        let home = LabHome(root: FileManager.default.temporaryDirectory.appendingPathComponent("mlbench-delete-\(UUID().uuidString)"))
+        defer { try? FileManager.default.removeItem(at: home.root) }
+        try StoreBackends.each { store, backend in
+            let blobs = home.blobs
+            let shared = try blobs.put(data: Data("shared model \(backend)".utf8))
+            let own = try blobs.put(data: Data("first's own input \(backend)".utf8))
+            var first = ExperimentResult.sample(id: "first")
+            first.checksums = ["model": shared, "input:x": own]
+            var second = ExperimentResult.sample(id: "second")
+            second.checksums = ["model": shared]
+            try store.insert(first)
+            try store.insert(second)
+
+            let (deleted, removed) = try store.delete(id: "fir", blobs: blobs)
+            XCTAssertEqual(deleted, first, "\(backend)")
+            XCTAssertEqual(removed, [own], "\(backend): the model is still needed by the second result")
+            XCTAssertNil(try store.result(id: "first"))
+            XCTAssertEqual(try store.timings(id: "first", phase: "measure"), [], "\(backend): its raw timings go with it")
+            XCTAssertEqual(try blobs.check(own), .missing)
+            XCTAssertEqual(try blobs.check(shared), .intact)
+            XCTAssertEqual(try store.delete(id: "second", blobs: blobs).removedBlobs, [shared], "\(backend): the last user takes it along")
+            XCTAssertThrowsError(try store.delete(id: "second", blobs: blobs)) { error in
+                XCTAssertTrue("\(error)".contains("no result with id 'second'"), "\(error)")
+            }
+        }
+    }
+
+    func testExportWritesBundlesAsJSONAndHeadlinesAsQuotedCSV() throws {
+        var awkward = ExperimentResult.sample(id: "r-1")
+        awkward.name = "resnet, \"int8\""
+        let failed = ExperimentResult.sample(id: "r-2", status: .failed)
+        let decoded = try ResultCoding.decoder.decode([ExperimentResult].self, from: Data(try ResultExport.json([awkward, failed]).utf8))
+        XCTAssertEqual(decoded, [awkward, failed], "the JSON export is the stored bundles")
+        let lines = ResultExport.csv([awkward, failed]).components(separatedBy: "\r\n")
+        XCTAssertEqual(lines.count, 4, "header, two results, final line break")
+        XCTAssertTrue(lines[0].hasPrefix("id,name,status,user,board,toolchain,toolchain_version,started_at,finished_at,iterations,median_ns"))
+        XCTAssertTrue(lines[1].hasPrefix("r-1,\"resnet, \"\"int8\"\"\",succeeded,alice,"), lines[1])
+        XCTAssertTrue(lines[1].contains(",5,105.0,106.6,"), "iterations, median and mean of 100, 110, 105, 98, 120: \(lines[1])")
+        XCTAssertTrue(lines[2].hasSuffix(",build: the toolchain refused the model"), lines[2])
+    }
+}

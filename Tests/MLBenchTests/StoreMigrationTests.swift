@@ -43,6 +43,11 @@ final class StoreMigrationTests: XCTestCase {
         XCTAssertEqual(try store.boards().map(\.name), ["b1"])
         try store.insert(ExperimentResult.sample(id: "new-1"))
         XCTAssertEqual(try store.list(limit: 5).count, 2)
+        // The old result's files were indexed from its bundle: deleting it knows what it kept.
+        XCTAssertEqual(try store.connection.query("SELECT name, sha256 FROM result_blobs WHERE result_id = 'old-1'"),
+                       [[.text("experiment"), .text(String(repeating: "ab", count: 32))]])
+        XCTAssertEqual(try store.delete(id: "old-1", blobs: BlobStore(root: folder.appendingPathComponent("blobs"))).removedBlobs, [],
+                       "its experiment file is still named by the new result")
     }
 
     func testAStoreFromANewerMlbenchIsRefusedUntouched() throws {

@@ -19,7 +19,8 @@ public final class LabStore: ResultStore, ExperimentQueue {
 
     /// The schema version this code writes. Older databases are migrated (their results
     /// stay readable); newer ones are refused.
-    /// 1: results and raw timings. 2: queue, boards, reservations, usage. 3: bundle signatures.
+    /// 1: results and raw timings. 2: queue, boards, reservations, usage. 3: bundle signatures
+    /// and the blobs each result names (so that deleting one knows what no other needs).
     static let schemaVersion: Int64 = 3
 
     /// Signs each inserted bundle when set (the CLI sets the lab's key); results stored
@@ -67,6 +68,7 @@ public final class LabStore: ResultStore, ExperimentQueue {
             while version < LabStore.schemaVersion {
                 version += 1
                 try connection.executeScript(Self.migration(to: version, connection.dialect))
+                if version == 3 { try indexBlobsOfStoredResults() }
                 switch connection.dialect {
                 case .sqlite: try connection.executeScript("PRAGMA user_version = \(version)")
                 case .postgres: try connection.execute("INSERT INTO mlbench_schema (version) VALUES (?)", [.integer(version)])
@@ -171,7 +173,14 @@ public final class LabStore: ResultStore, ExperimentQueue {
             // Results stored before signatures exist stay readable; `verify` reports them unsigned.
             return """
                 ALTER TABLE results ADD COLUMN signature TEXT;
-                ALTER TABLE results ADD COLUMN signing_key TEXT
+                ALTER TABLE results ADD COLUMN signing_key TEXT;
+                CREATE TABLE result_blobs (
+                    result_id TEXT NOT NULL REFERENCES results (id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    sha256 TEXT NOT NULL,
+                    PRIMARY KEY (result_id, name)
+                );
+                CREATE INDEX result_blobs_sha256 ON result_blobs (sha256)
                 """
         default:
             preconditionFailure("no migration to schema version \(version)")
@@ -211,6 +220,7 @@ public final class LabStore: ResultStore, ExperimentQueue {
                     rows.append([.text(result.id), .text("measure"), .integer(Int64(index)), start, .integer(duration)])
                 }
             }
+            try recordBlobs(of: result)
             // Many rows per statement: one round trip per 500 timings, not per timing.
             for start in stride(from: 0, to: rows.count, by: 500) {
                 let chunk = rows[start..<min(start + 500, rows.count)]
