@@ -273,7 +273,21 @@ struct Toolchains: ParsableCommand {
 }
 
 struct Results: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Stored results.", subcommands: [List.self, Show.self, Export.self, Delete.self])
+    static let configuration = CommandConfiguration(abstract: "Stored results.", subcommands: [List.self, Show.self, Compare.self, Export.self, Delete.self])
+
+    struct Compare: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Results side by side, each compared with the first, with the significance of the differences.")
+        @Argument(help: "Two or more result ids (unique prefixes); the first is the baseline.") var ids: [String]
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report {
+                guard ids.count >= 2 else { throw Failure(description: "compare needs at least two result ids (got \(ids.count))") }
+                print(ResultPresenter.comparison(try storeOptions.open(try options.lab()).bundles(ids: ids)))
+            }
+        }
+    }
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Write results as JSON (whole bundles) or CSV (headline figures).")
