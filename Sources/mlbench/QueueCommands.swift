@@ -8,6 +8,17 @@ private func currentUser() -> String {
     ProcessInfo.processInfo.environment["MLBENCH_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
 }
 
+/// Where the submitter is told that an experiment finished or failed.
+struct NotifyOptions: ParsableArguments {
+    @Option(name: .customLong("notify-email"), help: "Email address (default: $MLBENCH_NOTIFY_EMAIL).")
+    var explicitEmail: String?
+    @Option(name: .customLong("notify-webhook"), help: "Webhook URL receiving a JSON POST (default: $MLBENCH_NOTIFY_WEBHOOK).")
+    var explicitWebhook: String?
+
+    var email: String? { explicitEmail ?? ProcessInfo.processInfo.environment["MLBENCH_NOTIFY_EMAIL"].flatMap { $0.isEmpty ? nil : $0 } }
+    var webhook: String? { explicitWebhook ?? ProcessInfo.processInfo.environment["MLBENCH_NOTIFY_WEBHOOK"].flatMap { $0.isEmpty ? nil : $0 } }
+}
+
 /// What abort, suspend and resume share: an experiment id or `--series NAME`, and the store.
 struct QueueAction: ParsableArguments {
     @Argument(help: "The queued experiment's id.") var id: String?
@@ -39,6 +50,7 @@ struct QueueCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Queue an experiment on the board its file names.")
         @Argument(help: "The experiment file (YAML).") var experiment: String
         @Option(help: "The series it belongs to (abort, suspend and resume act on a whole series).") var series: String?
+        @OptionGroup var notify: NotifyOptions
         @OptionGroup var options: LabOptions
         @OptionGroup var storeOptions: StoreOptions
 
@@ -47,7 +59,8 @@ struct QueueCommand: ParsableCommand {
                 let file = try ExperimentFile.load(experiment)
                 let store = try storeOptions.open(try options.lab())
                 let queued = try store.submit(Submission(user: currentUser(), name: file.experiment.name, board: file.experiment.board,
-                                                         series: series, definition: file.text, directory: file.directory.path), at: Date())
+                                                         series: series, definition: file.text, directory: file.directory.path,
+                                                         notifyEmail: notify.email, notifyWebhook: notify.webhook), at: Date())
                 print(queued.id)
             }
         }
@@ -61,6 +74,7 @@ struct QueueCommand: ParsableCommand {
         var parameters: [String] = []
         @Option(help: "Only these boards (repeatable); default: every compatible board.") var board: [String] = []
         @Option(help: "The series' name. Default: sweep-<name>-<random>.") var series: String?
+        @OptionGroup var notify: NotifyOptions
         @OptionGroup var options: LabOptions
         @OptionGroup var storeOptions: StoreOptions
 
@@ -93,7 +107,8 @@ struct QueueCommand: ParsableCommand {
                 let name = series ?? "sweep-\(file.experiment.name)-\(UUID().uuidString.prefix(8).lowercased())"
                 for point in points {
                     _ = try store.submit(Submission(user: currentUser(), name: file.experiment.name, board: point.board, series: name,
-                                                    definition: point.definition, directory: file.directory.path), at: Date())
+                                                    definition: point.definition, directory: file.directory.path,
+                                                    notifyEmail: notify.email, notifyWebhook: notify.webhook), at: Date())
                 }
                 print("\(name): \(points.count) experiment\(points.count == 1 ? "" : "s") on \(boards.joined(separator: ", "))")
             }
@@ -268,6 +283,10 @@ struct Worker: ParsableCommand {
     @Option(help: "Starts of one experiment before it fails (crashes, infrastructure errors).") var maxAttempts = 3
     @Option(help: "Fair-share half-life of past usage, in hours.") var usageHalfLife: Double = 6
     @Flag(help: "Stop once nothing runs and nothing can start.") var drain = false
+    @Option(help: "The SMTP relay for notifications, HOST:PORT (plain SMTP).") var smtp: String?
+    @Option(help: "The sender of notification emails.") var mailFrom = "mlbench@localhost"
+    @Option(help: "Where board failures are emailed.") var operatorEmail: String?
+    @Option(help: "Where board failures are posted (a webhook URL).") var operatorWebhook: String?
     @Argument(parsing: .postTerminator, help: "The program (and its arguments) run for each experiment, after --.") var command: [String] = []
     @OptionGroup var options: LabOptions
     @OptionGroup var storeOptions: StoreOptions
@@ -283,6 +302,7 @@ struct Worker: ParsableCommand {
             configuration.heartbeatInterval = heartbeat
             configuration.maxAttempts = maxAttempts
             configuration.policy = SchedulingPolicy(usageHalfLife: usageHalfLife * 3600)
+            configuration.notifier = Notifier(smtp: smtp, mailFrom: mailFrom, operatorEmail: operatorEmail, operatorWebhook: operatorWebhook)
             let worker = try QueueWorker(store: try storeOptions.open(lab), configuration: configuration) { line in
                 FileHandle.standardError.write(Data("\(line)\n".utf8))
             }

@@ -41,6 +41,8 @@ public final class QueueWorker {
         public var policy = SchedulingPolicy.standard
         /// Where definition files are written for the processes.
         public var scratch: URL
+        /// Tells submitters when their experiments end, and the operator when a board fails.
+        public var notifier = Notifier()
 
         public init(host: String, name: String, command: [String], scratch: URL) {
             self.host = host
@@ -176,15 +178,21 @@ public final class QueueWorker {
                 try store.complete(experiment: id, worker: configuration.name, state: .succeeded, resultID: resultID, note: nil,
                                    policy: configuration.policy, at: now)
                 log("\(id) succeeded\(resultID.map { ", result \($0)" } ?? "")")
+                notify(entry.lease.experiment, .succeeded, resultID: resultID, note: nil)
             case Self.infrastructureFailureStatus:
                 try store.failInfrastructure(experiment: id, worker: configuration.name, reason: stderr.isEmpty ? "exit status 75" : stderr,
                                              maxAttempts: configuration.maxAttempts, at: now)
                 log("\(id): infrastructure failure, requeued; board \(entry.lease.experiment.board) needs a health check")
+                let message = Notifier.boardFailed(entry.lease.experiment.board, host: configuration.host, reason: stderr.isEmpty ? "exit status 75" : stderr)
+                report(configuration.notifier.send(message, email: configuration.notifier.operatorEmail,
+                                                   webhook: configuration.notifier.operatorWebhook))
             default:
                 let how = status < 0 ? "its process was killed by signal \(-status)" : "its process exited with status \(status)"
+                let note = stderr.isEmpty ? how : "\(how): \(stderr)"
                 try store.complete(experiment: id, worker: configuration.name, state: .failed, resultID: resultID,
-                                   note: stderr.isEmpty ? how : "\(how): \(stderr)", policy: configuration.policy, at: now)
+                                   note: note, policy: configuration.policy, at: now)
                 log("\(id) failed: \(how)")
+                notify(entry.lease.experiment, .failed, resultID: resultID, note: note)
             }
         } catch {
             // The lease was revoked while the process finished (aborted, expired, given to
@@ -194,6 +202,17 @@ public final class QueueWorker {
             }
             log("\(id): outcome dropped: \(error)")
         }
+    }
+
+    /// Tells the submitter, where they asked to be told.
+    private func notify(_ experiment: QueuedExperiment, _ state: QueueState, resultID: String?, note: String?) {
+        guard experiment.notifyEmail != nil || experiment.notifyWebhook != nil else { return }
+        report(configuration.notifier.send(Notifier.finished(experiment, state: state, resultID: resultID, note: note),
+                                           email: experiment.notifyEmail, webhook: experiment.notifyWebhook))
+    }
+
+    private func report(_ failures: [String]) {
+        for failure in failures { log("notification not delivered: \(failure)") }
     }
 
     /// Kills every process still running for experiment `id` on this machine: the processes a

@@ -38,14 +38,20 @@ public struct Submission: Sendable, Equatable {
     public var definition: String
     /// The folder its relative paths (model, inputs) resolve against: the submitted file's.
     public var directory: String?
+    /// Where to tell the submitter that it finished or failed.
+    public var notifyEmail: String?
+    public var notifyWebhook: String?
 
-    public init(user: String, name: String, board: String, series: String? = nil, definition: String, directory: String? = nil) {
+    public init(user: String, name: String, board: String, series: String? = nil, definition: String, directory: String? = nil,
+                notifyEmail: String? = nil, notifyWebhook: String? = nil) {
         self.user = user
         self.name = name
         self.board = board
         self.series = series
         self.definition = definition
         self.directory = directory
+        self.notifyEmail = notifyEmail
+        self.notifyWebhook = notifyWebhook
     }
 }
 
@@ -61,6 +67,8 @@ public struct QueuedExperiment: Codable, Sendable, Equatable {
     public var definition: String
     /// The folder its relative paths resolve against.
     public var directory: String?
+    public var notifyEmail: String?
+    public var notifyWebhook: String?
     public var state: QueueState
     public var submittedAt: Date
     /// How many times it was started (a lease taken).

@@ -8,7 +8,7 @@ import Foundation
 extension LabStore {
     static let queueColumns = """
         id, seq, user_name, name, board, series, definition, state, submitted_at, attempts,
-        lease_owner, lease_expires_at, started_at, finished_at, result_id, note, directory
+        lease_owner, lease_expires_at, started_at, finished_at, result_id, note, directory, notify_email, notify_webhook
         """
 
     static func queuedExperiment(_ row: [SQLValue]) throws -> QueuedExperiment {
@@ -17,7 +17,8 @@ extension LabStore {
         }
         return QueuedExperiment(
             id: id, sequence: row[1].integer ?? 0, user: row[2].text ?? "", name: row[3].text ?? "",
-            board: row[4].text ?? "", series: row[5].text, definition: row[6].text ?? "", directory: row[16].text, state: state,
+            board: row[4].text ?? "", series: row[5].text, definition: row[6].text ?? "", directory: row[16].text,
+            notifyEmail: row[17].text, notifyWebhook: row[18].text, state: state,
             submittedAt: row[8].date ?? Date(timeIntervalSince1970: 0), attempts: Int(row[9].integer ?? 0),
             leaseOwner: row[10].text, leaseExpiresAt: row[11].date, startedAt: row[12].date, finishedAt: row[13].date,
             resultID: row[14].text, note: row[15].text)
@@ -114,10 +115,12 @@ extension LabStore {
             }
             let id = UUID().uuidString.lowercased()
             try connection.execute("""
-                INSERT INTO queue (id, user_name, name, board, series, definition, directory, state, submitted_at, attempts)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, 0)
+                INSERT INTO queue (id, user_name, name, board, series, definition, directory, notify_email, notify_webhook,
+                                   state, submitted_at, attempts)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, 0)
                 """, [.text(id), .text(submission.user), .text(submission.name), .text(submission.board),
-                      .optional(submission.series), .text(submission.definition), .optional(submission.directory), .time(now)])
+                      .optional(submission.series), .text(submission.definition), .optional(submission.directory),
+                      .optional(submission.notifyEmail), .optional(submission.notifyWebhook), .time(now)])
             guard let stored = try experimentRow(id) else { throw LabError.store("experiment \(id) vanished after it was queued in \(location)") }
             return stored
         }

@@ -134,6 +134,8 @@ public final class LabStore: ResultStore, ExperimentQueue {
                     series TEXT,
                     definition TEXT NOT NULL,
                     directory TEXT,
+                    notify_email TEXT,
+                    notify_webhook TEXT,
                     state TEXT NOT NULL CHECK (state IN (\(states))),
                     submitted_at \(time) NOT NULL,
                     attempts BIGINT NOT NULL DEFAULT 0,
