@@ -19,6 +19,20 @@ struct NotifyOptions: ParsableArguments {
     var webhook: String? { explicitWebhook ?? ProcessInfo.processInfo.environment["MLBENCH_NOTIFY_WEBHOOK"].flatMap { $0.isEmpty ? nil : $0 } }
 }
 
+/// What submit and sweep share: the experiment file, whom to tell, the lab and the store.
+struct SubmitOptions: ParsableArguments {
+    @Argument(help: "The experiment file (YAML).") var experiment: String
+    @OptionGroup var notify: NotifyOptions
+    @OptionGroup var options: LabOptions
+    @OptionGroup var storeOptions: StoreOptions
+
+    /// Queues `definition` (the file's text, or a sweep point's) for `board`, as the current user.
+    func submit(_ file: ExperimentFile, board: String, series: String?, definition: String, to store: LabStore) throws -> QueuedExperiment {
+        try store.submit(Submission(user: currentUser(), name: file.experiment.name, board: board, series: series, definition: definition,
+                                    directory: file.directory.path, notifyEmail: notify.email, notifyWebhook: notify.webhook), at: Date())
+    }
+}
+
 /// What abort, suspend and resume share: an experiment id or `--series NAME`, and the store.
 struct QueueAction: ParsableArguments {
     @Argument(help: "The queued experiment's id.") var id: String?
@@ -48,19 +62,14 @@ struct QueueCommand: ParsableCommand {
 
     struct Submit: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Queue an experiment on the board its file names.")
-        @Argument(help: "The experiment file (YAML).") var experiment: String
+        @OptionGroup var submission: SubmitOptions
         @Option(help: "The series it belongs to (abort, suspend and resume act on a whole series).") var series: String?
-        @OptionGroup var notify: NotifyOptions
-        @OptionGroup var options: LabOptions
-        @OptionGroup var storeOptions: StoreOptions
 
         func run() throws {
             try report {
-                let file = try ExperimentFile.load(experiment)
-                let store = try storeOptions.open(try options.lab())
-                let queued = try store.submit(Submission(user: currentUser(), name: file.experiment.name, board: file.experiment.board,
-                                                         series: series, definition: file.text, directory: file.directory.path,
-                                                         notifyEmail: notify.email, notifyWebhook: notify.webhook), at: Date())
+                let (file, lab) = try (ExperimentFile.load(submission.experiment), submission.options.lab())
+                let queued = try submission.submit(file, board: file.experiment.board, series: series, definition: file.text,
+                                                   to: try submission.storeOptions.open(lab))
                 print(queued.id)
             }
         }
@@ -69,20 +78,16 @@ struct QueueCommand: ParsableCommand {
     struct Sweep: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Queue an experiment on every compatible board (same plugin as its board, registered, not retired), for every combination of the swept values, as one series.")
-        @Argument(help: "The experiment file (YAML).") var experiment: String
+        @OptionGroup var submission: SubmitOptions
         @Option(name: .customLong("set"), help: "A swept parameter: PATH=V1,V2,... (repeatable), e.g. toolchain.options.opt_level=2,3.")
         var parameters: [String] = []
         @Option(help: "Only these boards (repeatable); default: every compatible board.") var board: [String] = []
         @Option(help: "The series' name. Default: sweep-<name>-<random>.") var series: String?
-        @OptionGroup var notify: NotifyOptions
-        @OptionGroup var options: LabOptions
-        @OptionGroup var storeOptions: StoreOptions
 
         func run() throws {
             try report {
-                let file = try ExperimentFile.load(experiment)
-                let lab = try options.lab()
-                let store = try storeOptions.open(lab)
+                let (file, lab) = try (ExperimentFile.load(submission.experiment), submission.options.lab())
+                let store = try submission.storeOptions.open(lab)
                 let compatible = try MLBench.Sweep.compatibleBoards(with: file.experiment.board, inventory: lab.inventory.inventory,
                                                                     registry: try store.boards())
                 if let wrong = board.first(where: { !compatible.contains($0) }) {
@@ -106,9 +111,7 @@ struct QueueCommand: ParsableCommand {
                 }
                 let name = series ?? "sweep-\(file.experiment.name)-\(UUID().uuidString.prefix(8).lowercased())"
                 for point in points {
-                    _ = try store.submit(Submission(user: currentUser(), name: file.experiment.name, board: point.board, series: name,
-                                                    definition: point.definition, directory: file.directory.path,
-                                                    notifyEmail: notify.email, notifyWebhook: notify.webhook), at: Date())
+                    _ = try submission.submit(file, board: point.board, series: name, definition: point.definition, to: store)
                 }
                 print("\(name): \(points.count) experiment\(points.count == 1 ? "" : "s") on \(boards.joined(separator: ", "))")
             }

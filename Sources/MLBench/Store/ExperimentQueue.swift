@@ -28,7 +28,7 @@ public enum QueueState: String, Codable, Sendable, CaseIterable {
 }
 
 /// An experiment to run, as submitted.
-public struct Submission: Sendable, Equatable {
+public struct Submission: Codable, Sendable, Equatable {
     public var user: String
     public var name: String
     public var board: String
@@ -55,20 +55,14 @@ public struct Submission: Sendable, Equatable {
     }
 }
 
-/// An experiment in the queue, with its state.
+/// An experiment in the queue: what was submitted (its fields read through, as
+/// `experiment.user`), and its state.
+@dynamicMemberLookup
 public struct QueuedExperiment: Codable, Sendable, Equatable {
     public var id: String
     /// Submission order.
     public var sequence: Int64
-    public var user: String
-    public var name: String
-    public var board: String
-    public var series: String?
-    public var definition: String
-    /// The folder its relative paths resolve against.
-    public var directory: String?
-    public var notifyEmail: String?
-    public var notifyWebhook: String?
+    public var submission: Submission
     public var state: QueueState
     public var submittedAt: Date
     /// How many times it was started (a lease taken).
@@ -81,6 +75,8 @@ public struct QueuedExperiment: Codable, Sendable, Equatable {
     public var resultID: String?
     /// Why it failed, was aborted or was requeued last.
     public var note: String?
+
+    public subscript<Value>(dynamicMember field: KeyPath<Submission, Value>) -> Value { submission[keyPath: field] }
 }
 
 /// The right to run one experiment, held by one worker until it expires; the worker

@@ -16,9 +16,11 @@ extension LabStore {
             throw LabError.store("a queue row cannot be read (id \(row[0]), state \(row[7]))")
         }
         return QueuedExperiment(
-            id: id, sequence: row[1].integer ?? 0, user: row[2].text ?? "", name: row[3].text ?? "",
-            board: row[4].text ?? "", series: row[5].text, definition: row[6].text ?? "", directory: row[16].text,
-            notifyEmail: row[17].text, notifyWebhook: row[18].text, state: state,
+            id: id, sequence: row[1].integer ?? 0,
+            submission: Submission(user: row[2].text ?? "", name: row[3].text ?? "", board: row[4].text ?? "", series: row[5].text,
+                                   definition: row[6].text ?? "", directory: row[16].text,
+                                   notifyEmail: row[17].text, notifyWebhook: row[18].text),
+            state: state,
             submittedAt: row[8].date ?? Date(timeIntervalSince1970: 0), attempts: Int(row[9].integer ?? 0),
             leaseOwner: row[10].text, leaseExpiresAt: row[11].date, startedAt: row[12].date, finishedAt: row[13].date,
             resultID: row[14].text, note: row[15].text)
