@@ -58,7 +58,39 @@ struct QueueAction: ParsableArguments {
 struct QueueCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "queue", abstract: "The experiment queue: submit, list, abort, suspend, resume.",
-        subcommands: [Submit.self, Sweep.self, List.self, Abort.self, Suspend.self, Resume.self])
+        subcommands: [Submit.self, Sweep.self, List.self, Abort.self, Suspend.self, Resume.self, Usage.self])
+
+    struct Usage: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Board time used, per user (with the fair share's decayed usage) and per experiment.")
+        @Option(help: "Only this user.") var user: String?
+        @Flag(help: "One line per experiment as well.") var experiments = false
+        @Option(help: "Fair-share half-life of past usage, in hours (as given to mlbench worker).") var usageHalfLife: Double = 6
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report {
+                guard usageHalfLife > 0 else { throw Failure(description: "--usage-half-life must be positive (got \(usageHalfLife))") }
+                let store = try storeOptions.open(try options.lab())
+                let records = try store.usage(user: user)
+                let decayed = try store.decayedUsage(policy: SchedulingPolicy(usageHalfLife: usageHalfLife * 3600), at: Date())
+                var rows = [["USER", "EXPERIMENTS", "BOARD TIME", "FAIR-SHARE USAGE NOW"]]
+                for (name, mine) in Dictionary(grouping: records, by: \.user).sorted(by: { $0.key < $1.key }) {
+                    rows.append([name, "\(mine.count)", String(format: "%.1f s", mine.reduce(0) { $0 + $1.seconds }),
+                                 String(format: "%.1f s", decayed[name] ?? 0)])
+                }
+                print(rows.count == 1 ? "no usage recorded" : ResultPresenter.table(rows))
+                if experiments && !records.isEmpty {
+                    var lines = [["EXPERIMENT", "USER", "BOARD", "SECONDS", "FINISHED"]]
+                    for record in records {
+                        lines.append([String(record.experimentID.prefix(8)), record.user, record.board, String(format: "%.1f", record.seconds),
+                                      ResultCoding.timestamp(record.finishedAt)])
+                    }
+                    print("\n" + ResultPresenter.table(lines))
+                }
+            }
+        }
+    }
 
     struct Submit: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Queue an experiment on the board its file names.")

@@ -53,6 +53,10 @@ final class QueueEndToEndTests: XCTestCase {
         XCTAssertEqual(try store.usage(user: "alice").map(\.experimentID), [id])
         let listed = try MLBenchBinary.run(["queue", "list"], home: home)
         XCTAssertTrue(listed.stdout.contains("queued-quick") && listed.stdout.contains("succeeded"), listed.stdout)
+        let usage = try MLBenchBinary.run(["queue", "usage", "--experiments"], home: home)
+        let aliceLine = usage.stdout.split(separator: "\n").first { $0.hasPrefix("alice") }.map(String.init) ?? ""
+        XCTAssertTrue(aliceLine.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first == "1", "one experiment of alice's: \(usage.stdout)")
+        XCTAssertTrue(usage.stdout.contains(String(id.prefix(8))), "and its line: \(usage.stdout)")
 
         // The result is signed and its files are kept: verify finds it intact, then finds a changed byte.
         let intact = try MLBenchBinary.run(["verify", result.id], home: home)

@@ -178,9 +178,9 @@ extension LabStore {
         }
     }
 
-    /// Each user's usage at `now`: finished work decayed by the policy's half-life, plus
-    /// the time so far of what is running.
-    func decayedUsage(policy: SchedulingPolicy, at now: Date) throws -> [String: Double] {
+    /// Each user's usage at `now`, in seconds, as the fair share sees it: finished work
+    /// decayed by the policy's half-life, plus the time so far of what is running.
+    public func decayedUsage(policy: SchedulingPolicy, at now: Date) throws -> [String: Double] {
         var usage = [String: Double]()
         for row in try connection.query("SELECT user_name, decayed_seconds, as_of FROM user_usage") {
             guard let user = row[0].text, let seconds = row[1].real, let asOf = row[2].date else { continue }
