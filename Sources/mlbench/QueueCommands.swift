@@ -322,6 +322,8 @@ struct Worker: ParsableCommand {
     @Option(help: "The sender of notification emails.") var mailFrom = "mlbench@localhost"
     @Option(help: "Where board failures are emailed.") var operatorEmail: String?
     @Option(help: "Where board failures are posted (a webhook URL).") var operatorWebhook: String?
+    @Option(help: "A program checking a board of unknown health (MLBENCH_BOARD in its environment; exit 0 = good). Without it, such boards wait for `mlbench boards health`.")
+    var healthCheck: String?
     @Argument(parsing: .postTerminator, help: "The program (and its arguments) run for each experiment, after --.") var command: [String] = []
     @OptionGroup var options: LabOptions
     @OptionGroup var storeOptions: StoreOptions
@@ -338,6 +340,7 @@ struct Worker: ParsableCommand {
             configuration.maxAttempts = maxAttempts
             configuration.policy = SchedulingPolicy(usageHalfLife: usageHalfLife * 3600)
             configuration.notifier = Notifier(smtp: smtp, mailFrom: mailFrom, operatorEmail: operatorEmail, operatorWebhook: operatorWebhook)
+            configuration.healthCheck = healthCheck.map { ["/bin/sh", "-c", $0] }
             let worker = try QueueWorker(store: try storeOptions.open(lab), configuration: configuration) { line in
                 FileHandle.standardError.write(Data("\(line)\n".utf8))
             }

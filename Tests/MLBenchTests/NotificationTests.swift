@@ -148,6 +148,49 @@ final class NotificationTests: XCTestCase {
         XCTAssertEqual(hooks.messages.count, 1)
     }
 
+    func testABoardOfUnknownHealthIsCheckedAndAFailedCheckTellsTheOperator() throws {
+        let mail = try LoopbackSink(.smtp)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mlbench-health-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try LabStore(sqlitePath: folder.appendingPathComponent("lab.sqlite").path)
+        for board in ["b1", "b2"] { try store.registerBoard(board, host: "bench") } // new: unknown until checked
+        // The first run on b1 hits an infrastructure failure; the board is checked again and the run retried.
+        let script = folder.appendingPathComponent("run.sh")
+        try """
+            #!/bin/sh
+            if [ ! -f "\(folder.path)/failed-once" ]; then touch "\(folder.path)/failed-once"; echo "board vanished" >&2; exit 75; fi
+            echo result-1
+            """.write(to: script, atomically: true, encoding: .utf8)
+        let check = folder.appendingPathComponent("check.sh")
+        try """
+            #!/bin/sh
+            echo "checked $MLBENCH_BOARD" >> "\(folder.path)/checks.log"
+            [ "$MLBENCH_BOARD" = b1 ] || { echo "no console prompt" >&2; exit 1; }
+            """.write(to: check, atomically: true, encoding: .utf8)
+        for file in [script, check] { try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: file.path) }
+        let onGood = try store.submit(Submission(user: "alice", name: "on-b1", board: "b1", definition: "name: on-b1\n"), at: Date())
+        let onBad = try store.submit(Submission(user: "alice", name: "on-b2", board: "b2", definition: "name: on-b2\n"), at: Date())
+
+        var configuration = QueueWorker.Configuration(host: "bench", name: "bench", command: [script.path], scratch: folder.appendingPathComponent("scratch"))
+        configuration.healthCheck = [check.path]
+        configuration.notifier = Notifier(smtp: "127.0.0.1:\(mail.port)", operatorEmail: "operator@lab.test")
+        try QueueWorker(store: store, configuration: configuration).run(drain: true)
+
+        XCTAssertEqual(try store.experiment(id: onGood.id)?.state, .succeeded)
+        XCTAssertEqual(try store.experiment(id: onGood.id)?.attempts, 2, "retried after the board passed its check")
+        XCTAssertEqual(try store.experiment(id: onBad.id)?.state, .queued, "nothing runs on a bad board")
+        let boards = Dictionary(uniqueKeysWithValues: try store.boards().map { ($0.name, $0) })
+        XCTAssertEqual(boards["b1"]?.health, .good)
+        XCTAssertEqual(boards["b2"]?.health, .bad)
+        XCTAssertTrue(boards["b2"]?.note?.contains("no console prompt") == true, boards["b2"]?.note ?? "")
+        let checks = try String(contentsOf: folder.appendingPathComponent("checks.log"), encoding: .utf8)
+        XCTAssertEqual(checks.split(separator: "\n").filter { $0 == "checked b1" }.count, 2, "checked when new, and after the failure: \(checks)")
+        let emails = mail.messages(count: 2)
+        XCTAssertTrue(emails.contains { $0.contains("Subject: mlbench: board b2 on bench failed") && $0.contains("no console prompt") },
+                      emails.joined(separator: "\n---\n"))
+    }
+
     func testAnUndeliverableNotificationIsReportedNotFatal() throws {
         let notifier = Notifier(smtp: "127.0.0.1:1")
         let message = Notifier.boardFailed("b1", host: "bench", reason: "test")

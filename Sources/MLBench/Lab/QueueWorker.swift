@@ -43,6 +43,12 @@ public final class QueueWorker {
         public var scratch: URL
         /// Tells submitters when their experiments end, and the operator when a board fails.
         public var notifier = Notifier()
+        /// The program that checks a board whose health is `unknown` (new, or after an
+        /// infrastructure failure), with `MLBENCH_BOARD` in its environment: exit 0 makes it
+        /// `good`, anything else (or no answer within `healthCheckTimeout`) `bad`, and the
+        /// operator is told. Nil: such boards wait for the operator (`mlbench boards health`).
+        public var healthCheck: [String]?
+        public var healthCheckTimeout: TimeInterval = 300
 
         public init(host: String, name: String, command: [String], scratch: URL) {
             self.host = host
@@ -68,6 +74,8 @@ public final class QueueWorker {
     private var running = [String: Running]()
     /// When abandoned experiments were last looked for (nil: not yet, this worker just started).
     private var lastRequeue: Date?
+    /// Health checks under way, by board.
+    private var checks = [String: (process: ChildProcess, started: Date)]()
     private let log: (String) -> Void
 
     public init(store: LabStore, configuration: Configuration, log: @escaping (String) -> Void = { _ in }) throws {
@@ -84,12 +92,12 @@ public final class QueueWorker {
     /// How many experiments this worker is running now.
     public var inFlight: Int { running.count }
 
-    /// Works until `shouldStop` says so, or — with `drain` — until nothing is running and
-    /// nothing can be claimed.
+    /// Works until `shouldStop` says so, or — with `drain` — until nothing is running, no
+    /// health check is under way and nothing can be claimed.
     public func run(drain: Bool, poll: TimeInterval = 0.02, shouldStop: () -> Bool = { false }) throws {
         while !shouldStop() {
             let claimed = try step(at: Date())
-            if drain && claimed == 0 && running.isEmpty { return }
+            if drain && claimed == 0 && running.isEmpty && checks.isEmpty { return }
             if claimed == 0 { Thread.sleep(forTimeInterval: poll) }
         }
     }
@@ -110,6 +118,7 @@ public final class QueueWorker {
             lastRequeue = now
         }
         for id in Array(running.keys) { try tend(id, now: now) }
+        try checkHealth(now: now)
         // Every free board at once, in one transaction.
         let leases = try store.claim(host: configuration.host, worker: configuration.name, leaseDuration: configuration.leaseDuration,
                                      policy: configuration.policy, at: now, limit: Int.max)
@@ -201,6 +210,46 @@ public final class QueueWorker {
                 throw error
             }
             log("\(id): outcome dropped: \(error)")
+        }
+    }
+
+    /// Starts a health check for each enabled board of this host whose health is unknown,
+    /// and records the verdicts of those that ended. Checks run beside experiments, so
+    /// heartbeats go on meanwhile.
+    private func checkHealth(now: Date) throws {
+        guard let command = configuration.healthCheck else { return }
+        for (board, check) in checks {
+            while (try? check.process.readLine(timeout: 0.001)) != nil {} // its output only needs draining
+            let status = try? check.process.wait(timeout: 0)
+            let overdue = now.timeIntervalSince(check.started) > configuration.healthCheckTimeout
+            guard status != nil || overdue else { continue }
+            if status == nil { check.process.terminate(); _ = try? check.process.wait(timeout: 10) }
+            checks[board] = nil
+            if status == 0 {
+                try store.setHealth(.good, board: board, note: "health check passed")
+                log("board \(board): health check passed")
+            } else {
+                let why = status == nil ? "no answer within \(Int(configuration.healthCheckTimeout)) s"
+                                        : "exit status \(status!): \(String(check.process.stderr.suffix(1000)))"
+                try store.setHealth(.bad, board: board, note: "health check failed: \(why)")
+                log("board \(board): health check failed: \(why)")
+                report(configuration.notifier.send(Notifier.boardFailed(board, host: configuration.host, reason: "health check failed: \(why)"),
+                                                   email: configuration.notifier.operatorEmail, webhook: configuration.notifier.operatorWebhook))
+            }
+        }
+        for board in try store.boards() where board.host == configuration.host && board.enabled && board.health == .unknown
+            && checks[board.name] == nil {
+            var environment = ProcessInfo.processInfo.environment
+            environment["MLBENCH_BOARD"] = board.name
+            environment["MLBENCH_HOST"] = configuration.host
+            do {
+                let process = try ChildProcess(command, environment: environment)
+                process.closeInput()
+                checks[board.name] = (process, now)
+                log("board \(board.name): health check started")
+            } catch {
+                try store.setHealth(.bad, board: board.name, note: "health check could not start: \(error)")
+            }
         }
     }
 
