@@ -273,7 +273,36 @@ struct Toolchains: ParsableCommand {
 }
 
 struct Results: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Stored results.", subcommands: [List.self, Show.self, Compare.self, Export.self, Delete.self])
+    static let configuration = CommandConfiguration(abstract: "Stored results.", subcommands: [List.self, Show.self, Compare.self, Replay.self, Export.self, Delete.self])
+
+    struct Replay: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a stored result's experiment again, from its stored definition and the files it used (from the blob store), and compare.")
+        @Argument(help: "The result's id (a unique prefix is enough).") var id: String
+        @Flag(name: .shortAndLong, help: "Print no progress.") var quiet = false
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            var replayed: ExperimentResult?
+            try report {
+                let lab = try options.lab()
+                let store = try storeOptions.open(lab)
+                guard let original = try store.result(id: id) else { throw Failure(description: "no result with id '\(id)' in \(store.location)") }
+                let folder = lab.home.scratch.appendingPathComponent("replay-\(UUID().uuidString)", isDirectory: true)
+                defer { try? FileManager.default.removeItem(at: folder) }
+                let file = try ExperimentFile.load(try MLBench.Replay.prepare(original, blobs: lab.home.blobs, into: folder))
+                let runner = ExperimentRunner(lab: lab, store: store) { line in
+                    if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
+                }
+                let outcome = try runner.run(file)
+                replayed = outcome
+                print("replay of \(original.id): result \(outcome.id)\n")
+                print(ResultPresenter.comparison([original, outcome]))
+            }
+            if replayed?.status == .failed { throw ExitCode(1) }
+        }
+    }
 
     struct Compare: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Results side by side, each compared with the first, with the significance of the differences.")

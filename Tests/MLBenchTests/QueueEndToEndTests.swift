@@ -62,6 +62,17 @@ final class QueueEndToEndTests: XCTestCase {
         let intact = try MLBenchBinary.run(["verify", result.id], home: home)
         XCTAssertEqual(intact.status, 0, intact.output)
         XCTAssertTrue(intact.stdout.contains("intact"), intact.stdout)
+
+        // Replay: the stored definition on the very files it used (the original folder is gone).
+        try FileManager.default.removeItem(at: folder)
+        let replay = try MLBenchBinary.run(["results", "replay", result.id, "-q"], home: home, timeout: 300)
+        XCTAssertEqual(replay.status, 0, replay.output)
+        XCTAssertTrue(replay.stdout.contains("replay of \(result.id)") && replay.stdout.contains("(baseline)"), replay.stdout)
+        let replayed = try XCTUnwrap(try store.list(limit: 10).first { $0.id != result.id })
+        let again = try XCTUnwrap(try store.result(id: replayed.id))
+        XCTAssertEqual(again.status, .succeeded, again.failure?.reason ?? "")
+        XCTAssertEqual(again.checksums["model"], result.checksums["model"], "the same model file")
+        XCTAssertEqual(again.checksums["input:image"], result.checksums["input:image"], "the same inputs")
         let model = LabHome(root: home).blobs.path(of: try XCTUnwrap(result.checksums["model"]))
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: model.path)
         let handle = try FileHandle(forUpdating: model)
@@ -73,5 +84,8 @@ final class QueueEndToEndTests: XCTestCase {
         let changed = try MLBenchBinary.run(["verify", result.id], home: home)
         XCTAssertEqual(changed.status, 1, changed.output)
         XCTAssertTrue(changed.stdout.contains("model: blob") && changed.stdout.contains("was changed"), changed.stdout)
+        let refused = try MLBenchBinary.run(["results", "replay", result.id, "-q"], home: home)
+        XCTAssertEqual(refused.status, 2, refused.output)
+        XCTAssertTrue(refused.stderr.contains("cannot be replayed: its model") && refused.stderr.contains("was changed"), refused.stderr)
     }
 }
