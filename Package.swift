@@ -33,6 +33,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // The shared store of several bench hosts (PostgreSQL).
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // Imported directly by the PostgreSQL store (futures, logger); postgres-nio needs them anyway.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // The versioned C ABI between the core and plugins (one header).
@@ -69,7 +74,10 @@ let package = Package(
         // The lab: configuration files, plugin loader, isolation manager, statistics, store.
         .target(name: "MLBench",
                 dependencies: ["MLBenchCore", "CMLBenchPlugin", "SQLiteDriver", "OpenSSLDriver", "USBDriver", "GPIODriver",
-                               .product(name: "Yams", package: "Yams")],
+                               .product(name: "Yams", package: "Yams"),
+                               .product(name: "PostgresNIO", package: "postgres-nio"),
+                               .product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "Logging", package: "swift-log")],
                 path: "Sources/MLBench"),
         .executableTarget(name: "mlbench",
                           dependencies: ["MLBench", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -110,7 +118,8 @@ let package = Package(
         .executableTarget(name: "mlbench-probe-bench", dependencies: ["FNIRSIProtocol", "MLBenchDeviceKit"],
                           path: "Benchmarks/ProbePipeline"),
 
-        .testTarget(name: "MLBenchTests", dependencies: ["MLBench", "MLBenchCore", "SQLiteDriver", "OpenSSLDriver"],
+        .testTarget(name: "MLBenchTests", dependencies: ["MLBench", "MLBenchCore", "SQLiteDriver", "OpenSSLDriver",
+                                                         .product(name: "Yams", package: "Yams")],
                     path: "Tests/MLBenchTests"),
         // Emulated USB devices behind umockdev (usbdevfs ioctl handlers), and the
         // program that drives plugins against them under umockdev-wrapper.
