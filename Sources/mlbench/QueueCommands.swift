@@ -26,6 +26,15 @@ struct SubmitOptions: ParsableArguments {
     @OptionGroup var options: LabOptions
     @OptionGroup var storeOptions: StoreOptions
 
+    /// Refuses an experiment the checks find impossible (unsupported format or operator,
+    /// a model too large for the board, a bad option): it never reaches the queue.
+    func refuseImpossible(_ file: ExperimentFile, lab: Lab, what: String) throws {
+        let check = try CompatibilityCheck.run(experiment: file, lab: lab)
+        guard check.compatible else {
+            throw Failure(description: "\(what) is impossible, nothing was queued: \(check.errorSummary)")
+        }
+    }
+
     /// Queues `definition` (the file's text, or a sweep point's) for `board`, as the current user.
     func submit(_ file: ExperimentFile, board: String, series: String?, definition: String, to store: LabStore) throws -> QueuedExperiment {
         try store.submit(Submission(user: currentUser(), name: file.experiment.name, board: board, series: series, definition: definition,
@@ -100,6 +109,7 @@ struct QueueCommand: ParsableCommand {
         func run() throws {
             try report {
                 let (file, lab) = try (ExperimentFile.load(submission.experiment), submission.options.lab())
+                try submission.refuseImpossible(file, lab: lab, what: "'\(file.experiment.name)' on \(file.experiment.board)")
                 let queued = try submission.submit(file, board: file.experiment.board, series: series, definition: file.text,
                                                    to: try submission.storeOptions.open(lab))
                 print(queued.id)
@@ -135,11 +145,14 @@ struct QueueCommand: ParsableCommand {
                 defer { try? FileManager.default.removeItem(at: scratch) }
                 for point in points {
                     try point.definition.write(to: scratch, atomically: true, encoding: .utf8)
+                    let label = "the sweep point \(point.values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) on \(point.board)"
+                    let pointFile: ExperimentFile
                     do {
-                        _ = try ExperimentFile.load(scratch.path, relativeTo: file.directory.path)
+                        pointFile = try ExperimentFile.load(scratch.path, relativeTo: file.directory.path)
                     } catch {
-                        throw Failure(description: "the sweep point \(point.values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) on \(point.board) is not a valid experiment: \(error)")
+                        throw Failure(description: "\(label) is not a valid experiment: \(error)")
                     }
+                    try submission.refuseImpossible(pointFile, lab: lab, what: label)
                 }
                 let name = series ?? "sweep-\(file.experiment.name)-\(UUID().uuidString.prefix(8).lowercased())"
                 for point in points {

@@ -103,6 +103,13 @@ final class ToolchainEndToEndTests: LabTestCase {
         XCTAssertEqual(error.toolchain, "tflite")
         XCTAssertEqual(error.board, "host")
 
+        // Submitted to the queue: refused there, before any worker sees it.
+        let submitted = try MLBenchBinary.run(["queue", "submit", path], home: home)
+        XCTAssertEqual(submitted.status, 2, submitted.output)
+        XCTAssertTrue(submitted.stderr.contains("impossible") && submitted.stderr.contains("BitwiseNot"), submitted.stderr)
+        let queued = try MLBenchBinary.run(["queue", "list"], home: home)
+        XCTAssertFalse(queued.stdout.contains("bitwise-tflite"), queued.stdout)
+
         let result = try run(path)
         XCTAssertEqual(result.status, .failed)
         XCTAssertEqual(result.failure?.stage, "check")
