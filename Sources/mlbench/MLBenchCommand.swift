@@ -89,6 +89,12 @@ struct Run: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print no progress.")
     var quiet = false
 
+    @Flag(help: "Discard the result at the end: print it, then delete it with the files no other result needs (a trial run).")
+    var discard = false
+
+    @Flag(help: "Ask at the end whether to keep the result (an answer starting with n discards it; no answer keeps it).")
+    var ask = false
+
     func run() throws {
         var outcome: ExperimentResult?
         try report {
@@ -104,6 +110,17 @@ struct Run: ParsableCommand {
                 print(idOnly ? outcome.id
                       : json ? String(decoding: try ResultCoding.encoder.encode(outcome), as: UTF8.self)
                       : ResultPresenter.summary(outcome, store: store.location))
+                var keep = !discard
+                if keep, ask {
+                    FileHandle.standardError.write(Data("keep this result? [Y/n] ".utf8))
+                    let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased()
+                    keep = !(answer?.hasPrefix("n") ?? false)
+                    if answer == nil { FileHandle.standardError.write(Data("(no answer: kept)\n".utf8)) }
+                }
+                if !keep {
+                    let (_, removed) = try store.delete(id: outcome.id, blobs: lab.home.blobs)
+                    FileHandle.standardError.write(Data("discarded \(outcome.id): nothing of it is kept (\(removed.count) file\(removed.count == 1 ? "" : "s") removed)\n".utf8))
+                }
             }
         }
         if outcome?.status == .failed { throw ExitCode(1) }

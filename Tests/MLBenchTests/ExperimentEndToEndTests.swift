@@ -382,4 +382,23 @@ final class ExperimentEndToEndTests: LabTestCase {
         XCTAssertGreaterThanOrEqual(between.interval.upper, between.medianNs)
         XCTAssertEqual(result.semanticPreservation?.ratio, 1.0, "the outputs still come from the last runner")
     }
+
+    /// Save or discard at the end: a discarded run leaves neither its result nor
+    /// files only it needed; an unanswered question keeps the result.
+    func testResultCanBeDiscardedAtTheEnd() throws {
+        let path = try hostExperiment("trial", measurement: "min_iterations: 50, min_time_s: 0.1, max_time_s: 1")
+        let kept = try stored(try MLBenchBinary.run(["run", "--json", "-q", "--ask", path], home: home))
+        XCTAssertEqual(try store().list(limit: 10).map(\.id), [kept.id], "no answer keeps the result")
+        let blobs = home.appendingPathComponent("blobs")
+        func blobCount() -> Int { (FileManager.default.enumerator(atPath: blobs.path)?.allObjects.count) ?? 0 }
+        let before = blobCount()
+
+        let trial = try MLBenchBinary.run(["run", "--json", "-q", "--discard", path], home: home)
+        XCTAssertEqual(trial.status, 0, trial.stderr)
+        let discarded = try stored(trial)
+        XCTAssertTrue(trial.stderr.contains("discarded \(discarded.id)"), trial.stderr)
+        XCTAssertEqual(try store().list(limit: 10).map(\.id), [kept.id], "only the kept result is stored")
+        XCTAssertEqual(blobCount(), before, "the discarded run's own files are gone; the files both runs share stay")
+        XCTAssertEqual(try MLBenchBinary.run(["verify", kept.id], home: home).status, 0, "the kept result still verifies")
+    }
 }
