@@ -8,7 +8,7 @@ struct MLBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mlbench",
         abstract: "Benchmark ML inference on real boards.",
-        subcommands: [Run.self, Check.self, Plugins.self, LabCommand.self, Toolchains.self, Results.self, Schema.self])
+        subcommands: [Run.self, Check.self, Features.self, Plugins.self, LabCommand.self, Toolchains.self, Results.self, Schema.self])
 }
 
 /// Options every command that touches the lab shares.
@@ -125,6 +125,45 @@ struct Check: ParsableCommand {
             for finding in check.findings.sorted(by: { $0.severity > $1.severity }) { print("  \(finding)") }
         }
         if !compatible { throw ExitCode(1) }
+    }
+}
+
+struct Features: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the performance-prediction features of an ONNX model: the 11 model-level ones, and its fused kernels.",
+        discussion: "Shapes must be static. A corrupt file, an unsupported operator or a dynamic shape is an error naming the node (exit status 2).")
+
+    @Argument(help: "The ONNX model.")
+    var model: String
+
+    @Flag(help: "Print everything as JSON: the model-level features, every layer with its shapes, and the kernels.")
+    var json = false
+
+    @Flag(help: "Also print the fused kernels (a kernel-level predictor's units).")
+    var kernels = false
+
+    func run() throws {
+        try report {
+            let features = try GraphFeatures.extract(path: model)
+            if json {
+                print(try JSONCoding.encode(features))
+                return
+            }
+            print(features.file)
+            for (column, value) in zip(ModelFeatures.columns, features.model.values) {
+                print("  \(column.padding(toLength: 12, withPad: " ", startingAt: 0)) \(value)")
+            }
+            guard kernels else { return }
+            var rows = [["KERNEL", "INPUT", "OUTPUT", "WINDOW", "FLOPS", "PARAMS"]]
+            for kernel in features.kernels {
+                let window = kernel.kernelShape.map { shape in
+                    "\(shape.map(String.init).joined(separator: "x"))/\(kernel.strides?.map(String.init).joined(separator: "x") ?? "1")"
+                        + (kernel.groups.map { $0 > 1 ? " g\($0)" : "" } ?? "")
+                } ?? "-"
+                rows.append([kernel.kind, "\(kernel.inputShape)", "\(kernel.outputShape)", window, String(kernel.flops), String(kernel.params)])
+            }
+            print(ResultPresenter.table(rows))
+        }
     }
 }
 
