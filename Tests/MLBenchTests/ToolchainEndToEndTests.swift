@@ -97,7 +97,7 @@ final class ToolchainEndToEndTests: XCTestCase {
     /// experiment before the board is reset or anything is built.
     func testImpossibleExperimentIsRefusedBeforeAnyBuild() throws {
         let model = scratch.appendingPathComponent("bitwise.onnx")
-        try makeModel(at: model, """
+        try MLBenchBinary.makeModel(at: model, """
             from onnx import TensorProto, helper, save
             node = helper.make_node("BitwiseNot", ["x"], ["y"])
             graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.INT32, [1, 4])],
@@ -162,16 +162,6 @@ final class ToolchainEndToEndTests: XCTestCase {
         XCTAssertEqual(third.toolchain?.artifactCache, "rebuilt")
         XCTAssertEqual(third.toolchain?.artifactSHA256, first.toolchain?.artifactSHA256, "the rebuilt artifact is the original")
         XCTAssertTrue(third.log.contains { $0.message.contains("does not match its SHA-256") })
-    }
-
-    /// Writes an ONNX model with the onnx package of the ONNX Runtime environment.
-    private func makeModel(at url: URL, _ script: String) throws {
-        let toolchains = MLBenchBinary.setupHome.appendingPathComponent("toolchains/onnxruntime")
-        let version = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: toolchains.path).first { !$0.hasPrefix(".") })
-        let python = toolchains.appendingPathComponent(version).appendingPathComponent("venv/bin/python").path
-        let code = "OUTPUT = \(String(reflecting: url.path))\n" + script
-        let result = try ChildProcess.run([python, "-c", code], timeout: 120)
-        XCTAssertEqual(result.status, 0, result.stderr)
     }
 }
 

@@ -78,5 +78,17 @@ enum MLBenchBinary {
         return home
     }
 
+    /// Runs a Python `script` with the onnx package (the ONNX Runtime
+    /// environment scripts/setup installs); `OUTPUT` holds the path of `url`.
+    static func makeModel(at url: URL, _ script: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let toolchains = setupHome.appendingPathComponent("toolchains/onnxruntime")
+        let version = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: toolchains.path).first { !$0.hasPrefix(".") },
+                                    "no ONNX Runtime environment in \(toolchains.path): run scripts/setup", file: file, line: line)
+        let python = toolchains.appendingPathComponent(version).appendingPathComponent("venv/bin/python").path
+        let code = "OUTPUT = \(String(reflecting: url.path))\n" + script
+        let result = try ChildProcess.run([python, "-c", code], timeout: 120)
+        XCTAssertEqual(result.status, 0, result.stderr, file: file, line: line)
+    }
+
     private final class Marker {}
 }
