@@ -8,7 +8,7 @@ struct MLBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mlbench",
         abstract: "Benchmark ML inference on real boards.",
-        subcommands: [Run.self, Check.self, Features.self, Plugins.self, LabCommand.self, Toolchains.self, Results.self, Schema.self])
+        subcommands: [Run.self, Check.self, Features.self, PredictorCommand.self, Plugins.self, LabCommand.self, Toolchains.self, Results.self, Schema.self])
 }
 
 /// Options every command that touches the lab shares.
@@ -163,6 +163,111 @@ struct Features: ParsableCommand {
                 rows.append([kernel.kind, "\(kernel.inputShape)", "\(kernel.outputShape)", window, String(kernel.flops), String(kernel.params)])
             }
             print(ResultPresenter.table(rows))
+        }
+    }
+}
+
+struct PredictorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predictor", abstract: "Performance predictors: their environment, the model zoo, training and validation.",
+        subcommands: [Install.self, Zoo.self, Campaign.self, Train.self])
+
+    struct Install: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create the predictor's Python environment (scikit-learn, XGBoost), one per version.")
+        @Option(help: "The scikit-learn version; the default when absent.") var version: String?
+        @Flag(help: "Do nothing when that version is already installed.") var ifMissing = false
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            try report {
+                let predictor = Predictor(home: try options.lab().home)
+                let chosen = version ?? Predictor.environmentSpec.defaultVersion
+                if ifMissing, predictor.environments.installed(Predictor.environmentName).contains(where: { $0.version == chosen }) {
+                    print("predictor \(chosen) is already installed")
+                    return
+                }
+                let record = try predictor.environments.install(Predictor.environmentName, version: chosen, spec: Predictor.environmentSpec) {
+                    print("predictor \(chosen): \($0)")
+                }
+                print("installed predictor \(record.version) in \(predictor.environments.folder(Predictor.environmentName, chosen).path)")
+            }
+        }
+    }
+
+    struct Zoo: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Generate the model zoo (synthetic CNNs and standard architectures with random weights) from a seed.",
+            discussion: "Arguments after -- go to zoo.py (e.g. -- --synthetic 40 --sizes 32,64,96,128); see Docs/Prediction.md.")
+        @Option(help: "The folder to write the zoo into.") var output: String
+        @Argument(parsing: .postTerminator, help: "Arguments for zoo.py.") var arguments: [String] = []
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            var status: Int32 = 0
+            try report {
+                status = try Predictor(home: try options.lab().home).runScript("zoo.py", arguments: ["--output", output] + arguments)
+            }
+            if status != 0 { throw ExitCode(status) }
+        }
+    }
+
+    struct Campaign: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Measure every model of a zoo with real experiments and write the feature table (CSV).",
+            discussion: "Each model runs as an ordinary experiment (stored in the result store); the table has the 11 features, latency_ms (median of the raw timings), peak_memory_mb and the result id. Models that fail are listed, and the exit status is 1.")
+        @Option(help: "The zoo's manifest.json.") var zoo: String
+        @Option(help: "The table to write.") var table: String
+        @Option(help: "The board (inventory name).") var board = "host"
+        @Option(help: "The toolchain (inventory name).") var toolchain = "onnxruntime"
+        @Option(help: "The toolchain's target.") var target = "cpu"
+        @Option(help: "Only the first N models of the manifest (0: all).") var limit = 0
+        @Option(help: "The measurement block of every experiment, as a YAML flow mapping.") var measurement: String?
+        @Flag(name: .shortAndLong, help: "Print no progress.") var quiet = false
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            var failed = false
+            try report {
+                let lab = try options.lab()
+                var plan = MeasurementCampaign.Plan()
+                plan.board = board
+                plan.toolchain = toolchain
+                plan.target = target
+                plan.limit = limit
+                if let measurement { plan.measurement = measurement }
+                let campaign = MeasurementCampaign(lab: lab, store: try SQLiteResultStore(path: lab.home.database.path), plan: plan) { line in
+                    if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
+                }
+                let outcome = try campaign.run(manifestPath: zoo, tablePath: table)
+                print("wrote \(outcome.rows) row(s) to \(table)")
+                outcome.failures.forEach { print("failed: \($0)") }
+                failed = !outcome.failures.isEmpty
+            }
+            if failed { throw ExitCode(1) }
+        }
+    }
+
+    struct Train: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Train the five regressors on a feature table and print the validation report of every test domain.",
+            discussion: "The table is a CSV with a header: model, the 11 features (see `mlbench features`), latency_ms and/or peak_memory_mb; optional family and synthetic. Writes report.json, report.txt and the predictors into --output.")
+        @Option(help: "The feature table (CSV).") var table: String
+        @Option(help: "The folder for the report and the predictors.") var output: String
+        @Option(help: "Randomised 80/20 splits, one seed each.") var splits = 20
+        @Option(help: "The first seed of the splits.") var seed = 0
+        @Option(help: "Train only this target (latency_ms, peak_memory_mb); repeatable.") var target: [String] = []
+        @Option(help: "The predictor environment's version; the newest when absent.") var version: String?
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            var status: Int32 = 0
+            try report {
+                guard FileManager.default.fileExists(atPath: table) else { throw Failure(description: "the table '\(table)' does not exist") }
+                let arguments = ["--table", table, "--output", output, "--splits", String(splits), "--seed", String(seed)]
+                    + target.flatMap { ["--target", $0] }
+                status = try Predictor(home: try options.lab().home).runScript("train.py", arguments: arguments, version: version)
+            }
+            if status != 0 { throw ExitCode(status) }
         }
     }
 }
