@@ -13,7 +13,8 @@ writes it, or it was measured elsewhere) has a header with at least:
     latency_ms and/or peak_memory_mb
                  the measured values (targets); an empty cell means not measured
 
-and optionally `family` and `synthetic` (true/false: a generated basic_model).
+and optionally `family`, `synthetic` (true/false: a generated basic_model),
+and `board` and `toolchain` (recorded in the predictor when the table has one of each).
 
 Five regressors (the specification's §E.3): ridge polynomial regression, SVR,
 MLP, random forest and XGBoost. Features and targets are used in log scale
@@ -79,7 +80,7 @@ def read_table(path: str) -> dict:
         raise TableError(f"{path}: cannot be read: {error.strerror}")
     if not rows:
         raise TableError(f"{path}: has a header but no rows")
-    table = {"model": [], "family": [], "synthetic": [], "X": [], **{t: [] for t in targets}}
+    table = {"model": [], "family": [], "synthetic": [], "X": [], "board": set(), "toolchain": set(), **{t: [] for t in targets}}
     for number, row in enumerate(rows, start=2):
         def number_of(column: str, required: bool) -> float:
             text = (row.get(column) or "").strip()
@@ -97,6 +98,9 @@ def read_table(path: str) -> dict:
         if not (row.get("model") or "").strip():
             raise TableError(f"{path}:{number}: column 'model' is empty")
         table["model"].append(row["model"].strip())
+        for key in ("board", "toolchain"):
+            if (row.get(key) or "").strip():
+                table[key].add(row[key].strip())
         table["family"].append((row.get("family") or "").strip())
         flag = (row.get("synthetic") or "").strip().lower()
         if flag not in ("", "true", "false", "1", "0"):
@@ -301,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("ignore")
             model.fit(np.log1p(table["X"][rows]), np.log(table[target][rows]))
         version = hashlib.sha256(f"{table_sha}:{target}:{best}:{seeds[0]}:{sorted(versions.items())}".encode()).hexdigest()[:16]
-        predictor = {"target": target, "regressor": best, "version": version, "features": FEATURES,
+        # Which board and toolchain the predictor speaks for, when the table says (one of each).
+        where = {key: next(iter(table[key])) if len(table[key]) == 1 else None for key in ("board", "toolchain")}
+        predictor = {"target": target, "regressor": best, "version": version, "features": FEATURES, **where,
                      "validation": {d: report[d]["regressors"][best] for d in DOMAINS if best in report[d].get("regressors", {})},
                      "chosen_on": domain}
         with open(os.path.join(args.output, f"predictor-{target}.pkl"), "wb") as file:

@@ -8,7 +8,7 @@ struct MLBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mlbench",
         abstract: "Benchmark ML inference on real boards.",
-        subcommands: [Run.self, Check.self, Features.self, PredictorCommand.self, Plugins.self, LabCommand.self, Toolchains.self, Results.self, Schema.self])
+        subcommands: [Run.self, Check.self, Guide.self, Features.self, PredictorCommand.self, Plugins.self, LabCommand.self, Toolchains.self, Results.self, Schema.self])
 }
 
 /// Options every command that touches the lab shares.
@@ -167,6 +167,63 @@ struct Features: ParsableCommand {
     }
 }
 
+struct Guide: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rank the lab's (toolchain, board) pairs for a model under constraints, before any deployment.",
+        discussion: "Every pair gets the checks of `mlbench check` (format, operators, memory) and the predictions of the predictors given; pairs that cannot work or break a limit are excluded with every reason, the rest ranked by the cost. Pairs no predictor speaks for are listed unranked.")
+
+    @Argument(help: "The ONNX model.") var model: String
+    @Option(help: "The cost to rank by: latency or memory.") var cost: Guidance.Cost = .latency
+    @Option(name: .customLong("max-latency-ms"), help: "The largest predicted latency allowed, in ms.") var maxLatencyMs: Double?
+    @Option(name: .customLong("max-memory-mb"), help: "The largest predicted peak memory allowed, in MiB.") var maxMemoryMb: Double?
+    @Option(help: "A folder of trained predictors (mlbench predictor train --output); repeatable, one per board and toolchain.") var predictor: [String] = []
+    @Flag(help: "Print the verdicts as JSON.") var json = false
+    @OptionGroup var options: LabOptions
+
+    func run() throws {
+        try report {
+            let lab = try options.lab()
+            var predictions = [String: [String: Guidance.Prediction]]()
+            var unpredictable: String?
+            if !predictor.isEmpty {
+                // A model the predictors cannot describe is still checked; it is only not predicted.
+                let features: GraphFeatures?
+                do { features = try GraphFeatures.extract(path: model) } catch {
+                    features = nil
+                    unpredictable = "\(error)"
+                }
+                for folder in predictor {
+                    guard let features else { break }
+                    for (target, prediction) in try Predictor(home: lab.home).predict(features: features, folder: folder) {
+                        guard let board = prediction.board, let toolchain = prediction.toolchain else {
+                            throw Failure(description: "the predictor in \(folder) does not say which board and toolchain it speaks for: its table needs board and toolchain columns with one value each")
+                        }
+                        predictions["\(board)/\(toolchain)", default: [:]][target] = prediction
+                    }
+                }
+            }
+            let guidance = try Guidance.run(model: model, lab: lab, cost: cost,
+                                            constraints: .init(maxLatencyMs: maxLatencyMs, maxMemoryMb: maxMemoryMb), predictions: predictions)
+            if json {
+                print(try JSONCoding.encode(guidance))
+                return
+            }
+            if let unpredictable { print("no prediction: \(unpredictable)") }
+            print("\(model): \(guidance.candidates.filter { !$0.excluded }.count) of \(guidance.candidates.count) (toolchain, board) pairs possible, ranked by \(cost.rawValue)")
+            for candidate in guidance.candidates {
+                let name = "\(candidate.toolchain) \(candidate.toolchainVersion ?? "?") for '\(candidate.target ?? "?")' on \(candidate.board)"
+                let predicted = [candidate.latencyMs.map { String(format: "latency %.3f ms", $0.value) },
+                                 candidate.memoryMb.map { String(format: "memory %.1f MiB", $0.value) }].compactMap { $0 }
+                let head = candidate.excluded ? "excluded" : candidate.rank.map { "#\($0)" } ?? "unranked"
+                print("  \(head) \(name)\(predicted.isEmpty ? "" : " — predicted " + predicted.joined(separator: ", "))")
+                candidate.reasons.forEach { print("      \($0)") }
+            }
+        }
+    }
+}
+
+extension Guidance.Cost: ExpressibleByArgument {}
+
 struct PredictorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "predictor", abstract: "Performance predictors: their environment, the model zoo, training and validation.",
@@ -256,6 +313,7 @@ struct PredictorCommand: ParsableCommand {
         @Option(help: "Randomised 80/20 splits, one seed each.") var splits = 20
         @Option(help: "The first seed of the splits.") var seed = 0
         @Option(help: "Train only this target (latency_ms, peak_memory_mb); repeatable.") var target: [String] = []
+        @Option(help: "Train only this regressor (poly, svr, mlp, rf, xgb); repeatable. Default: all five.") var regressor: [String] = []
         @Option(help: "The predictor environment's version; the newest when absent.") var version: String?
         @OptionGroup var options: LabOptions
 
@@ -264,7 +322,7 @@ struct PredictorCommand: ParsableCommand {
             try report {
                 guard FileManager.default.fileExists(atPath: table) else { throw Failure(description: "the table '\(table)' does not exist") }
                 let arguments = ["--table", table, "--output", output, "--splits", String(splits), "--seed", String(seed)]
-                    + target.flatMap { ["--target", $0] }
+                    + target.flatMap { ["--target", $0] } + regressor.flatMap { ["--regressor", $0] }
                 status = try Predictor(home: try options.lab().home).runScript("train.py", arguments: arguments, version: version)
             }
             if status != 0 { throw ExitCode(status) }

@@ -146,3 +146,107 @@ final class PredictorTests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("the header lacks activations, neurons"), missing.stderr)
     }
 }
+
+/// `mlbench guide`: the lab's (toolchain, board) pairs checked before any
+/// deployment, excluded with their reasons, the rest ranked by prediction.
+final class GuideTests: XCTestCase {
+    var home: URL!
+
+    override func setUpWithError() throws {
+        home = try MLBenchBinary.temporaryHome()
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: home)
+    }
+
+    struct Output: Decodable {
+        var candidates: [Guidance.Candidate]
+        func pair(_ toolchain: String) throws -> Guidance.Candidate { try XCTUnwrap(candidates.first { $0.toolchain == toolchain }) }
+    }
+
+    func guide(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Output {
+        let outcome = try MLBenchBinary.run(["guide", "--json"] + arguments, home: home)
+        XCTAssertEqual(outcome.status, 0, outcome.output, file: file, line: line)
+        return try JSONCoding.decode(Output.self, from: outcome.stdout)
+    }
+
+    func testAToolchainMissingAnOperatorAndABoardTooSmallAreExcludedWithWhy() throws {
+        let bitwise = home.appendingPathComponent("bitwise.onnx")
+        try MLBenchBinary.makeModel(at: bitwise, """
+            from onnx import TensorProto, helper, save
+            node = helper.make_node("BitwiseNot", ["x"], ["y"])
+            graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.INT32, [1, 4])],
+                                      [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 4])])
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+            model.ir_version = 8
+            save(model, OUTPUT)
+            """)
+        let operators = try guide([bitwise.path])
+        let tflite = try operators.pair("tflite")
+        XCTAssertTrue(tflite.excluded)
+        XCTAssertTrue(tflite.reasons.contains { $0.hasPrefix("unsupported_operator:") && $0.contains("BitwiseNot") }, "\(tflite.reasons)")
+        XCTAssertFalse(try operators.pair("onnxruntime").excluded, "ONNX Runtime runs BitwiseNot")
+
+        // Activations of 1.7 TiB: more than the host's memory, for every toolchain.
+        let huge = home.appendingPathComponent("huge.onnx")
+        try MLBenchBinary.makeModel(at: huge, """
+            from onnx import TensorProto, helper, save
+            graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                                      [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 60000, 60000])],
+                                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, 60000, 60000])])
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+            model.ir_version = 8
+            save(model, OUTPUT)
+            """)
+        let memory = try guide([huge.path])
+        XCTAssertEqual(memory.candidates.count, 3)
+        for candidate in memory.candidates {
+            XCTAssertTrue(candidate.excluded, candidate.toolchain)
+            XCTAssertTrue(candidate.reasons.contains { $0.hasPrefix("memory:") && $0.contains("more than the board's largest memory") },
+                          "\(candidate.reasons)")
+        }
+    }
+
+    /// Two predictors (ONNX Runtime and TVM on the host) trained on tables whose
+    /// latency is a law of the FLOPs, TVM's twice as fast: TVM ranks first; a
+    /// latency limit between the two predictions excludes ONNX Runtime, naming the
+    /// predictor; TFLite, which no predictor speaks for, is listed unranked.
+    func testTheRestIsRankedByPredictionAndALimitExcludesTheSlowOne() throws {
+        let zoo = home.appendingPathComponent("zoo")
+        XCTAssertEqual(try MLBenchBinary.run(["predictor", "zoo", "--output", zoo.path, "--", "--families", "resnet,mobilenet",
+                                              "--width", "0.25", "--synthetic", "4", "--sizes", "16,32,48"], home: home).status, 0)
+        let manifest = try MeasurementCampaign.Manifest.load(zoo.appendingPathComponent("manifest.json").path)
+        let features = try manifest.models.map { try GraphFeatures.extract(path: zoo.appendingPathComponent($0.path).path) }
+        var folders = [String]()
+        for (toolchain, scale) in [("onnxruntime", 2e-6), ("tvm", 1e-6)] {
+            var csv = (["model", "board", "toolchain"] + ModelFeatures.columns + ["latency_ms"]).joined(separator: ",") + "\n"
+            for (entry, graph) in zip(manifest.models, features) {
+                csv += ([entry.model, "host", toolchain] + graph.model.values.map(String.init)
+                        + [String(scale * pow(Double(graph.model.flops), 0.9))]).joined(separator: ",") + "\n"
+            }
+            let table = home.appendingPathComponent("\(toolchain).csv")
+            try csv.write(to: table, atomically: true, encoding: .utf8)
+            let folder = home.appendingPathComponent("trained-\(toolchain)").path
+            let trained = try MLBenchBinary.run(["predictor", "train", "--table", table.path, "--output", folder, "--splits", "1",
+                                                     "--regressor", "poly"], home: home)
+            XCTAssertEqual(trained.status, 0, trained.output)
+            folders.append(folder)
+        }
+        let sample = MLBenchBinary.repository.appendingPathComponent("Examples/sample/model.onnx").path
+        let arguments = [sample] + folders.flatMap { ["--predictor", $0] }
+        let ranked = try guide(arguments)
+        XCTAssertEqual(ranked.candidates.map(\.toolchain), ["tvm", "onnxruntime", "tflite"])
+        XCTAssertEqual(ranked.candidates.map(\.rank), [1, 2, nil])
+        XCTAssertTrue(try ranked.pair("tflite").reasons.contains { $0.contains("no latency predictor for board 'host' with toolchain 'tflite'") })
+        let fast = try XCTUnwrap(try ranked.pair("tvm").latencyMs?.value)
+        let slow = try XCTUnwrap(try ranked.pair("onnxruntime").latencyMs?.value)
+        XCTAssertLessThan(fast, slow)
+
+        let limited = try guide(arguments + ["--max-latency-ms", String((fast + slow) / 2)])
+        let onnxruntime = try limited.pair("onnxruntime")
+        XCTAssertTrue(onnxruntime.excluded)
+        XCTAssertTrue(onnxruntime.reasons.contains { $0.hasPrefix("predicted too slow:") && $0.contains("predictor") }, "\(onnxruntime.reasons)")
+        XCTAssertEqual(try limited.pair("tvm").rank, 1)
+    }
+}

@@ -52,7 +52,7 @@ public struct MeasurementCampaign {
     }
 
     /// The table's columns: what `Prediction/train.py` reads, plus where each row comes from.
-    public static let header = ["model", "family", "synthetic"] + ModelFeatures.columns + ["latency_ms", "peak_memory_mb", "result", "file"]
+    public static let header = ["model", "family", "synthetic"] + ModelFeatures.columns + ["latency_ms", "peak_memory_mb", "board", "toolchain", "result", "file"]
 
     public let lab: Lab
     public let store: ResultStore
@@ -120,7 +120,7 @@ public struct MeasurementCampaign {
             let peakMiB = Double(measurement.peakMemoryBytes) / 1_048_576
             let cells = [entry.model, entry.family ?? "", String(entry.synthetic ?? false)]
                 + features.model.values.map(String.init)
-                + [String(format: "%.6f", latencyMs), String(format: "%.3f", peakMiB), result.id, entry.path]
+                + [String(format: "%.6f", latencyMs), String(format: "%.3f", peakMiB), plan.board, plan.toolchain, result.id, entry.path]
             table.write(Data((cells.map(csvCell).joined(separator: ",") + "\n").utf8))
             rows += 1
             progress("[\(index + 1)/\(entries.count)] \(entry.path): \(String(format: "%.3f", latencyMs)) ms, \(String(format: "%.1f", peakMiB)) MiB (result \(result.id.prefix(8)))")
