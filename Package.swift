@@ -16,6 +16,8 @@ let package = Package(
         .library(name: "mlbench-host", type: .dynamic, targets: ["HostBoardPlugin"]),
         .library(name: "mlbench-onnxruntime", type: .dynamic, targets: ["ONNXRuntimePlugin"]),
         .library(name: "mlbench-tvm", type: .dynamic, targets: ["TVMPlugin"]),
+        .library(name: "mlbench-tensorrt", type: .dynamic, targets: ["TensorRTPlugin"]),
+        .library(name: "mlbench-vitis-ai", type: .dynamic, targets: ["VitisAIPlugin"]),
         .library(name: "mlbench-tflite", type: .dynamic, targets: ["TFLitePlugin"]),
     ],
     dependencies: [
@@ -52,6 +54,8 @@ let package = Package(
         .target(name: "HostBoardPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/host/Sources"),
         .target(name: "ONNXRuntimePlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/onnxruntime/Sources"),
         .target(name: "TVMPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tvm/Sources"),
+        .target(name: "TensorRTPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tensorrt/Sources"),
+        .target(name: "VitisAIPlugin", dependencies: ["MLBenchPluginKit", "MLBenchCore"], path: "Plugins/vitis-ai/Sources"),
         .target(name: "TFLitePlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tflite/Sources"),
 
         // Measurement-methodology benchmarks (scripts/bench): programs that print figures.

@@ -28,7 +28,9 @@ public final class Lab: @unchecked Sendable {
         let provision = plugin.discovered.manifest.provides.first { $0.role == .toolchain && (entry.kind == nil || $0.kind == entry.kind) }
         var environment: EnvironmentInfo?
         var record: ToolchainEnvironments.Record?
-        if provision?.environment != nil {
+        // A `python` setting names an interpreter the operator installed (JetPack's
+        // TensorRT, say): then no managed environment is needed.
+        if provision?.environment != nil, entry.settings?["python"] == nil {
             environment = environments.environment(entry.plugin, version: version)
             record = environment.flatMap { info in environments.installed(entry.plugin).first { $0.version == info.version } }
             if environment == nil {
