@@ -39,18 +39,7 @@ final class ProtobufReaderTests: XCTestCase {
 
 /// Features of ONNX graphs written by the onnx package, checked against
 /// values computed by hand, and the errors for graphs that cannot be read.
-final class FeatureExtractionTests: XCTestCase {
-    var scratch: URL!
-
-    override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("mlbench-features-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: scratch)
-    }
-
+final class FeatureExtractionTests: LabTestCase {
     /// A ResNet-, MobileNet- and ShuffleNet-like block: strided Conv+BN+Relu, a
     /// depthwise Conv added to its input, a channel shuffle (Reshape, Transpose,
     /// Reshape from a Constant), Split into max and average pooling, Concat,
@@ -225,8 +214,6 @@ final class FeatureExtractionTests: XCTestCase {
     /// `mlbench features`: the table a user reads, the JSON a script reads, and
     /// exit status 2 with the node named for a graph that cannot be read.
     func testFeaturesCommand() throws {
-        let home = try MLBenchBinary.temporaryHome()
-        defer { try? FileManager.default.removeItem(at: home) }
         let path = scratch.appendingPathComponent("block.onnx")
         try MLBenchBinary.makeModel(at: path, Self.blockModel)
 

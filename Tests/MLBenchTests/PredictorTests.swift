@@ -6,23 +6,14 @@ import XCTest
 /// The predictor's pipeline through the `mlbench` binary: the zoo generated
 /// from a seed, a measurement campaign with real experiments on the host, and
 /// training with the validation report of every test domain.
-final class PredictorTests: XCTestCase {
-    var home: URL!
-    var scratch: URL!
-
+final class PredictorTests: LabTestCase {
     override func setUpWithError() throws {
-        home = try MLBenchBinary.temporaryHome()
-        scratch = home.appendingPathComponent("work")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        try super.setUpWithError()
         let environment = MLBenchBinary.setupHome.appendingPathComponent("toolchains/\(Predictor.environmentName)")
         guard FileManager.default.fileExists(atPath: environment.path) else {
             XCTFail("no predictor environment in \(environment.path): run scripts/setup (scripts/test does) first")
             throw XCTSkip("no predictor environment")
         }
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: home)
     }
 
     func zoo(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> URL {
@@ -149,17 +140,7 @@ final class PredictorTests: XCTestCase {
 
 /// `mlbench guide`: the lab's (toolchain, board) pairs checked before any
 /// deployment, excluded with their reasons, the rest ranked by prediction.
-final class GuideTests: XCTestCase {
-    var home: URL!
-
-    override func setUpWithError() throws {
-        home = try MLBenchBinary.temporaryHome()
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: home)
-    }
-
+final class GuideTests: LabTestCase {
     struct Output: Decodable {
         var candidates: [Guidance.Candidate]
         func pair(_ toolchain: String) throws -> Guidance.Candidate { try XCTUnwrap(candidates.first { $0.toolchain == toolchain }) }
@@ -173,15 +154,7 @@ final class GuideTests: XCTestCase {
 
     func testAToolchainMissingAnOperatorAndABoardTooSmallAreExcludedWithWhy() throws {
         let bitwise = home.appendingPathComponent("bitwise.onnx")
-        try MLBenchBinary.makeModel(at: bitwise, """
-            from onnx import TensorProto, helper, save
-            node = helper.make_node("BitwiseNot", ["x"], ["y"])
-            graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.INT32, [1, 4])],
-                                      [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 4])])
-            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-            model.ir_version = 8
-            save(model, OUTPUT)
-            """)
+        try MLBenchBinary.makeModel(at: bitwise, MLBenchBinary.bitwiseNotModel)
         let operators = try guide([bitwise.path])
         let tflite = try operators.pair("tflite")
         XCTAssertTrue(tflite.excluded)
@@ -233,8 +206,7 @@ final class GuideTests: XCTestCase {
             XCTAssertEqual(trained.status, 0, trained.output)
             folders.append(folder)
         }
-        let sample = MLBenchBinary.repository.appendingPathComponent("Examples/sample/model.onnx").path
-        let arguments = [sample] + folders.flatMap { ["--predictor", $0] }
+        let arguments = [sample.appendingPathComponent("model.onnx").path] + folders.flatMap { ["--predictor", $0] }
         let ranked = try guide(arguments)
         XCTAssertEqual(ranked.candidates.map(\.toolchain), ["tvm", "onnxruntime", "tflite"])
         XCTAssertEqual(ranked.candidates.map(\.rank), [1, 2, nil])

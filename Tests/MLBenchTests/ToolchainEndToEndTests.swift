@@ -76,15 +76,7 @@ final class ToolchainEndToEndTests: LabTestCase {
     /// experiment before the board is reset or anything is built.
     func testImpossibleExperimentIsRefusedBeforeAnyBuild() throws {
         let model = scratch.appendingPathComponent("bitwise.onnx")
-        try MLBenchBinary.makeModel(at: model, """
-            from onnx import TensorProto, helper, save
-            node = helper.make_node("BitwiseNot", ["x"], ["y"])
-            graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.INT32, [1, 4])],
-                                      [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 4])])
-            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-            model.ir_version = 8
-            save(model, OUTPUT)
-            """)
+        try MLBenchBinary.makeModel(at: model, MLBenchBinary.bitwiseNotModel)
         let path = try experiment(name: "bitwise-tflite", model: model.path, toolchain: "tflite", target: "cpu")
 
         let check = try MLBenchBinary.run(["check", path], home: home)

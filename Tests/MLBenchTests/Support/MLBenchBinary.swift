@@ -90,5 +90,17 @@ enum MLBenchBinary {
         XCTAssertEqual(result.status, 0, result.stderr, file: file, line: line)
     }
 
+    /// A model whose only operator, BitwiseNot, TFLite's converter cannot take
+    /// (ONNX Runtime runs it): for the checks that refuse a toolchain.
+    static let bitwiseNotModel = """
+        from onnx import TensorProto, helper, save
+        node = helper.make_node("BitwiseNot", ["x"], ["y"])
+        graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.INT32, [1, 4])],
+                                  [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 4])])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+        model.ir_version = 8
+        save(model, OUTPUT)
+        """
+
     private final class Marker {}
 }
