@@ -59,7 +59,7 @@ final class PredictorTests: LabTestCase {
         let lines = try String(contentsOf: table, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
         XCTAssertEqual(lines.first, MeasurementCampaign.header)
         XCTAssertEqual(lines.count, 3, "a header and two rows")
-        let store = try SQLiteResultStore(path: home.appendingPathComponent("results.sqlite").path)
+        let store = try store()
         for row in lines.dropFirst() {
             let cell = { (column: String) in row[MeasurementCampaign.header.firstIndex(of: column)!] }
             let features = try GraphFeatures.extract(path: folder.appendingPathComponent(cell("file")).path)

@@ -204,6 +204,12 @@ public enum Schemas {
               "kind": {"type": "string"},
               "resets_itself": {"type": "boolean",
                                 "description": "A board that reaches a clean state without a power switch (the host)."},
+              "settings": {"type": "object", "additionalProperties": {"type": "string"},
+                           "description": "The settings an inventory entry may give, each with what it means."},
+              "usb_devices": {"type": "object", "additionalProperties": {"type": "string"},
+                              "description": "USB devices the kind drives, as vvvv:pppp (hex) to a model name; 'mlbench devices scan' looks for them."},
+              "gpio_chips": {"type": "boolean",
+                             "description": "The kind drives GPIO lines; 'mlbench devices scan' offers it for each GPIO chip."},
               "environment": {
                 "type": "object", "required": ["python"], "additionalProperties": false,
                 "description": "A managed Python environment per toolchain version.",

@@ -117,7 +117,7 @@ public final class ExperimentRunner {
 
         // Inputs: every file must exist; each is hashed before anything runs.
         log(&result, "inputs", "hashing the model and inputs")
-        result.checksums["experiment"] = try stage("inputs") { try SHA256Digest.hex(of: Data(file.text.utf8)) }
+        result.checksums["experiment"] = try stage("inputs") { try lab.home.blobs.put(data: Data(file.text.utf8)) }
         let modelPath = file.resolve(experiment.model)
         result.checksums["model"] = try stage("inputs") { try hashFile(modelPath, role: "model") }
         var inputFiles = [String: String]()
@@ -192,7 +192,17 @@ public final class ExperimentRunner {
         cleanups.append { _ in session.close() }
         try session.start(result: &result)
         result.toolchain?.runner = session.greeting
-        try warmUpAndMeasure(session, plan: plan, result: &result)
+        // The board's probes sample through warm-up and measurement, on the iterations'
+        // clock; a probe that fails is recorded with its gap and never stops the run.
+        let probes = boardProbes(experiment.board, result: &result)
+        probes?.start()
+        do {
+            try warmUpAndMeasure(session, plan: plan, result: &result)
+        } catch {
+            recordProbes(probes, into: &result)
+            throw error
+        }
+        recordProbes(probes, into: &result)
         try runScenario(session, plan: plan, result: &result)
         if plan.nativeBenchmarkS > 0 {
             // The vendor's figures are context, not the measurement: a runner without
@@ -462,6 +472,49 @@ public final class ExperimentRunner {
     /// MSER-5 agreeing, on two checks in a row), then measurement until the stopping rule: at least
     /// `min_iterations` and `min_time_s`, and the median's interval narrow enough —
     /// or a maximum reached.
+    /// The inventory probes attached to the board, created; one that cannot be
+    /// created is recorded as failed rather than failing the experiment. A probe
+    /// setting `pid: runner` is given the runner's process id, when the board
+    /// reports it (`runner_pid`, as the host board does).
+    private func boardProbes(_ board: String, result: inout ExperimentResult) -> ProbeRecorder? {
+        let entries = (lab.inventory.inventory.probes ?? [:]).filter { $0.value.board == board }
+        guard !entries.isEmpty else { return nil }
+        let names = entries.keys.sorted()
+        let runnerPID = result.board?.runnerConditions?["runner_pid"].flatMap { Double($0) }
+        let probes = names.map { name -> (name: String, probe: any Probe) in
+            do {
+                var settings = entries[name]?.settings
+                if case .object(var members)? = settings, members["pid"] == .string("runner") {
+                    guard let runnerPID else {
+                        throw LabError.inventory("probe '\(name)': 'pid: runner' needs a board that reports its runner's process id; board '\(board)' does not")
+                    }
+                    members["pid"] = .number(runnerPID)
+                    settings = .object(members)
+                }
+                return (name, try lab.probe(name, settings: settings))
+            } catch {
+                return (name, UnavailableProbe(error: error))
+            }
+        }
+        log(&result, "measure", "recording probe(s) \(names.joined(separator: ", ")) during warm-up and measurement")
+        return ProbeRecorder(probes: probes)
+    }
+
+    /// Stops the recording and stores each probe's record, logging failures and gaps.
+    private func recordProbes(_ probes: ProbeRecorder?, into result: inout ExperimentResult) {
+        guard let probes else { return }
+        let records = probes.stop()
+        result.probes = records
+        for record in records {
+            if let failure = record.failure {
+                log(&result, "measure", String(format: "probe %@: %d samples, then a gap of %.3f s: %@", record.name, record.samples.count,
+                                               record.gap?.seconds ?? 0, failure))
+            } else {
+                log(&result, "measure", "probe \(record.name): \(record.samples.count) samples on \(record.channels.count) channel(s)")
+            }
+        }
+    }
+
     private func warmUpAndMeasure(_ session: DeployedRunner, plan: MeasurementPlan, result: inout ExperimentResult) throws {
         var starts = [Int64](), durations = [Int64](), canary = [Int64]()
         var canaryComplete = plan.canary
@@ -643,12 +696,14 @@ public final class ExperimentRunner {
         progress("[\(stage)] \(message)")
     }
 
+    /// Keeps the file in the lab's blob store (content-addressed, once per content) and
+    /// returns its SHA-256, which the result records: replay and `mlbench verify` use it.
     private func hashFile(_ path: String, role: String) throws -> String {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
             throw StageFailure(stage: "inputs", reason: "the \(role) file \(path) does not exist")
         }
-        return try SHA256Digest.hex(ofFile: path)
+        return try lab.home.blobs.put(file: path)
     }
 
     private func loadTensors(_ files: [String: String], from folder: URL, label: String) throws -> [String: Tensor] {
@@ -658,4 +713,15 @@ public final class ExperimentRunner {
         }
         return tensors
     }
+}
+
+/// A probe the inventory names but that could not be created (its device is
+/// missing, its settings are wrong): it fails to start with that error, so the
+/// recording names it and keeps the gap.
+private final class UnavailableProbe: Probe, @unchecked Sendable {
+    let error: Error
+    init(error: Error) { self.error = error }
+    func describe() throws -> ProbeDescription { throw error }
+    func start(_ deliver: @escaping @Sendable ([ProbeSample]) -> Void) throws { throw error }
+    func stop() throws {}
 }

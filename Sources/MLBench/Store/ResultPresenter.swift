@@ -85,6 +85,14 @@ public enum ResultPresenter {
             }
             lines.append("  memory     peak \(bytes(measurement.peakMemoryBytes)) (runner process)")
         }
+        for record in result.probes ?? [] {
+            if let failure = record.failure {
+                lines.append(String(format: "  probe      %@: FAILED after %d samples (no samples for the last %.3f s): %@", record.name,
+                                    record.samples.count, record.gap?.seconds ?? 0, failure))
+            } else {
+                lines.append("  probe      \(record.name): \(record.samples.count) samples on \(record.channels.map { "\($0.name) (\($0.unit))" }.joined(separator: ", "))")
+            }
+        }
         if let coolDown = result.coolDown { lines.append("  cool-down  \(coolDown.note)") }
         if let report = result.semanticPreservation {
             lines.append(String(format: "  semantic preservation  ratio %.4f (%d/%d samples, %@)",
