@@ -562,3 +562,17 @@ def test_tvm_threads_and_tuning_options(sample, tmp_path):
     assert result["effective_options"] == {"opt_level": 2, "threads": 1, "tuning_trials": 0}
     artifact = Path(result["artifact"])
     assert json.loads((artifact.parent / (artifact.name + ".io.json")).read_text())["threads"] == 1
+
+
+def test_peak_memory_is_the_runners_own_not_its_parents():
+    """A runner started by a large process (a long campaign) reports its own
+    peak: Linux's ru_maxrss keeps the parent's size across exec, VmHWM does not."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("no /proc: ru_maxrss is the only measure")
+    ballast = bytearray(300 << 20)
+    ballast[::4096] = b"\x01" * len(ballast[::4096])  # touch every page so it is resident
+    code = (f"import importlib.util, sys; spec = importlib.util.spec_from_file_location('k', {str(KIT)!r}); "
+            "k = importlib.util.module_from_spec(spec); spec.loader.exec_module(k); print(k._peak_memory_bytes())")
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT_S, check=True)
+    assert int(child.stdout) < 200 << 20, f"the child reports {int(child.stdout) >> 20} MiB, the parent's 300 MiB ballast"
+    del ballast

@@ -8,8 +8,8 @@ struct MLBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mlbench",
         abstract: "Benchmark ML inference on real boards.",
-        subcommands: [Run.self, Check.self, Plugins.self, LabCommand.self, Devices.self, Toolchains.self, Results.self, Verify.self,
-                      QueueCommand.self, Boards.self, Worker.self, Schema.self])
+        subcommands: [Run.self, Check.self, Guide.self, Features.self, PredictorCommand.self, Plugins.self, LabCommand.self,
+                      Devices.self, Toolchains.self, Results.self, Verify.self, QueueCommand.self, Boards.self, Worker.self, Schema.self])
 }
 
 /// Options every command that touches the lab shares.
@@ -170,6 +170,209 @@ struct Check: ParsableCommand {
             for finding in check.findings.sorted(by: { $0.severity > $1.severity }) { print("  \(finding)") }
         }
         if !compatible { throw ExitCode(1) }
+    }
+}
+
+struct Features: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the performance-prediction features of an ONNX model: the 11 model-level ones, and its fused kernels.",
+        discussion: "Shapes must be static. A corrupt file, an unsupported operator or a dynamic shape is an error naming the node (exit status 2).")
+
+    @Argument(help: "The ONNX model.")
+    var model: String
+
+    @Flag(help: "Print everything as JSON: the model-level features, every layer with its shapes, and the kernels.")
+    var json = false
+
+    @Flag(help: "Also print the fused kernels (a kernel-level predictor's units).")
+    var kernels = false
+
+    func run() throws {
+        try report {
+            let features = try GraphFeatures.extract(path: model)
+            if json {
+                print(try JSONCoding.encode(features))
+                return
+            }
+            print(features.file)
+            for (column, value) in zip(ModelFeatures.columns, features.model.values) {
+                print("  \(column.padding(toLength: 12, withPad: " ", startingAt: 0)) \(value)")
+            }
+            guard kernels else { return }
+            var rows = [["KERNEL", "INPUT", "OUTPUT", "WINDOW", "FLOPS", "PARAMS"]]
+            for kernel in features.kernels {
+                let window = kernel.kernelShape.map { shape in
+                    "\(shape.map(String.init).joined(separator: "x"))/\(kernel.strides?.map(String.init).joined(separator: "x") ?? "1")"
+                        + (kernel.groups.map { $0 > 1 ? " g\($0)" : "" } ?? "")
+                } ?? "-"
+                rows.append([kernel.kind, "\(kernel.inputShape)", "\(kernel.outputShape)", window, String(kernel.flops), String(kernel.params)])
+            }
+            print(ResultPresenter.table(rows))
+        }
+    }
+}
+
+struct Guide: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rank the lab's (toolchain, board) pairs for a model under constraints, before any deployment.",
+        discussion: "Every pair gets the checks of `mlbench check` (format, operators, memory) and the predictions of the predictors given; pairs that cannot work or break a limit are excluded with every reason, the rest ranked by the cost. Pairs no predictor speaks for are listed unranked.")
+
+    @Argument(help: "The ONNX model.") var model: String
+    @Option(help: "The cost to rank by: latency or memory.") var cost: Guidance.Cost = .latency
+    @Option(name: .customLong("max-latency-ms"), help: "The largest predicted latency allowed, in ms.") var maxLatencyMs: Double?
+    @Option(name: .customLong("max-memory-mb"), help: "The largest predicted peak memory allowed, in MiB.") var maxMemoryMb: Double?
+    @Option(help: "A folder of trained predictors (mlbench predictor train --output); repeatable, one per board and toolchain.") var predictor: [String] = []
+    @Flag(help: "Print the verdicts as JSON.") var json = false
+    @OptionGroup var options: LabOptions
+
+    func run() throws {
+        try report {
+            let lab = try options.lab()
+            var predictions = [String: [String: Guidance.Prediction]]()
+            var unpredictable: String?
+            if !predictor.isEmpty {
+                // A model the predictors cannot describe is still checked; it is only not predicted.
+                let features: GraphFeatures?
+                do { features = try GraphFeatures.extract(path: model) } catch {
+                    features = nil
+                    unpredictable = "\(error)"
+                }
+                for folder in predictor {
+                    guard let features else { break }
+                    for (target, prediction) in try Predictor(home: lab.home).predict(features: features, folder: folder) {
+                        guard let board = prediction.board, let toolchain = prediction.toolchain else {
+                            throw Failure(description: "the predictor in \(folder) does not say which board and toolchain it speaks for: its table needs board and toolchain columns with one value each")
+                        }
+                        predictions["\(board)/\(toolchain)", default: [:]][target] = prediction
+                    }
+                }
+            }
+            let guidance = try Guidance.run(model: model, lab: lab, cost: cost,
+                                            constraints: .init(maxLatencyMs: maxLatencyMs, maxMemoryMb: maxMemoryMb), predictions: predictions)
+            if json {
+                print(try JSONCoding.encode(guidance))
+                return
+            }
+            if let unpredictable { print("no prediction: \(unpredictable)") }
+            print("\(model): \(guidance.candidates.filter { !$0.excluded }.count) of \(guidance.candidates.count) (toolchain, board) pairs possible, ranked by \(cost.rawValue)")
+            for candidate in guidance.candidates {
+                let name = "\(candidate.toolchain) \(candidate.toolchainVersion ?? "?") for '\(candidate.target ?? "?")' on \(candidate.board)"
+                let predicted = [candidate.latencyMs.map { String(format: "latency %.3f ms", $0.value) },
+                                 candidate.memoryMb.map { String(format: "memory %.1f MiB", $0.value) }].compactMap { $0 }
+                let head = candidate.excluded ? "excluded" : candidate.rank.map { "#\($0)" } ?? "unranked"
+                print("  \(head) \(name)\(predicted.isEmpty ? "" : " — predicted " + predicted.joined(separator: ", "))")
+                candidate.reasons.forEach { print("      \($0)") }
+            }
+        }
+    }
+}
+
+extension Guidance.Cost: ExpressibleByArgument {}
+
+struct PredictorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predictor", abstract: "Performance predictors: their environment, the model zoo, training and validation.",
+        subcommands: [Install.self, Zoo.self, Campaign.self, Train.self])
+
+    struct Install: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create the predictor's Python environment (scikit-learn, XGBoost), one per version.")
+        @Option(help: "The scikit-learn version; the default when absent.") var version: String?
+        @Flag(help: "Do nothing when that version is already installed.") var ifMissing = false
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            try report {
+                let predictor = Predictor(home: try options.lab().home)
+                let chosen = version ?? Predictor.environmentSpec.defaultVersion
+                if ifMissing, predictor.environments.installed(Predictor.environmentName).contains(where: { $0.version == chosen }) {
+                    print("predictor \(chosen) is already installed")
+                    return
+                }
+                let record = try predictor.environments.install(Predictor.environmentName, version: chosen, spec: Predictor.environmentSpec) {
+                    print("predictor \(chosen): \($0)")
+                }
+                print("installed predictor \(record.version) in \(predictor.environments.folder(Predictor.environmentName, chosen).path)")
+            }
+        }
+    }
+
+    struct Zoo: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Generate the model zoo (synthetic CNNs and standard architectures with random weights) from a seed.",
+            discussion: "Arguments after -- go to zoo.py (e.g. -- --synthetic 40 --sizes 32,64,96,128); see Docs/Prediction.md.")
+        @Option(help: "The folder to write the zoo into.") var output: String
+        @Argument(parsing: .postTerminator, help: "Arguments for zoo.py.") var arguments: [String] = []
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            var status: Int32 = 0
+            try report {
+                status = try Predictor(home: try options.lab().home).runScript("zoo.py", arguments: ["--output", output] + arguments)
+            }
+            if status != 0 { throw ExitCode(status) }
+        }
+    }
+
+    struct Campaign: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Measure every model of a zoo with real experiments and write the feature table (CSV).",
+            discussion: "Each model runs as an ordinary experiment (stored in the result store); the table has the 11 features, latency_ms (median of the raw timings), peak_memory_mb and the result id. Models that fail are listed, and the exit status is 1.")
+        @Option(help: "The zoo's manifest.json.") var zoo: String
+        @Option(help: "The table to write.") var table: String
+        @Option(help: "The board (inventory name).") var board = "host"
+        @Option(help: "The toolchain (inventory name).") var toolchain = "onnxruntime"
+        @Option(help: "The toolchain's target.") var target = "cpu"
+        @Option(help: "Only the first N models of the manifest (0: all).") var limit = 0
+        @Option(help: "The measurement block of every experiment, as a YAML flow mapping.") var measurement: String?
+        @Flag(name: .shortAndLong, help: "Print no progress.") var quiet = false
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            var failed = false
+            try report {
+                let lab = try options.lab()
+                var plan = MeasurementCampaign.Plan()
+                plan.board = board
+                plan.toolchain = toolchain
+                plan.target = target
+                plan.limit = limit
+                if let measurement { plan.measurement = measurement }
+                let campaign = MeasurementCampaign(lab: lab, store: try storeOptions.open(lab), plan: plan) { line in
+                    if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
+                }
+                let outcome = try campaign.run(manifestPath: zoo, tablePath: table)
+                print("wrote \(outcome.rows) row(s) to \(table)")
+                outcome.failures.forEach { print("failed: \($0)") }
+                failed = !outcome.failures.isEmpty
+            }
+            if failed { throw ExitCode(1) }
+        }
+    }
+
+    struct Train: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Train the five regressors on a feature table and print the validation report of every test domain.",
+            discussion: "The table is a CSV with a header: model, the 11 features (see `mlbench features`), latency_ms and/or peak_memory_mb; optional family and synthetic. Writes report.json, report.txt and the predictors into --output.")
+        @Option(help: "The feature table (CSV).") var table: String
+        @Option(help: "The folder for the report and the predictors.") var output: String
+        @Option(help: "Randomised 80/20 splits, one seed each.") var splits = 20
+        @Option(help: "The first seed of the splits.") var seed = 0
+        @Option(help: "Train only this target (latency_ms, peak_memory_mb); repeatable.") var target: [String] = []
+        @Option(help: "Train only this regressor (poly, svr, mlp, rf, xgb); repeatable. Default: all five.") var regressor: [String] = []
+        @Option(help: "The predictor environment's version; the newest when absent.") var version: String?
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            var status: Int32 = 0
+            try report {
+                guard FileManager.default.fileExists(atPath: table) else { throw Failure(description: "the table '\(table)' does not exist") }
+                let arguments = ["--table", table, "--output", output, "--splits", String(splits), "--seed", String(seed)]
+                    + target.flatMap { ["--target", $0] } + regressor.flatMap { ["--regressor", $0] }
+                status = try Predictor(home: try options.lab().home).runScript("train.py", arguments: arguments, version: version)
+            }
+            if status != 0 { throw ExitCode(status) }
+        }
     }
 }
 

@@ -76,15 +76,7 @@ final class ToolchainEndToEndTests: LabTestCase {
     /// experiment before the board is reset or anything is built.
     func testImpossibleExperimentIsRefusedBeforeAnyBuild() throws {
         let model = scratch.appendingPathComponent("bitwise.onnx")
-        try makeModel(at: model, """
-            from onnx import TensorProto, helper, save
-            node = helper.make_node("BitwiseNot", ["x"], ["y"])
-            graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.INT32, [1, 4])],
-                                      [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 4])])
-            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-            model.ir_version = 8
-            save(model, OUTPUT)
-            """)
+        try MLBenchBinary.makeModel(at: model, MLBenchBinary.bitwiseNotModel)
         let path = try experiment(name: "bitwise-tflite", model: model.path, toolchain: "tflite", target: "cpu")
 
         let check = try MLBenchBinary.run(["check", path], home: home)
@@ -148,16 +140,6 @@ final class ToolchainEndToEndTests: LabTestCase {
         XCTAssertEqual(third.toolchain?.artifactCache, "rebuilt")
         XCTAssertEqual(third.toolchain?.artifactSHA256, first.toolchain?.artifactSHA256, "the rebuilt artifact is the original")
         XCTAssertTrue(third.log.contains { $0.message.contains("does not match its SHA-256") })
-    }
-
-    /// Writes an ONNX model with the onnx package of the ONNX Runtime environment.
-    private func makeModel(at url: URL, _ script: String) throws {
-        let toolchains = MLBenchBinary.setupHome.appendingPathComponent("toolchains/onnxruntime")
-        let version = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: toolchains.path).first { !$0.hasPrefix(".") })
-        let python = toolchains.appendingPathComponent(version).appendingPathComponent("venv/bin/python").path
-        let code = "OUTPUT = \(String(reflecting: url.path))\n" + script
-        let result = try ChildProcess.run([python, "-c", code], timeout: 120)
-        XCTAssertEqual(result.status, 0, result.stderr)
     }
 }
 

@@ -433,6 +433,16 @@ def canary_workload() -> int:
 
 
 def _peak_memory_bytes() -> int:
+    # On Linux, ru_maxrss survives exec: a runner started by a large parent
+    # reports at least the parent's size. VmHWM is the peak of this process's
+    # own address space only.
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # ru_maxrss is in KiB on Linux but in bytes on macOS.
     return int(peak) if sys.platform == "darwin" else int(peak) * 1024

@@ -78,5 +78,29 @@ enum MLBenchBinary {
         return home
     }
 
+    /// Runs a Python `script` with the onnx package (the ONNX Runtime
+    /// environment scripts/setup installs); `OUTPUT` holds the path of `url`.
+    static func makeModel(at url: URL, _ script: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let toolchains = setupHome.appendingPathComponent("toolchains/onnxruntime")
+        let version = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: toolchains.path).first { !$0.hasPrefix(".") },
+                                    "no ONNX Runtime environment in \(toolchains.path): run scripts/setup", file: file, line: line)
+        let python = toolchains.appendingPathComponent(version).appendingPathComponent("venv/bin/python").path
+        let code = "OUTPUT = \(String(reflecting: url.path))\n" + script
+        let result = try ChildProcess.run([python, "-c", code], timeout: 120)
+        XCTAssertEqual(result.status, 0, result.stderr, file: file, line: line)
+    }
+
+    /// A model whose only operator, BitwiseNot, TFLite's converter cannot take
+    /// (ONNX Runtime runs it): for the checks that refuse a toolchain.
+    static let bitwiseNotModel = """
+        from onnx import TensorProto, helper, save
+        node = helper.make_node("BitwiseNot", ["x"], ["y"])
+        graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.INT32, [1, 4])],
+                                  [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 4])])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+        model.ir_version = 8
+        save(model, OUTPUT)
+        """
+
     private final class Marker {}
 }
