@@ -53,11 +53,14 @@ let package = Package(
         .target(name: "ONNXRuntimePlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/onnxruntime/Sources"),
         .target(name: "TVMPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tvm/Sources"),
         .target(name: "TFLitePlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tflite/Sources"),
+        // What the Linux board plugins (Jetson, Zynq) share: the SSH transport and the remote runner host.
+        .target(name: "LinuxBoardKit", dependencies: ["MLBenchPluginKit"], path: "Plugins/LinuxBoardKit/Sources"),
 
         // Measurement-methodology benchmarks (scripts/bench): programs that print figures.
         .executableTarget(name: "mlbench-bench", dependencies: ["MLBench"], path: "Benchmarks/MLBenchBenchmarks"),
 
-        .testTarget(name: "MLBenchTests", dependencies: ["MLBench", "MLBenchCore", "SQLiteDriver", "OpenSSLDriver"],
+        .testTarget(name: "MLBenchTests", dependencies: ["MLBench", "MLBenchCore", "SQLiteDriver", "OpenSSLDriver",
+                                                         "LinuxBoardKit"],
                     path: "Tests/MLBenchTests"),
     ]
 )
