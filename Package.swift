@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "mlbench-onnxruntime", type: .dynamic, targets: ["ONNXRuntimePlugin"]),
         .library(name: "mlbench-tvm", type: .dynamic, targets: ["TVMPlugin"]),
         .library(name: "mlbench-tflite", type: .dynamic, targets: ["TFLitePlugin"]),
+        .library(name: "mlbench-jetson", type: .dynamic, targets: ["JetsonBoardPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -55,12 +56,15 @@ let package = Package(
         .target(name: "TFLitePlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tflite/Sources"),
         // What the Linux board plugins (Jetson, Zynq) share: the SSH transport and the remote runner host.
         .target(name: "LinuxBoardKit", dependencies: ["MLBenchPluginKit"], path: "Plugins/LinuxBoardKit/Sources"),
+        // Board plugins: the board in one module (linked by the tests), the exported entry in another.
+        .target(name: "JetsonBoard", dependencies: ["LinuxBoardKit"], path: "Plugins/jetson/Sources"),
+        .target(name: "JetsonBoardPlugin", dependencies: ["JetsonBoard"], path: "Plugins/jetson/Entry"),
 
         // Measurement-methodology benchmarks (scripts/bench): programs that print figures.
         .executableTarget(name: "mlbench-bench", dependencies: ["MLBench"], path: "Benchmarks/MLBenchBenchmarks"),
 
         .testTarget(name: "MLBenchTests", dependencies: ["MLBench", "MLBenchCore", "SQLiteDriver", "OpenSSLDriver",
-                                                         "LinuxBoardKit"],
+                                                         "LinuxBoardKit", "JetsonBoard"],
                     path: "Tests/MLBenchTests"),
     ]
 )

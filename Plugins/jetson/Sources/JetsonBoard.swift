@@ -1,0 +1,142 @@
+import Foundation
+import LinuxBoardKit
+import MLBenchPluginKit
+
+/// An NVIDIA Jetson (Nano, Xavier, Orin; JetPack 4, 5 or 6) reached over SSH.
+/// Runners start over the SSH channel; the board's own files and tools
+/// (device tree, L4T release, nvpmodel, jetson_clocks, tegrastats, INA3221
+/// rails, thermal zones) describe it and its conditions.
+public final class JetsonBoard: Board, @unchecked Sendable {
+    /// The inventory name the lab gives the board, for messages.
+    struct Settings: Decodable {
+        var name: String?
+    }
+
+    static let settingKeys = LinuxBoardSettings.keys.union(["name"])
+
+    let remote: RemoteLinuxBoard
+    private var conditionsState = JetsonConditions()
+    private let lock = NSLock()
+
+    public init(_ configuration: PluginConfiguration) throws {
+        let common = try configuration.decodeSettings(LinuxBoardSettings.self, known: Self.settingKeys)
+        let own = try configuration.decodeSettings(Settings.self, known: Self.settingKeys)
+        remote = try RemoteLinuxBoard(name: own.name ?? common.host ?? "jetson", settings: common)
+    }
+
+    /// The memories, accelerators, runners and conditions of this Jetson, from its files.
+    public func describe() throws -> BoardDescription {
+        let files = try remote.readFiles(["/proc/device-tree/model", "/proc/meminfo", "/etc/nv_tegra_release"], step: "describe")
+        let machine = try remote.step { try remote.ssh.output("uname -m", step: "describe") }.trimmingCharacters(in: .whitespacesAndNewlines)
+        let model = Self.model(files)
+        let memory = Self.meminfo(files["/proc/meminfo"] ?? "")
+        return BoardDescription(
+            name: model, architecture: machine,
+            memories: memory.total > 0 ? [MemoryRegion(name: "ram", sizeBytes: memory.total, usedBytes: memory.total - min(memory.available, memory.total))] : [],
+            accelerators: Self.accelerators(model: model), runners: ["tensorrt", "tflite", "onnxruntime"],
+            conditions: JetsonConditions.known, readiness: "ssh \(remote.ssh.target.address)")
+    }
+
+    /// The power cycle is the PowerSwitch's; this waits until SSH answers and
+    /// clears what crashed experiments left in the work root.
+    public func reset(_ request: ResetRequest) throws -> ResetReport {
+        ResetReport(ready: true, log: try remote.waitReady(timeoutMs: request.timeoutMs))
+    }
+
+    public func conditions(_ request: ConditionsRequest) throws -> ConditionsReport {
+        lock.lock()
+        defer { lock.unlock() }
+        if request.restore == true {
+            let before = conditionsState.before
+            let restored = try conditionsState.restore(on: remote)
+            return ConditionsReport(applied: restored, observed: try observe(), before: before.isEmpty ? nil : before)
+        }
+        let applied = try conditionsState.apply(request.apply, on: remote)
+        return ConditionsReport(applied: applied, observed: try observe(),
+                                before: conditionsState.before.isEmpty ? nil : conditionsState.before)
+    }
+
+    public func deploy(_ request: DeployRequest) throws -> Deployment { try remote.deploy(request) }
+    public func startRunner(_ request: RunnerLaunch) throws -> RunnerSession { try remote.startRunner(request) }
+    public func exchange(_ request: RunnerExchange) throws -> RunnerExchangeReply { try remote.exchange(request) }
+    public func stopRunner(_ request: RunnerStop) throws -> RunnerExit { try remote.stopRunner(request) }
+    public func fetch(_ request: FetchRequest) throws { try remote.fetch(request) }
+    public func cleanup(_ request: CleanupRequest) throws { try remote.cleanup(request) }
+
+    /// Everything observable in two round trips: files (release, clocks, governor,
+    /// thermal zones, INA3221 rails, memory) and tool outputs (kernel, nvpmodel, one tegrastats line).
+    func observe() throws -> [String: String] {
+        let files = try remote.readFiles(["/proc/device-tree/model", "/proc/meminfo", "/etc/nv_tegra_release",
+                                          "/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor",
+                                          "/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq"]
+                                         + ThermalZones.patterns + INA3221Rails.patterns, step: "conditions")
+        let tools = try remote.outputs(of: [("kernel", "uname -r"), ("architecture", "uname -m"), ("nvpmodel", "nvpmodel -q"),
+                                            ("tegrastats", "timeout 5 tegrastats --interval 100 | head -n 1")], step: "conditions")
+        var facts = [String: String]()
+        facts["model"] = Self.model(files)
+        for key in ["kernel", "architecture"] {
+            if let value = tools[key]?.trimmingCharacters(in: .whitespacesAndNewlines), !value.isEmpty { facts[key] = value }
+        }
+        if let text = files["/etc/nv_tegra_release"] {
+            let release = try Self.parsed("/etc/nv_tegra_release") { try L4TRelease.parse(text) }
+            facts["l4t_release"] = release.version
+            if let jetpack = release.jetpack { facts["jetpack"] = String(jetpack) }
+        }
+        if let text = tools["nvpmodel"], !text.isEmpty {
+            let mode = try Self.parsed("nvpmodel -q") { try NVPModelQuery.parse(text) }
+            facts["nvpmodel"] = "\(mode.id) (\(mode.name))"
+        }
+        let memory = Self.meminfo(files["/proc/meminfo"] ?? "")
+        facts["memory_total_bytes"] = String(memory.total)
+        facts["memory_available_bytes"] = String(memory.available)
+        facts["governor"] = files["/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"]?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unavailable"
+        if let frequency = files["/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq"]?.trimmingCharacters(in: .whitespacesAndNewlines) {
+            facts["cpu0_frequency_khz"] = frequency
+        }
+        for (zone, celsius) in ThermalZones.parse(files) { facts["temperature_\(zone)_c"] = String(celsius) }
+        for rail in try Self.parsed("INA3221 rails", { try INA3221Rails.parse(files) }) {
+            if let value = rail.milliwatts { facts["rail_\(rail.name)_mw"] = String(value) }
+            if let value = rail.millivolts { facts["rail_\(rail.name)_mv"] = String(value) }
+            if let value = rail.milliamps { facts["rail_\(rail.name)_ma"] = String(value) }
+        }
+        if let line = tools["tegrastats"]?.split(whereSeparator: \.isNewline).first, !line.isEmpty {
+            let stats = try Self.parsed("tegrastats") { try TegraStatsLine.parse(String(line)) }
+            facts["tegrastats_ram_used_mb"] = String(stats.ramUsedMB)
+            if let load = stats.gpuLoadPercent { facts["tegrastats_gpu_load_percent"] = String(load) }
+            if let mhz = stats.gpuMHz { facts["tegrastats_gpu_mhz"] = String(mhz) }
+            if let mhz = stats.emcMHz { facts["tegrastats_emc_mhz"] = String(mhz) }
+            for (rail, value) in stats.railsMW { facts["tegrastats_\(rail)_mw"] = String(value.now) }
+        }
+        return facts
+    }
+
+    /// A format error in what the board printed is the board's fault: a device failure naming the source.
+    private static func parsed<T>(_ source: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch {
+            throw PluginFailure(.device, "cannot read \(source): \(error)")
+        }
+    }
+
+    static func model(_ files: [String: String]) -> String {
+        // The device-tree string ends with a NUL byte.
+        let text = files["/proc/device-tree/model"]?.trimmingCharacters(in: CharacterSet(charactersIn: "\0").union(.whitespacesAndNewlines))
+        return text.flatMap { $0.isEmpty ? nil : $0 } ?? "NVIDIA Jetson (model unknown)"
+    }
+
+    static func meminfo(_ text: String) -> (total: UInt64, available: UInt64) {
+        var values = [String: UInt64]()
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            if parts.count >= 2, let kib = UInt64(parts[1]) { values[String(parts[0].dropLast())] = kib * 1024 }
+        }
+        return (values["MemTotal"] ?? 0, values["MemAvailable"] ?? 0)
+    }
+
+    /// The accelerators of a Jetson model (from NVIDIA's module data sheets):
+    /// every module has the integrated GPU; Xavier and Orin (but the Orin Nano) add two DLA cores.
+    static func accelerators(model: String) -> [String] {
+        if model.contains("Orin Nano") { return ["gpu"] }
+        if model.contains("Xavier") || model.contains("Orin") { return ["gpu", "dla0", "dla1"] }
+        return ["gpu"]
+    }
+}
