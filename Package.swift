@@ -34,6 +34,8 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", path: "Drivers/COpenSSL", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"])]),
         .target(name: "OpenSSLDriver", dependencies: ["COpenSSL"], path: "Drivers/OpenSSL"),
+        // Serial ports (termios): board consoles and UART harnesses.
+        .target(name: "SerialDriver", path: "Drivers/Serial"),
 
         // The core: the four protocols and the domain types. No vendor, no C library.
         .target(name: "MLBenchCore", path: "Sources/MLBenchCore"),
