@@ -66,7 +66,7 @@ let package = Package(
         .executableTarget(name: "mlbench-bench", dependencies: ["MLBench"], path: "Benchmarks/MLBenchBenchmarks"),
 
         .testTarget(name: "MLBenchTests", dependencies: ["MLBench", "MLBenchCore", "SQLiteDriver", "OpenSSLDriver",
-                                                         "LinuxBoardKit", "JetsonBoard"],
+                                                         "MLBenchPluginKit", "LinuxBoardKit", "JetsonBoard"],
                     path: "Tests/MLBenchTests"),
     ]
 )

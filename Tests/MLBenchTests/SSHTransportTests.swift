@@ -1,6 +1,7 @@
 import Foundation
 @testable import LinuxBoardKit
 import MLBenchCore
+import MLBenchPluginKit
 import XCTest
 
 /// The shared SSH transport against a real sshd on loopback, and its faults:
