@@ -61,12 +61,14 @@ let package = Package(
         // Board plugins: the board in one module (linked by the tests), the exported entry in another.
         .target(name: "JetsonBoard", dependencies: ["LinuxBoardKit"], path: "Plugins/jetson/Sources"),
         .target(name: "JetsonBoardPlugin", dependencies: ["JetsonBoard"], path: "Plugins/jetson/Entry"),
+        // AURIX TC3xx: the UART harness client, ELF memory usage; the harness C source is in Plugins/tc3xx/harness.
+        .target(name: "TC3xxBoard", dependencies: ["MLBenchPluginKit", "SerialDriver"], path: "Plugins/tc3xx/Sources"),
 
         // Measurement-methodology benchmarks (scripts/bench): programs that print figures.
         .executableTarget(name: "mlbench-bench", dependencies: ["MLBench"], path: "Benchmarks/MLBenchBenchmarks"),
 
         .testTarget(name: "MLBenchTests", dependencies: ["MLBench", "MLBenchCore", "SQLiteDriver", "OpenSSLDriver",
-                                                         "MLBenchPluginKit", "LinuxBoardKit", "JetsonBoard"],
+                                                         "MLBenchPluginKit", "LinuxBoardKit", "JetsonBoard", "TC3xxBoard", "SerialDriver"],
                     path: "Tests/MLBenchTests"),
     ]
 )
