@@ -4,77 +4,18 @@ import MLBenchCore
 import XCTest
 
 /// An experiment on the Jetson board plugin through the whole pipeline (`mlbench
-/// run`), over a real SSH connection to a stand-in board: this machine behind a
-/// loopback sshd, whose sysfs and tools (nvpmodel, jetson_clocks, tegrastats) are
-/// the recorded AGX Orin of Tests/Fixtures/jetson-agx-orin.
+/// run`), over a real SSH connection to a stand-in board: the recorded AGX Orin
+/// of Tests/Fixtures/jetson-agx-orin (sysfs files; nvpmodel, jetson_clocks and
+/// tegrastats as stand-in scripts).
 final class JetsonEndToEndTests: XCTestCase {
-    var home: URL!
-    var boardRoot: URL!
-    var sshd: LoopbackSSHD!
+    var board: StandInBoard!
 
-    override func setUpWithError() throws {
-        home = try MLBenchBinary.temporaryHome()
-        // A private copy: conditions write into the recorded sysfs and tool state.
-        boardRoot = home.appendingPathComponent("board")
-        try FileManager.default.copyItem(at: MLBenchBinary.repository.appendingPathComponent("Tests/Fixtures/jetson-agx-orin"), to: boardRoot)
-        sshd = try LoopbackSSHD(in: home, pathPrefix: boardRoot.appendingPathComponent("bin").path)
-    }
-
-    override func tearDownWithError() throws {
-        sshd?.stop()
-        try? FileManager.default.removeItem(at: home)
-    }
-
-    func state(_ relative: String) throws -> String {
-        try String(contentsOf: boardRoot.appendingPathComponent(relative), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    func inventory(port: Int) throws -> String {
-        let file = home.appendingPathComponent("lab.yaml")
-        try """
-            boards:
-              orin:
-                plugin: jetson
-                reset_timeout_s: 5
-                settings:
-                  name: orin
-                  host: 127.0.0.1
-                  port: \(port)
-                  user: \(sshd.user)
-                  identity_file: \(sshd.identityFile)
-                  known_hosts_file: \(sshd.knownHostsFile)
-                  connect_timeout_s: 5
-                  retry_delay_s: 0.1
-                  work_root: \(home.appendingPathComponent("on-board").path)
-                  files_root: \(boardRoot.path)
-              host: {plugin: host}
-            toolchains:
-              onnxruntime: {plugin: onnxruntime}
-            """.write(to: file, atomically: true, encoding: .utf8)
-        return file.path
-    }
-
-    func experiment(_ extra: String = "") throws -> String {
-        let sample = MLBenchBinary.repository.appendingPathComponent("Examples/sample").path
-        let file = home.appendingPathComponent("jetson.yaml")
-        try """
-            name: onnxruntime-on-orin
-            model: \(sample)/model.onnx
-            inputs: {image: \(sample)/inputs/image.npy}
-            reference: {toolchain: onnxruntime}
-            toolchain: {name: onnxruntime, target: cpu}
-            board: orin
-            measurement: {min_iterations: 50, min_time_s: 0.2, max_time_s: 2, max_retries: 1, retry_backoff_s: 0.1}
-            semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
-            \(extra)
-            """.write(to: file, atomically: true, encoding: .utf8)
-        return file.path
-    }
+    override func setUpWithError() throws { board = try StandInBoard(fixture: "jetson-agx-orin") }
+    override func tearDown() { board?.remove() }
 
     func testExperimentOnJetsonRecordsAppliesAndRestoresConditions() throws {
-        let path = try experiment(#"conditions: {nvpmodel: "2", jetson_clocks: "true", governor: performance}"#)
-        let outcome = try MLBenchBinary.run(["run", "--json", "-q", "--inventory", try inventory(port: sshd.port), path], home: home)
-        let result = try ResultCoding.decoder.decode(ExperimentResult.self, from: Data(outcome.stdout.utf8))
+        let (outcome, result) = try board.run(inventory: try board.inventory(plugin: "jetson", board: "orin"),
+                                              experiment: try board.experiment(board: "orin", #"conditions: {nvpmodel: "2", jetson_clocks: "true", governor: performance}"#))
         XCTAssertEqual(result.status, .succeeded, "\(result.failure?.stage ?? ""): \(result.failure?.reason ?? "")\n\(outcome.stderr.suffix(3000))")
         XCTAssertEqual(result.semanticPreservation?.ratio, 1.0)
         XCTAssertGreaterThanOrEqual(result.measurement?.durationsNs.count ?? 0, 50)
@@ -110,29 +51,38 @@ final class JetsonEndToEndTests: XCTestCase {
         XCTAssertEqual(restored.applied["nvpmodel"], "0")
         XCTAssertEqual(restored.applied["governor"], "schedutil")
         XCTAssertNotNil(restored.applied["jetson_clocks"])
-        XCTAssertEqual(try state("state/nvpmodel"), "0")
-        XCTAssertEqual(try state("state/clocks"), "default")
+        XCTAssertEqual(try board.state("state/nvpmodel"), "0")
+        XCTAssertEqual(try board.state("state/clocks"), "default")
         for cpu in 0..<12 {
-            XCTAssertEqual(try state("sys/devices/system/cpu/cpu\(cpu)/cpufreq/scaling_governor"), "schedutil")
+            XCTAssertEqual(try board.state("sys/devices/system/cpu/cpu\(cpu)/cpufreq/scaling_governor"), "schedutil")
         }
-        // The user's files left the board.
-        let left = (try? FileManager.default.contentsOfDirectory(atPath: home.appendingPathComponent("on-board").path)) ?? []
-        XCTAssertTrue(left.filter { $0.hasPrefix("run-") }.isEmpty, "deployments left on the board: \(left)")
+        XCTAssertEqual(board.deploymentsLeft(), [], "the user's files left the board")
         XCTAssertTrue(result.log.contains { $0.stage == "reset" && $0.message.contains("ssh") }, "readiness over SSH is logged")
     }
 
     /// A board whose SSH refuses: bounded retries, then a stored failure that names the board and the step.
     func testRefusedSSHIsAStoredTransientFailureNamingBoardAndStep() throws {
-        let port = sshd.port
-        sshd.stop()
-        let outcome = try MLBenchBinary.run(["run", "--json", "-q", "--inventory", try inventory(port: port), try experiment()], home: home)
+        let port = board.sshd.port
+        board.sshd.stop()
+        let (outcome, result) = try board.run(inventory: try board.inventory(plugin: "jetson", board: "orin", port: port),
+                                              experiment: try board.experiment(board: "orin"))
         XCTAssertEqual(outcome.status, 1)
-        let result = try ResultCoding.decoder.decode(ExperimentResult.self, from: Data(outcome.stdout.utf8))
         XCTAssertEqual(result.status, .failed)
         XCTAssertEqual(result.failure?.kind, .transient)
         XCTAssertEqual(result.attempts, 2, "the lab retried the experiment once (max_retries: 1)")
         let reason = result.failure?.reason ?? ""
-        XCTAssertTrue(reason.contains("board 'orin'") && reason.contains("connection refused"), reason)
+        XCTAssertTrue(reason.contains("board 'orin'") && reason.contains("connection refused after 3 attempts"), reason)
         XCTAssertTrue(["setup", "reset"].contains(result.failure?.stage ?? ""), result.failure?.stage ?? "")
+    }
+
+    /// A condition the board does not control is refused by name, and nothing is left changed.
+    func testUnknownConditionIsRefusedByName() throws {
+        let (_, result) = try board.run(inventory: try board.inventory(plugin: "jetson", board: "orin"),
+                                        experiment: try board.experiment(board: "orin", #"conditions: {fan: "max"}"#))
+        XCTAssertEqual(result.status, .failed)
+        XCTAssertEqual(result.failure?.stage, "conditions")
+        XCTAssertEqual(result.failure?.kind, .userInput)
+        XCTAssertTrue(result.failure?.reason.contains("condition 'fan' cannot be controlled on a Jetson (it controls: nvpmodel, jetson_clocks, governor)") == true,
+                      result.failure?.reason ?? "")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 @testable import JetsonBoard
+import LinuxBoardKit
 import XCTest
 
 /// The Jetson's tool outputs and sysfs files, in their real formats.
@@ -96,7 +97,7 @@ final class JetsonFormatTests: XCTestCase {
         XCTAssertEqual(release.jetpack, 5)
         XCTAssertEqual(try L4TRelease.parse("# R32 (release), REVISION: 7.4, GCID: 1").jetpack, 4)
         XCTAssertThrowsError(try L4TRelease.parse("Ubuntu 20.04"))
-        let zones = ThermalZones.parse(["/sys/class/thermal/thermal_zone0/type": "CPU-therm\n", "/sys/class/thermal/thermal_zone0/temp": "46781\n",
+        let zones = LinuxFacts.thermalZones(["/sys/class/thermal/thermal_zone0/type": "CPU-therm\n", "/sys/class/thermal/thermal_zone0/temp": "46781\n",
                                         "/sys/class/thermal/thermal_zone1/type": "CV0-therm\n"])
         XCTAssertEqual(zones, ["CPU-therm": 46.781])
     }

@@ -124,6 +124,15 @@ public final class RemoteLinuxBoard: @unchecked Sendable {
         return files
     }
 
+    /// Runs `script` as root (through sudo when the board is set up so); a
+    /// failure is a device error naming the board and the condition.
+    public func privilegedCommand(_ script: String, condition: String) throws {
+        let result = try step { try ssh.run(privileged + script, step: "conditions") }
+        guard result.status == 0 else {
+            throw PluginFailure(.device, "board '\(name)', condition '\(condition)': '\(script)' failed (status \(result.status)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+
     /// Runs several commands in one round trip; returns each one's standard
     /// output by name (standard error is dropped: a missing tool gives empty output).
     public func outputs(of commands: [(name: String, script: String)], step: String) throws -> [String: String] {

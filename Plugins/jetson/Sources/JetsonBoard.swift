@@ -26,13 +26,11 @@ public final class JetsonBoard: Board, @unchecked Sendable {
 
     /// The memories, accelerators, runners and conditions of this Jetson, from its files.
     public func describe() throws -> BoardDescription {
-        let files = try remote.readFiles(["/proc/device-tree/model", "/proc/meminfo", "/etc/nv_tegra_release"], step: "describe")
+        let files = try remote.readFiles(["/proc/device-tree/model", "/proc/meminfo"], step: "describe")
         let machine = try remote.step { try remote.ssh.output("uname -m", step: "describe") }.trimmingCharacters(in: .whitespacesAndNewlines)
         let model = Self.model(files)
-        let memory = Self.meminfo(files["/proc/meminfo"] ?? "")
         return BoardDescription(
-            name: model, architecture: machine,
-            memories: memory.total > 0 ? [MemoryRegion(name: "ram", sizeBytes: memory.total, usedBytes: memory.total - min(memory.available, memory.total))] : [],
+            name: model, architecture: machine, memories: LinuxFacts.ram(files),
             accelerators: Self.accelerators(model: model), runners: ["tensorrt", "tflite", "onnxruntime"],
             conditions: JetsonConditions.known, readiness: "ssh \(remote.ssh.target.address)")
     }
@@ -66,13 +64,10 @@ public final class JetsonBoard: Board, @unchecked Sendable {
     /// Everything observable in two round trips: files (release, clocks, governor,
     /// thermal zones, INA3221 rails, memory) and tool outputs (kernel, nvpmodel, one tegrastats line).
     func observe() throws -> [String: String] {
-        let files = try remote.readFiles(["/proc/device-tree/model", "/proc/meminfo", "/etc/nv_tegra_release",
-                                          "/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor",
-                                          "/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq"]
-                                         + ThermalZones.patterns + INA3221Rails.patterns, step: "conditions")
+        let files = try remote.readFiles(LinuxFacts.patterns + ["/etc/nv_tegra_release"] + INA3221Rails.patterns, step: "conditions")
         let tools = try remote.outputs(of: [("kernel", "uname -r"), ("architecture", "uname -m"), ("nvpmodel", "nvpmodel -q"),
                                             ("tegrastats", "timeout 5 tegrastats --interval 100 | head -n 1")], step: "conditions")
-        var facts = [String: String]()
+        var facts = LinuxFacts.observed(files)
         facts["model"] = Self.model(files)
         for key in ["kernel", "architecture"] {
             if let value = tools[key]?.trimmingCharacters(in: .whitespacesAndNewlines), !value.isEmpty { facts[key] = value }
@@ -86,14 +81,6 @@ public final class JetsonBoard: Board, @unchecked Sendable {
             let mode = try Self.parsed("nvpmodel -q") { try NVPModelQuery.parse(text) }
             facts["nvpmodel"] = "\(mode.id) (\(mode.name))"
         }
-        let memory = Self.meminfo(files["/proc/meminfo"] ?? "")
-        facts["memory_total_bytes"] = String(memory.total)
-        facts["memory_available_bytes"] = String(memory.available)
-        facts["governor"] = files["/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"]?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unavailable"
-        if let frequency = files["/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq"]?.trimmingCharacters(in: .whitespacesAndNewlines) {
-            facts["cpu0_frequency_khz"] = frequency
-        }
-        for (zone, celsius) in ThermalZones.parse(files) { facts["temperature_\(zone)_c"] = String(celsius) }
         for rail in try Self.parsed("INA3221 rails", { try INA3221Rails.parse(files) }) {
             if let value = rail.milliwatts { facts["rail_\(rail.name)_mw"] = String(value) }
             if let value = rail.millivolts { facts["rail_\(rail.name)_mv"] = String(value) }
@@ -118,18 +105,7 @@ public final class JetsonBoard: Board, @unchecked Sendable {
     }
 
     static func model(_ files: [String: String]) -> String {
-        // The device-tree string ends with a NUL byte.
-        let text = files["/proc/device-tree/model"]?.trimmingCharacters(in: CharacterSet(charactersIn: "\0").union(.whitespacesAndNewlines))
-        return text.flatMap { $0.isEmpty ? nil : $0 } ?? "NVIDIA Jetson (model unknown)"
-    }
-
-    static func meminfo(_ text: String) -> (total: UInt64, available: UInt64) {
-        var values = [String: UInt64]()
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
-            if parts.count >= 2, let kib = UInt64(parts[1]) { values[String(parts[0].dropLast())] = kib * 1024 }
-        }
-        return (values["MemTotal"] ?? 0, values["MemAvailable"] ?? 0)
+        LinuxFacts.model(files) ?? "NVIDIA Jetson (model unknown)"
     }
 
     /// The accelerators of a Jetson model (from NVIDIA's module data sheets):

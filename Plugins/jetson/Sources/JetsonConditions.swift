@@ -29,10 +29,7 @@ struct JetsonConditions {
                 let current = try query(board)
                 if before["nvpmodel"] == nil { before["nvpmodel"] = String(current.id) }
                 if current.id != mode {
-                    let result = try board.step { try board.ssh.run("\(board.privileged)nvpmodel -m \(mode)", step: "conditions") }
-                    guard result.status == 0 else {
-                        throw PluginFailure(.device, "board '\(board.name)', condition 'nvpmodel': nvpmodel -m \(mode) failed (status \(result.status)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
-                    }
+                    try board.privilegedCommand("nvpmodel -m \(mode)", condition: "nvpmodel")
                 }
                 let now = try query(board)
                 guard now.id == mode else {
@@ -46,28 +43,18 @@ struct JetsonConditions {
                 if on {
                     let file = "\(board.workRoot)/jetson_clocks.store"
                     if storedClocks == nil {
-                        try command(board, "jetson_clocks --store \(shellQuote(file))", condition: name)
+                        try board.privilegedCommand("jetson_clocks --store \(shellQuote(file))", condition: name)
                         storedClocks = file
                         before["jetson_clocks"] = "false (clocks stored in \(file))"
                     }
-                    try command(board, "jetson_clocks", condition: name)
+                    try board.privilegedCommand("jetson_clocks", condition: name)
                 } else if let file = storedClocks {
-                    try command(board, "jetson_clocks --restore \(shellQuote(file))", condition: name)
+                    try board.privilegedCommand("jetson_clocks --restore \(shellQuote(file))", condition: name)
                 }
                 applied[name] = on ? "true" : "false"
             case "governor":
-                let files = try board.readFiles(["/sys/devices/system/cpu/cpu*/cpufreq/scaling_governor",
-                                                 "/sys/devices/system/cpu/cpu0/cpufreq/scaling_available_governors"], step: "conditions")
-                let governors = files.filter { $0.key.hasSuffix("/scaling_governor") }
-                guard let first = governors.sorted(by: { $0.key < $1.key }).first else {
-                    throw PluginFailure(.unsupported, "board '\(board.name)', condition 'governor': no cpufreq governor in /sys/devices/system/cpu")
-                }
-                if let available = files["/sys/devices/system/cpu/cpu0/cpufreq/scaling_available_governors"]?.split(separator: " ")
-                    .map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) }), !available.contains(value) {
-                    throw PluginFailure(.invalidRequest, "condition 'governor': '\(value)' is not one of this board's governors (\(available.joined(separator: ", ")))")
-                }
-                if before["governor"] == nil { before["governor"] = first.value.trimmingCharacters(in: .whitespacesAndNewlines) }
-                try writeGovernor(value, board)
+                let previous = try CPUGovernor.set(value, on: board)
+                if before["governor"] == nil { before["governor"] = previous }
                 applied[name] = value
             default:
                 throw PluginFailure(.unsupported, "condition '\(name)' cannot be controlled on a Jetson (it controls: \(Self.known.joined(separator: ", ")))")
@@ -81,11 +68,11 @@ struct JetsonConditions {
         var restored = [String: String]()
         var failures = [String]()
         if let governor = before["governor"] {
-            do { try writeGovernor(governor, board); restored["governor"] = governor } catch { failures.append("governor: \(error)") }
+            do { try CPUGovernor.set(governor, on: board); restored["governor"] = governor } catch { failures.append("governor: \(error)") }
         }
         if let file = storedClocks {
             do {
-                try command(board, "jetson_clocks --restore \(shellQuote(file))", condition: "jetson_clocks")
+                try board.privilegedCommand("jetson_clocks --restore \(shellQuote(file))", condition: "jetson_clocks")
                 restored["jetson_clocks"] = "restored from \(file)"
             } catch { failures.append("jetson_clocks: \(error)") }
         }
@@ -105,18 +92,5 @@ struct JetsonConditions {
         do { return try NVPModelQuery.parse(text) } catch {
             throw PluginFailure(.device, "board '\(board.name)', condition 'nvpmodel': \(error)")
         }
-    }
-
-    private func command(_ board: RemoteLinuxBoard, _ script: String, condition: String) throws {
-        let result = try board.step { try board.ssh.run(board.privileged + script, step: "conditions") }
-        guard result.status == 0 else {
-            throw PluginFailure(.device, "board '\(board.name)', condition '\(condition)': '\(script)' failed (status \(result.status)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
-        }
-    }
-
-    private func writeGovernor(_ value: String, _ board: RemoteLinuxBoard) throws {
-        let glob = shellQuote(board.file("/sys/devices/system/cpu")) + "/cpu*/cpufreq/scaling_governor"
-        let script = "for f in \(glob); do echo \(shellQuote(value)) > \"$f\" || exit 1; done"
-        try command(board, "sh -c \(shellQuote(script))", condition: "governor")
     }
 }

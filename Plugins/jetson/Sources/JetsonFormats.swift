@@ -197,25 +197,6 @@ public enum INA3221Rails {
     }
 }
 
-/// Thermal zones: `/sys/class/thermal/thermal_zone<n>/type` and `temp` (m°C).
-public enum ThermalZones {
-    public static let patterns = ["/sys/class/thermal/thermal_zone*/type", "/sys/class/thermal/thermal_zone*/temp"]
-
-    /// Zone type → °C; a zone that reads a non-number is left out (some
-    /// Jetson zones answer with an error while their sensor is off).
-    public static func parse(_ files: [String: String]) -> [String: Double] {
-        var zones = [String: Double]()
-        for (path, content) in files where path.hasSuffix("/type") && path.contains("/thermal_zone") {
-            let folder = (path as NSString).deletingLastPathComponent
-            let type = content.trimmingCharacters(in: .whitespacesAndNewlines)
-            if let milli = files[folder + "/temp"].flatMap({ Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }), !type.isEmpty {
-                zones[type] = milli / 1000
-            }
-        }
-        return zones
-    }
-}
-
 /// `/etc/nv_tegra_release`, first line like `# R35 (release), REVISION: 4.1, GCID: …`.
 public struct L4TRelease: Equatable, Sendable {
     public var major: Int

@@ -1,0 +1,87 @@
+import Foundation
+import MLBenchPluginKit
+
+/// What every embedded Linux board tells the same way, from file contents
+/// (path → text, as `RemoteLinuxBoard.readFiles` returns them).
+public enum LinuxFacts {
+    /// The files `model`, `meminfo` and `thermalZones` read.
+    public static let patterns = ["/proc/device-tree/model", "/proc/meminfo",
+                                  "/sys/class/thermal/thermal_zone*/type", "/sys/class/thermal/thermal_zone*/temp",
+                                  "/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor",
+                                  "/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq"]
+
+    /// The device-tree model string (it ends with a NUL byte), or nil.
+    public static func model(_ files: [String: String]) -> String? {
+        let text = files["/proc/device-tree/model"]?.trimmingCharacters(in: CharacterSet(charactersIn: "\0").union(.whitespacesAndNewlines))
+        return text.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// MemTotal and MemAvailable of `/proc/meminfo`, in bytes (0 when absent).
+    public static func meminfo(_ files: [String: String]) -> (total: UInt64, available: UInt64) {
+        var values = [String: UInt64]()
+        for line in (files["/proc/meminfo"] ?? "").split(separator: "\n") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            if parts.count >= 2, let kib = UInt64(parts[1]) { values[String(parts[0].dropLast())] = kib * 1024 }
+        }
+        return (values["MemTotal"] ?? 0, values["MemAvailable"] ?? 0)
+    }
+
+    /// The board's RAM as a memory region (none when meminfo is missing).
+    public static func ram(_ files: [String: String]) -> [MemoryRegion] {
+        let memory = meminfo(files)
+        guard memory.total > 0 else { return [] }
+        return [MemoryRegion(name: "ram", sizeBytes: memory.total, usedBytes: memory.total - min(memory.available, memory.total))]
+    }
+
+    /// Thermal zones, `/sys/class/thermal/thermal_zone<n>/type` and `temp` (m°C):
+    /// zone type → °C; a zone that reads a non-number is left out (some answer
+    /// with an error while their sensor is off).
+    public static func thermalZones(_ files: [String: String]) -> [String: Double] {
+        var zones = [String: Double]()
+        for (path, content) in files where path.hasSuffix("/type") && path.contains("/thermal_zone") {
+            let folder = (path as NSString).deletingLastPathComponent
+            let type = content.trimmingCharacters(in: .whitespacesAndNewlines)
+            if let milli = files[folder + "/temp"].flatMap({ Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }), !type.isEmpty {
+                zones[type] = milli / 1000
+            }
+        }
+        return zones
+    }
+
+    /// The observations every Linux board records: RAM, governor, cpu0 clock,
+    /// temperatures as `temperature_<zone>_c` (the cool-down reads those).
+    public static func observed(_ files: [String: String]) -> [String: String] {
+        var facts = [String: String]()
+        let memory = meminfo(files)
+        facts["memory_total_bytes"] = String(memory.total)
+        facts["memory_available_bytes"] = String(memory.available)
+        facts["governor"] = files["/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"]?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unavailable"
+        if let frequency = files["/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq"]?.trimmingCharacters(in: .whitespacesAndNewlines) {
+            facts["cpu0_frequency_khz"] = frequency
+        }
+        for (zone, celsius) in thermalZones(files) { facts["temperature_\(zone)_c"] = String(celsius) }
+        return facts
+    }
+}
+
+/// The cpufreq governor of every CPU, as a condition any Linux board controls:
+/// the state before is cpu0's governor; a value the board does not offer is refused.
+public enum CPUGovernor {
+    /// Sets `value` on every CPU; returns cpu0's governor before the change.
+    @discardableResult
+    public static func set(_ value: String, on board: RemoteLinuxBoard) throws -> String {
+        let files = try board.readFiles(["/sys/devices/system/cpu/cpu*/cpufreq/scaling_governor",
+                                         "/sys/devices/system/cpu/cpu0/cpufreq/scaling_available_governors"], step: "conditions")
+        guard let first = files.filter({ $0.key.hasSuffix("/scaling_governor") }).sorted(by: { $0.key < $1.key }).first else {
+            throw PluginFailure(.unsupported, "board '\(board.name)', condition 'governor': no cpufreq governor in /sys/devices/system/cpu")
+        }
+        if let available = files["/sys/devices/system/cpu/cpu0/cpufreq/scaling_available_governors"]?.split(separator: " ")
+            .map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) }).filter({ !$0.isEmpty }), !available.contains(value) {
+            throw PluginFailure(.invalidRequest, "condition 'governor': '\(value)' is not one of this board's governors (\(available.joined(separator: ", ")))")
+        }
+        let glob = shellQuote(board.file("/sys/devices/system/cpu")) + "/cpu*/cpufreq/scaling_governor"
+        let script = "for f in \(glob); do echo \(shellQuote(value)) > \"$f\" || exit 1; done"
+        try board.privilegedCommand("sh -c \(shellQuote(script))", condition: "governor")
+        return first.value.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
