@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "mlbench-tvm", type: .dynamic, targets: ["TVMPlugin"]),
         .library(name: "mlbench-tflite", type: .dynamic, targets: ["TFLitePlugin"]),
         .library(name: "mlbench-jetson", type: .dynamic, targets: ["JetsonBoardPlugin"]),
+        .library(name: "mlbench-zynq", type: .dynamic, targets: ["ZynqBoardPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -61,6 +62,8 @@ let package = Package(
         // Board plugins: the board in one module (linked by the tests), the exported entry in another.
         .target(name: "JetsonBoard", dependencies: ["LinuxBoardKit"], path: "Plugins/jetson/Sources"),
         .target(name: "JetsonBoardPlugin", dependencies: ["JetsonBoard"], path: "Plugins/jetson/Entry"),
+        .target(name: "ZynqBoard", dependencies: ["LinuxBoardKit"], path: "Plugins/zynq/Sources"),
+        .target(name: "ZynqBoardPlugin", dependencies: ["ZynqBoard"], path: "Plugins/zynq/Entry"),
         // AURIX TC3xx: the UART harness client, ELF memory usage; the harness C source is in Plugins/tc3xx/harness.
         .target(name: "TC3xxBoard", dependencies: ["MLBenchPluginKit", "SerialDriver"], path: "Plugins/tc3xx/Sources"),
 
@@ -68,7 +71,7 @@ let package = Package(
         .executableTarget(name: "mlbench-bench", dependencies: ["MLBench"], path: "Benchmarks/MLBenchBenchmarks"),
 
         .testTarget(name: "MLBenchTests", dependencies: ["MLBench", "MLBenchCore", "SQLiteDriver", "OpenSSLDriver",
-                                                         "MLBenchPluginKit", "LinuxBoardKit", "JetsonBoard", "TC3xxBoard", "SerialDriver"],
+                                                         "MLBenchPluginKit", "LinuxBoardKit", "JetsonBoard", "ZynqBoard", "TC3xxBoard", "SerialDriver"],
                     path: "Tests/MLBenchTests"),
     ]
 )

@@ -221,3 +221,25 @@ public final class RemoteLinuxBoard: @unchecked Sendable {
         return directory
     }
 }
+
+/// A board plugin for a Linux board over SSH: it supplies its description and
+/// conditions, and gets readiness, deployment, runners, fetching and clean-up
+/// from its `RemoteLinuxBoard`.
+public protocol LinuxBoard: Board {
+    var remote: RemoteLinuxBoard { get }
+}
+
+extension LinuxBoard {
+    /// The power cycle is the PowerSwitch's; this waits until SSH answers and
+    /// clears what crashed experiments left in the work root.
+    public func reset(_ request: ResetRequest) throws -> ResetReport {
+        ResetReport(ready: true, log: try remote.waitReady(timeoutMs: request.timeoutMs))
+    }
+
+    public func deploy(_ request: DeployRequest) throws -> Deployment { try remote.deploy(request) }
+    public func startRunner(_ request: RunnerLaunch) throws -> RunnerSession { try remote.startRunner(request) }
+    public func exchange(_ request: RunnerExchange) throws -> RunnerExchangeReply { try remote.exchange(request) }
+    public func stopRunner(_ request: RunnerStop) throws -> RunnerExit { try remote.stopRunner(request) }
+    public func fetch(_ request: FetchRequest) throws { try remote.fetch(request) }
+    public func cleanup(_ request: CleanupRequest) throws { try remote.cleanup(request) }
+}

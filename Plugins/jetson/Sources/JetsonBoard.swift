@@ -6,7 +6,7 @@ import MLBenchPluginKit
 /// Runners start over the SSH channel; the board's own files and tools
 /// (device tree, L4T release, nvpmodel, jetson_clocks, tegrastats, INA3221
 /// rails, thermal zones) describe it and its conditions.
-public final class JetsonBoard: Board, @unchecked Sendable {
+public final class JetsonBoard: LinuxBoard, @unchecked Sendable {
     /// The inventory name the lab gives the board, for messages.
     struct Settings: Decodable {
         var name: String?
@@ -14,7 +14,7 @@ public final class JetsonBoard: Board, @unchecked Sendable {
 
     static let settingKeys = LinuxBoardSettings.keys.union(["name"])
 
-    let remote: RemoteLinuxBoard
+    public let remote: RemoteLinuxBoard
     private var conditionsState = JetsonConditions()
     private let lock = NSLock()
 
@@ -35,12 +35,6 @@ public final class JetsonBoard: Board, @unchecked Sendable {
             conditions: JetsonConditions.known, readiness: "ssh \(remote.ssh.target.address)")
     }
 
-    /// The power cycle is the PowerSwitch's; this waits until SSH answers and
-    /// clears what crashed experiments left in the work root.
-    public func reset(_ request: ResetRequest) throws -> ResetReport {
-        ResetReport(ready: true, log: try remote.waitReady(timeoutMs: request.timeoutMs))
-    }
-
     public func conditions(_ request: ConditionsRequest) throws -> ConditionsReport {
         lock.lock()
         defer { lock.unlock() }
@@ -53,13 +47,6 @@ public final class JetsonBoard: Board, @unchecked Sendable {
         return ConditionsReport(applied: applied, observed: try observe(),
                                 before: conditionsState.before.isEmpty ? nil : conditionsState.before)
     }
-
-    public func deploy(_ request: DeployRequest) throws -> Deployment { try remote.deploy(request) }
-    public func startRunner(_ request: RunnerLaunch) throws -> RunnerSession { try remote.startRunner(request) }
-    public func exchange(_ request: RunnerExchange) throws -> RunnerExchangeReply { try remote.exchange(request) }
-    public func stopRunner(_ request: RunnerStop) throws -> RunnerExit { try remote.stopRunner(request) }
-    public func fetch(_ request: FetchRequest) throws { try remote.fetch(request) }
-    public func cleanup(_ request: CleanupRequest) throws { try remote.cleanup(request) }
 
     /// Everything observable in two round trips: files (release, clocks, governor,
     /// thermal zones, INA3221 rails, memory) and tool outputs (kernel, nvpmodel, one tegrastats line).
