@@ -1,6 +1,7 @@
 import Foundation
 import MLBench
 import MLBenchCore
+import LinuxBoardKit
 @testable import ZynqBoard
 import XCTest
 
@@ -15,8 +16,8 @@ final class ZynqTests: XCTestCase {
             "/sys/class/hwmon/hwmon1/name": "irps5401\n", "/sys/class/hwmon/hwmon1/in1_input": "850\n",
             "/sys/class/hwmon/hwmon2/name": "ina260_u14\n", "/sys/class/hwmon/hwmon2/in1_input": "5000\n",
         ])
-        XCTAssertEqual(rails, [HwmonRail(name: "ina226_u42", millivolts: 12062, milliamps: 1015, milliwatts: 12243.75),
-                               HwmonRail(name: "ina260_u14", millivolts: 5000, milliamps: nil, milliwatts: nil)],
+        XCTAssertEqual(rails, [PowerRail(name: "ina226_u42", millivolts: 12062, milliamps: 1015, milliwatts: 12243.75),
+                               PowerRail(name: "ina260_u14", millivolts: 5000, milliamps: nil, milliwatts: nil)],
                        "PMBus regulators are not INA2xx rails; power1_input is µW")
         XCTAssertThrowsError(try INA2xxRails.parse(["/sys/class/hwmon/hwmon0/name": "ina226", "/sys/class/hwmon/hwmon0/in1_input": "busy"])) { error in
             XCTAssertTrue("\(error)".contains("/sys/class/hwmon/hwmon0/in1_input"), "\(error)")

@@ -1,6 +1,34 @@
 import Foundation
 import MLBenchPluginKit
 
+/// An error in what a board's tools and files print, naming the source (a path, a command).
+public struct BoardFormatError: Error, CustomStringConvertible, Equatable {
+    public var source: String
+    public var message: String
+
+    public init(source: String, message: String) {
+        self.source = source
+        self.message = message
+    }
+
+    public var description: String { "\(source): \(message)" }
+}
+
+/// A power rail of an on-board current sensor (INA3221, INA226, INA260).
+public struct PowerRail: Equatable, Sendable {
+    public var name: String
+    public var millivolts: Double?
+    public var milliamps: Double?
+    public var milliwatts: Double?
+
+    public init(name: String, millivolts: Double?, milliamps: Double?, milliwatts: Double?) {
+        self.name = name
+        self.millivolts = millivolts
+        self.milliamps = milliamps
+        self.milliwatts = milliwatts
+    }
+}
+
 /// What every embedded Linux board tells the same way, from file contents
 /// (path → text, as `RemoteLinuxBoard.readFiles` returns them).
 public enum LinuxFacts {
@@ -46,6 +74,24 @@ public enum LinuxFacts {
             }
         }
         return zones
+    }
+
+    /// A sysfs file holding one number; nil when absent, an error naming the file when not a number.
+    public static func number(_ files: [String: String], _ path: String) throws -> Double? {
+        guard let text = files[path]?.trimmingCharacters(in: .whitespacesAndNewlines) else { return nil }
+        guard let value = Double(text) else { throw BoardFormatError(source: path, message: "'\(text.prefix(40))' is not a number") }
+        return value
+    }
+
+    /// Rails as observations: `rail_<name>_mw`, `_mv`, `_ma`.
+    public static func railFacts(_ rails: [PowerRail]) -> [String: String] {
+        var facts = [String: String]()
+        for rail in rails {
+            if let value = rail.milliwatts { facts["rail_\(rail.name)_mw"] = String(value) }
+            if let value = rail.millivolts { facts["rail_\(rail.name)_mv"] = String(value) }
+            if let value = rail.milliamps { facts["rail_\(rail.name)_ma"] = String(value) }
+        }
+        return facts
     }
 
     /// The observations every Linux board records: RAM, governor, cpu0 clock,

@@ -15,11 +15,14 @@ import MLBenchPluginKit
 ///   work_root: /tmp/mlbench     # deployments go into fresh folders inside
 ///   sudo: true                  # controlled conditions need root: sudo -n
 ///   files_root: ""              # prefix of the board's /sys, /proc and /etc files
+///   name: orin-1                # how messages name the board
 /// ```
 ///
 /// `files_root` is empty on a real board; a stand-in board (a folder of recorded
 /// sysfs files) sets it so that the same code reads and writes the recordings.
 public struct LinuxBoardSettings: Decodable, Sendable {
+    /// The board's name in messages (the inventory name, by convention).
+    public var name: String?
     public var host: String?
     public var port: Int?
     public var user: String?
@@ -33,7 +36,7 @@ public struct LinuxBoardSettings: Decodable, Sendable {
     public var filesRoot: String?
 
     /// The setting names (snake_case) this struct reads.
-    public static let keys: Set<String> = ["host", "port", "user", "identity_file", "known_hosts_file", "connect_timeout_s",
+    public static let keys: Set<String> = ["name", "host", "port", "user", "identity_file", "known_hosts_file", "connect_timeout_s",
                                            "attempts", "retry_delay_s", "work_root", "sudo", "files_root"]
 
     /// The SSH target these settings describe; `host` and `user` are required.
@@ -67,6 +70,12 @@ public final class RemoteLinuxBoard: @unchecked Sendable {
     /// Prefix of the board's own files (empty on a real board).
     public let filesRoot: String
     private let sessions: RunnerSessions
+
+    /// The board an inventory entry describes; `kind` names it when the settings do not.
+    public convenience init(_ configuration: PluginConfiguration, kind: String) throws {
+        let settings = try configuration.decodeSettings(LinuxBoardSettings.self, known: LinuxBoardSettings.keys)
+        try self.init(name: settings.name ?? settings.host ?? kind, settings: settings)
+    }
 
     public init(name: String, settings: LinuxBoardSettings) throws {
         self.name = name

@@ -7,21 +7,12 @@ import MLBenchPluginKit
 /// (device tree, L4T release, nvpmodel, jetson_clocks, tegrastats, INA3221
 /// rails, thermal zones) describe it and its conditions.
 public final class JetsonBoard: LinuxBoard, @unchecked Sendable {
-    /// The inventory name the lab gives the board, for messages.
-    struct Settings: Decodable {
-        var name: String?
-    }
-
-    static let settingKeys = LinuxBoardSettings.keys.union(["name"])
-
     public let remote: RemoteLinuxBoard
     private var conditionsState = JetsonConditions()
     private let lock = NSLock()
 
     public init(_ configuration: PluginConfiguration) throws {
-        let common = try configuration.decodeSettings(LinuxBoardSettings.self, known: Self.settingKeys)
-        let own = try configuration.decodeSettings(Settings.self, known: Self.settingKeys)
-        remote = try RemoteLinuxBoard(name: own.name ?? common.host ?? "jetson", settings: common)
+        remote = try RemoteLinuxBoard(configuration, kind: "jetson")
     }
 
     /// The memories, accelerators, runners and conditions of this Jetson, from its files.
@@ -68,11 +59,7 @@ public final class JetsonBoard: LinuxBoard, @unchecked Sendable {
             let mode = try Self.parsed("nvpmodel -q") { try NVPModelQuery.parse(text) }
             facts["nvpmodel"] = "\(mode.id) (\(mode.name))"
         }
-        for rail in try Self.parsed("INA3221 rails", { try INA3221Rails.parse(files) }) {
-            if let value = rail.milliwatts { facts["rail_\(rail.name)_mw"] = String(value) }
-            if let value = rail.millivolts { facts["rail_\(rail.name)_mv"] = String(value) }
-            if let value = rail.milliamps { facts["rail_\(rail.name)_ma"] = String(value) }
-        }
+        facts.merge(LinuxFacts.railFacts(try Self.parsed("INA3221 rails", { try INA3221Rails.parse(files) }))) { _, new in new }
         if let line = tools["tegrastats"]?.split(whereSeparator: \.isNewline).first, !line.isEmpty {
             let stats = try Self.parsed("tegrastats") { try TegraStatsLine.parse(String(line)) }
             facts["tegrastats_ram_used_mb"] = String(stats.ramUsedMB)

@@ -1,11 +1,5 @@
 import Foundation
-
-/// Errors in what a Jetson's tools and files print, naming the source and the text.
-public struct JetsonFormatError: Error, CustomStringConvertible, Equatable {
-    public var source: String
-    public var message: String
-    public var description: String { "\(source): \(message)" }
-}
+import LinuxBoardKit
 
 /// One line of `tegrastats`, in both formats:
 ///
@@ -43,8 +37,8 @@ public struct TegraStatsLine: Equatable, Sendable {
     }
 
     public static func parse(_ line: String) throws -> TegraStatsLine {
-        func fail(_ message: String) -> JetsonFormatError {
-            JetsonFormatError(source: "tegrastats", message: "\(message) in '\(line.prefix(160))'")
+        func fail(_ message: String) -> BoardFormatError {
+            BoardFormatError(source: "tegrastats", message: "\(message) in '\(line.prefix(160))'")
         }
         let tokens = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
         guard let ramIndex = tokens.firstIndex(of: "RAM"), ramIndex + 1 < tokens.count else { throw fail("no 'RAM used/totalMB'") }
@@ -99,7 +93,7 @@ public struct TegraStatsLine: Equatable, Sendable {
     }
 
     /// `12%@1300`, `0%`, `0%@[305,305]` (the first GPC's clock is kept).
-    private static func loadAndFrequency(_ text: String, _ fail: (String) -> JetsonFormatError) throws -> (Int, Int?) {
+    private static func loadAndFrequency(_ text: String, _ fail: (String) -> BoardFormatError) throws -> (Int, Int?) {
         let parts = text.split(separator: "@", maxSplits: 1)
         guard parts[0].hasSuffix("%"), let load = Int(parts[0].dropLast()) else { throw fail("'\(text)' is not load%@MHz") }
         guard parts.count == 2 else { return (load, nil) }
@@ -118,28 +112,13 @@ public struct NVPModelQuery: Equatable, Sendable {
     public static func parse(_ text: String) throws -> NVPModelQuery {
         let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
         guard let modeIndex = lines.firstIndex(where: { $0.hasPrefix("NV Power Mode:") }) else {
-            throw JetsonFormatError(source: "nvpmodel -q", message: "no 'NV Power Mode:' line in '\(text.prefix(200))'")
+            throw BoardFormatError(source: "nvpmodel -q", message: "no 'NV Power Mode:' line in '\(text.prefix(200))'")
         }
         let name = lines[modeIndex].dropFirst("NV Power Mode:".count).trimmingCharacters(in: .whitespaces)
         guard let id = lines[(modeIndex + 1)...].lazy.compactMap({ Int($0) }).first else {
-            throw JetsonFormatError(source: "nvpmodel -q", message: "no mode number after 'NV Power Mode: \(name)'")
+            throw BoardFormatError(source: "nvpmodel -q", message: "no mode number after 'NV Power Mode: \(name)'")
         }
         return NVPModelQuery(name: name, id: id)
-    }
-}
-
-/// One INA3221 channel as the kernel shows it.
-public struct PowerRail: Equatable, Sendable {
-    public var name: String
-    public var millivolts: Double?
-    public var milliamps: Double?
-    public var milliwatts: Double?
-
-    public init(name: String, millivolts: Double?, milliamps: Double?, milliwatts: Double?) {
-        self.name = name
-        self.millivolts = millivolts
-        self.milliamps = milliamps
-        self.milliwatts = milliwatts
     }
 }
 
@@ -166,13 +145,7 @@ public enum INA3221Rails {
     ]
 
     public static func parse(_ files: [String: String]) throws -> [PowerRail] {
-        func number(_ path: String) throws -> Double? {
-            guard let text = files[path]?.trimmingCharacters(in: .whitespacesAndNewlines) else { return nil }
-            guard let value = Double(text) else {
-                throw JetsonFormatError(source: path, message: "'\(text.prefix(40))' is not a number")
-            }
-            return value
-        }
+        func number(_ path: String) throws -> Double? { try LinuxFacts.number(files, path) }
         var rails = [PowerRail]()
         for (path, content) in files.sorted(by: { $0.key < $1.key }) {
             let folder = (path as NSString).deletingLastPathComponent
@@ -217,7 +190,7 @@ public struct L4TRelease: Equatable, Sendable {
         let line = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
         guard let r = line.range(of: "# R"), let comma = line[r.upperBound...].firstIndex(of: " "),
               let major = Int(line[r.upperBound..<comma]), let revision = line.range(of: "REVISION: ") else {
-            throw JetsonFormatError(source: "/etc/nv_tegra_release", message: "'\(line.prefix(120))' is not '# R<major> (release), REVISION: <x.y>, …'")
+            throw BoardFormatError(source: "/etc/nv_tegra_release", message: "'\(line.prefix(120))' is not '# R<major> (release), REVISION: <x.y>, …'")
         }
         let value = line[revision.upperBound...].prefix { $0 != "," }
         return L4TRelease(major: major, revision: String(value))

@@ -7,11 +7,6 @@ import MLBenchPluginKit
 /// `xdputil query` (the DPU cores); the cpufreq governor as its one controlled
 /// condition; INA226/INA260 rails and the DPU observed.
 public final class ZynqBoard: LinuxBoard, @unchecked Sendable {
-    struct Settings: Decodable {
-        var name: String?
-    }
-
-    static let settingKeys = LinuxBoardSettings.keys.union(["name"])
     static let controls = ["governor"]
 
     public let remote: RemoteLinuxBoard
@@ -20,9 +15,7 @@ public final class ZynqBoard: LinuxBoard, @unchecked Sendable {
     private let lock = NSLock()
 
     public init(_ configuration: PluginConfiguration) throws {
-        let common = try configuration.decodeSettings(LinuxBoardSettings.self, known: Self.settingKeys)
-        let own = try configuration.decodeSettings(Settings.self, known: Self.settingKeys)
-        remote = try RemoteLinuxBoard(name: own.name ?? common.host ?? "zynq", settings: common)
+        remote = try RemoteLinuxBoard(configuration, kind: "zynq")
     }
 
     public func describe() throws -> BoardDescription {
@@ -74,13 +67,9 @@ public final class ZynqBoard: LinuxBoard, @unchecked Sendable {
             if let value = tools[key]?.trimmingCharacters(in: .whitespacesAndNewlines), !value.isEmpty { facts[key] = value }
         }
         if let release = files["/etc/os-release"].map(OSRelease.parse), let pretty = release["PRETTY_NAME"] { facts["os"] = pretty }
-        let rails: [HwmonRail]
+        let rails: [PowerRail]
         do { rails = try INA2xxRails.parse(files) } catch { throw PluginFailure(.device, "cannot read the INA2xx rails: \(error)") }
-        for rail in rails {
-            if let value = rail.milliwatts { facts["rail_\(rail.name)_mw"] = String(value) }
-            if let value = rail.millivolts { facts["rail_\(rail.name)_mv"] = String(value) }
-            if let value = rail.milliamps { facts["rail_\(rail.name)_ma"] = String(value) }
-        }
+        facts.merge(LinuxFacts.railFacts(rails)) { _, new in new }
         if let dpu = try dpuQuery(tools["xdputil"]) {
             facts["dpu_cores"] = String(dpu.cores.count)
             for (index, core) in dpu.cores.enumerated() {

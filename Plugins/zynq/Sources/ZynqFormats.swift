@@ -1,43 +1,18 @@
 import Foundation
+import LinuxBoardKit
 import MLBenchPluginKit
 
-/// Errors in what a Zynq board's tools and files print, naming the source.
-public struct ZynqFormatError: Error, CustomStringConvertible, Equatable {
-    public var source: String
-    public var message: String
-    public var description: String { "\(source): \(message)" }
-}
-
-/// A power rail of an INA226/INA260 as the kernel's hwmon shows it.
-public struct HwmonRail: Equatable, Sendable {
-    /// The hwmon `name` (the device-tree node name, e.g. `ina226_u76`, `ina260_u14`).
-    public var name: String
-    public var millivolts: Double?
-    public var milliamps: Double?
-    public var milliwatts: Double?
-
-    public init(name: String, millivolts: Double?, milliamps: Double?, milliwatts: Double?) {
-        self.name = name
-        self.millivolts = millivolts
-        self.milliamps = milliamps
-        self.milliwatts = milliwatts
-    }
-}
-
-/// INA2xx rails through hwmon (the kernel's ina2xx driver, Documentation/hwmon/ina2xx.rst):
+/// INA226/INA260 rails (names are the hwmon `name`, the device-tree node name such as
+/// `ina226_u76` or `ina260_u14`) through hwmon (the kernel's ina2xx driver, Documentation/hwmon/ina2xx.rst):
 /// `/sys/class/hwmon/hwmon<n>/name`, `in1_input` bus voltage (mV), `curr1_input` (mA),
 /// `power1_input` (µW). Other hwmon devices (PMBus regulators, the AMS) are left out.
 public enum INA2xxRails {
     public static let patterns = ["/sys/class/hwmon/hwmon*/name", "/sys/class/hwmon/hwmon*/in1_input",
                                   "/sys/class/hwmon/hwmon*/curr1_input", "/sys/class/hwmon/hwmon*/power1_input"]
 
-    public static func parse(_ files: [String: String]) throws -> [HwmonRail] {
-        func number(_ path: String) throws -> Double? {
-            guard let text = files[path]?.trimmingCharacters(in: .whitespacesAndNewlines) else { return nil }
-            guard let value = Double(text) else { throw ZynqFormatError(source: path, message: "'\(text.prefix(40))' is not a number") }
-            return value
-        }
-        var rails = [HwmonRail]()
+    public static func parse(_ files: [String: String]) throws -> [PowerRail] {
+        func number(_ path: String) throws -> Double? { try LinuxFacts.number(files, path) }
+        var rails = [PowerRail]()
         var seen = [String: Int]()
         for (path, content) in files.sorted(by: { $0.key < $1.key }) where path.hasSuffix("/name") {
             let name = content.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -46,7 +21,7 @@ public enum INA2xxRails {
             // Two sensors with one name (no device-tree label) stay apart by their hwmon folder.
             seen[name, default: 0] += 1
             let unique = seen[name]! > 1 ? "\(name)_\((folder as NSString).lastPathComponent)" : name
-            rails.append(HwmonRail(name: unique, millivolts: try number("\(folder)/in1_input"), milliamps: try number("\(folder)/curr1_input"),
+            rails.append(PowerRail(name: unique, millivolts: try number("\(folder)/in1_input"), milliamps: try number("\(folder)/curr1_input"),
                                    milliwatts: try number("\(folder)/power1_input").map { $0 / 1000 }))
         }
         return rails
@@ -70,7 +45,7 @@ public struct XDPUtilQuery: Equatable, Sendable {
     public var vartVersion: String?
 
     public static func parse(_ text: String) throws -> XDPUtilQuery {
-        func fail(_ message: String) -> ZynqFormatError { ZynqFormatError(source: "xdputil query", message: message) }
+        func fail(_ message: String) -> BoardFormatError { BoardFormatError(source: "xdputil query", message: message) }
         // xdputil may log lines before its JSON; the object starts at the first brace.
         guard let start = text.firstIndex(of: "{"),
               let object = try? JSONSerialization.jsonObject(with: Data(text[start...].utf8)) as? [String: Any] else {
