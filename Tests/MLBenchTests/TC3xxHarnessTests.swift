@@ -18,7 +18,6 @@ import Glibc
 /// served on a pseudo-terminal, driven through the termios serial driver as a
 /// miniWiggler's UART would be; and the faults of a harness that talks garbage or nothing.
 final class TC3xxHarnessTests: XCTestCase {
-    nonisolated(unsafe) static var built: URL?
     var scratch: URL!
     var harness: ChildProcess?
 
@@ -32,23 +31,10 @@ final class TC3xxHarnessTests: XCTestCase {
         try? FileManager.default.removeItem(at: scratch)
     }
 
-    /// The harness with the dense 8x4 model, built once with the host's C compiler.
-    func buildHarness() throws -> URL {
-        if let built = Self.built { return built }
-        let source = MLBenchBinary.repository.appendingPathComponent("Plugins/tc3xx/harness")
-        let binary = FileManager.default.temporaryDirectory.appendingPathComponent("mlbench-harness-host-\(getpid())")
-        let result = try ChildProcess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", binary.path] +
-                                          ["harness.c", "port_host.c", "model_dense.c"].map { source.appendingPathComponent($0).path },
-                                          timeout: 120)
-        XCTAssertEqual(result.status, 0, result.stderr)
-        Self.built = binary
-        return binary
-    }
-
     /// Starts the harness and opens its UART as the plugin does.
     func connect() throws -> UARTHarness {
         let link = scratch.appendingPathComponent("ttyTC3").path
-        harness = try ChildProcess([try buildHarness().path, "--link", link])
+        harness = try ChildProcess([try TC3xxFixtures.hostHarness().path, "--link", link])
         let deadline = Date().addingTimeInterval(10)
         while (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == nil, Date() < deadline { usleep(10_000) }
         let transcript = try SerialTranscript(path: scratch.appendingPathComponent("uart.log").path)
@@ -143,24 +129,9 @@ final class TC3xxHarnessTests: XCTestCase {
 /// by the host's compiler and placed at TC397 addresses by a linker script.
 final class TC3xxMemoryTests: XCTestCase {
     func link(_ bits: Int, script: String? = nil) throws -> URL {
-        let fixture = MLBenchBinary.repository.appendingPathComponent("Tests/Fixtures/tc3xx-elf")
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("elf-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
-        let object = folder.appendingPathComponent("program.o").path, elf = folder.appendingPathComponent("program.elf")
-        var scriptPath = fixture.appendingPathComponent("tc397.ld").path
-        if let script {
-            scriptPath = folder.appendingPathComponent("custom.ld").path
-            try script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
-        }
-        let compile = try ChildProcess.run(["cc", "-m\(bits)", "-c", "-O1", "-fno-pic", "-fno-asynchronous-unwind-tables", "-ffreestanding",
-                                            "-fno-common", fixture.appendingPathComponent("program.c").path, "-o", object], timeout: 120)
-        if compile.status != 0 && bits == 32 { throw XCTSkip("no 32-bit code generation here: \(compile.stderr)") }
-        XCTAssertEqual(compile.status, 0, compile.stderr)
-        let linked = try ChildProcess.run(["ld"] + (bits == 32 ? ["-m", "elf_i386"] : []) + ["-T", scriptPath, "-e", "0", "-o", elf.path, object],
-                                          timeout: 120)
-        XCTAssertEqual(linked.status, 0, linked.stderr)
-        return elf
+        return try TC3xxFixtures.linkedProgram(bits: bits, script: script, in: folder)
     }
 
     /// The parser agrees with binutils' readelf on every section.
