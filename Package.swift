@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "mlbench-tflite", type: .dynamic, targets: ["TFLitePlugin"]),
         .library(name: "mlbench-jetson", type: .dynamic, targets: ["JetsonBoardPlugin"]),
         .library(name: "mlbench-zynq", type: .dynamic, targets: ["ZynqBoardPlugin"]),
+        .library(name: "mlbench-tc3xx", type: .dynamic, targets: ["TC3xxBoardPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -66,6 +67,7 @@ let package = Package(
         .target(name: "ZynqBoardPlugin", dependencies: ["ZynqBoard"], path: "Plugins/zynq/Entry"),
         // AURIX TC3xx: the UART harness client, ELF memory usage; the harness C source is in Plugins/tc3xx/harness.
         .target(name: "TC3xxBoard", dependencies: ["MLBenchPluginKit", "SerialDriver"], path: "Plugins/tc3xx/Sources"),
+        .target(name: "TC3xxBoardPlugin", dependencies: ["TC3xxBoard"], path: "Plugins/tc3xx/Entry"),
 
         // Measurement-methodology benchmarks (scripts/bench): programs that print figures.
         .executableTarget(name: "mlbench-bench", dependencies: ["MLBench"], path: "Benchmarks/MLBenchBenchmarks"),

@@ -44,6 +44,9 @@ public final class TC3xxBoard: Board, @unchecked Sendable {
     /// Memory usage of the ELF flashed last, by memory name.
     private(set) var flashedUsage: [MemoryRegion]?
     private var harness: UARTHarness?
+    private var sessions: [String: HarnessRunner] = [:]
+    /// The last runner, whose counters the conditions after the run report.
+    private var lastRun: HarnessRunner?
     private let lock = NSLock()
 
     public init(_ configuration: PluginConfiguration) throws {
@@ -84,13 +87,19 @@ public final class TC3xxBoard: Board, @unchecked Sendable {
                                 readiness: "harness banner on \(device)")
     }
 
-    /// After the power cycle: the harness banner (or an answer to name%) on the UART.
+    /// After the power cycle the board runs what was flashed last: the UART must be
+    /// there, and a harness banner (or an answer to name%) says it is ours. Another
+    /// program, or none, is no reason to stop: the deploy flashes the experiment's
+    /// program and waits for its harness.
     public func reset(_ request: ResetRequest) throws -> ResetReport {
         lock.lock()
         defer { lock.unlock() }
+        harness = nil
         let harness = try connect(step: "reset")
         do {
             return ResetReport(ready: true, log: "harness on \(device): \(try harness.waitReady(timeout: Double(request.timeoutMs) / 1000))")
+        } catch let failure as TransportFailure where failure.kind == .timedOut || failure.kind == .garbage {
+            return ResetReport(ready: true, log: "no harness answers on \(device) (\(failure.kind.rawValue)); the deploy flashes one")
         } catch let failure as TransportFailure {
             self.harness = nil
             throw failure.pluginFailure
@@ -111,6 +120,12 @@ public final class TC3xxBoard: Board, @unchecked Sendable {
             observed["harness_input_bytes"] = String(profile.inputBytes)
             observed["harness_output_bytes"] = String(profile.outputBytes)
             observed["harness_timer"] = profile.timer
+        }
+        if let run = lastRun ?? sessions.values.first, run.countedInferences > 0 {
+            // CCNT, ICNT, M1–M3CNT over the last measured batch, and per inference.
+            for (counter, total) in run.lastCounters.sorted(by: { $0.key < $1.key }) {
+                observed["counter_\(counter)_per_inference"] = total.map { String(Double($0) / Double(run.countedInferences)) } ?? "not available"
+            }
         }
         for region in flashedUsage ?? [] {
             observed["memory_\(region.name)_used_bytes"] = String(region.usedBytes ?? 0)
@@ -159,29 +174,74 @@ public final class TC3xxBoard: Board, @unchecked Sendable {
         return Deployment(directory: directory.path)
     }
 
+    /// The runner is the board plugin itself, speaking the runner protocol to the
+    /// lab and the harness protocol to the board (the command of the launch is not run).
     public func startRunner(_ request: RunnerLaunch) throws -> RunnerSession {
-        throw PluginFailure(.unsupported, "board '\(name)': runners over the UART harness are not wired to the runner protocol yet")
+        let directory = try deployment(request.directory)
+        lock.lock()
+        defer { lock.unlock() }
+        let harness = try connect(step: "run")
+        let ram = (flashedUsage ?? []).filter { region in !(map.first { $0.name == region.name }?.isFlash ?? true) }
+            .reduce(Int64(0)) { $0 + Int64($1.usedBytes ?? 0) }
+        let runner = try HarnessRunner(harness: harness, directory: directory, ramBytes: ram)
+        let id = UUID().uuidString.lowercased()
+        sessions[id] = runner
+        return RunnerSession(session: id, greeting: runner.greeting)
     }
 
     public func exchange(_ request: RunnerExchange) throws -> RunnerExchangeReply {
-        throw PluginFailure(.invalidRequest, "no runner session '\(request.session)'")
+        let runner = try session(request.session)
+        lock.lock()
+        defer { lock.unlock() }
+        return RunnerExchangeReply(message: runner.handle(request.message))
     }
 
     public func stopRunner(_ request: RunnerStop) throws -> RunnerExit {
-        throw PluginFailure(.invalidRequest, "no runner session '\(request.session)'")
+        let runner = try session(request.session)
+        lock.lock()
+        sessions[request.session] = nil
+        lastRun = runner
+        lock.unlock()
+        return RunnerExit(exitStatus: 0, stderr: "")
     }
 
+    /// Outputs are written on the host by the runner side of this plugin: fetching is a copy.
     public func fetch(_ request: FetchRequest) throws {
-        throw PluginFailure(.unsupported, "board '\(name)': nothing to fetch before runners are wired")
+        let source = try deployment(request.directory)
+        do {
+            try FileManager.default.createDirectory(atPath: request.destination, withIntermediateDirectories: true)
+            for name in request.names {
+                try PlainFileName.check(name, step: "fetch")
+                let target = URL(fileURLWithPath: request.destination).appendingPathComponent(name).path
+                try? FileManager.default.removeItem(atPath: target)
+                try FileManager.default.copyItem(atPath: source.appendingPathComponent(name).path, toPath: target)
+            }
+        } catch let failure as PluginFailure {
+            throw failure
+        } catch {
+            throw PluginFailure(.device, "fetch from \(source.path): \(error.localizedDescription)")
+        }
     }
 
     /// Removes the deployment's files from the host (the flashed program stays until the next flash).
     public func cleanup(_ request: CleanupRequest) throws {
-        let target = URL(fileURLWithPath: request.directory).standardizedFileURL
+        try? FileManager.default.removeItem(at: try deployment(request.directory))
+    }
+
+    /// A folder this board deployed (or one inside it); nothing else is touched.
+    private func deployment(_ directory: String) throws -> URL {
+        let target = URL(fileURLWithPath: directory).standardizedFileURL
         guard target.path.hasPrefix(workRoot.standardizedFileURL.path + "/run-") else {
-            throw PluginFailure(.invalidRequest, "'\(request.directory)' is not a deployment of board '\(name)'")
+            throw PluginFailure(.invalidRequest, "'\(directory)' is not a deployment of board '\(name)'")
         }
-        try? FileManager.default.removeItem(at: target)
+        return target
+    }
+
+    private func session(_ id: String) throws -> HarnessRunner {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let runner = sessions[id] else { throw PluginFailure(.invalidRequest, "no runner session '\(id)'") }
+        return runner
     }
 
     /// Runs the flasher on `elf`, then waits for the harness to come up.
