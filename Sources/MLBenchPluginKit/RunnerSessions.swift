@@ -108,3 +108,24 @@ public enum PlainFileName {
         }
     }
 }
+
+/// Deployments kept on the host (the host board; boards without a file system,
+/// whose runner side runs in the plugin): fetching is a copy.
+public enum LocalFiles {
+    /// Copies the plain file names `names` from `source` into `destination`, replacing what is there.
+    public static func copy(_ names: [String], from source: URL, to destination: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
+            for name in names {
+                try PlainFileName.check(name, step: "fetch")
+                let target = URL(fileURLWithPath: destination).appendingPathComponent(name).path
+                try? FileManager.default.removeItem(atPath: target)
+                try FileManager.default.copyItem(atPath: source.appendingPathComponent(name).path, toPath: target)
+            }
+        } catch let failure as PluginFailure {
+            throw failure
+        } catch {
+            throw PluginFailure(.device, "fetch from \(source.path): \(error.localizedDescription)")
+        }
+    }
+}

@@ -17,10 +17,7 @@ final class TC3xxBoardTests: XCTestCase {
     }
 
     override func tearDown() {
-        if let pid = try? String(contentsOf: scratch.appendingPathComponent("harness.pid"), encoding: .utf8),
-           let value = Int32(pid.trimmingCharacters(in: .whitespacesAndNewlines)) {
-            kill(value, SIGKILL)
-        }
+        TC3xxFixtures.stopBoard(pidFile: scratch.appendingPathComponent("harness.pid"))
         try? FileManager.default.removeItem(at: scratch)
     }
 

@@ -16,10 +16,7 @@ final class TC3xxEndToEndTests: XCTestCase {
 
     override func tearDown() {
         oldProgram?.terminate()
-        if let pid = try? String(contentsOf: home.appendingPathComponent("harness.pid"), encoding: .utf8),
-           let value = Int32(pid.trimmingCharacters(in: .whitespacesAndNewlines)) {
-            kill(value, SIGKILL)
-        }
+        TC3xxFixtures.stopBoard(pidFile: home.appendingPathComponent("harness.pid"))
         try? FileManager.default.removeItem(at: home)
     }
 
@@ -35,6 +32,7 @@ final class TC3xxEndToEndTests: XCTestCase {
         try FileManager.default.createDirectory(at: plugin, withIntermediateDirectories: true)
         try FileManager.default.copyItem(at: fixture.appendingPathComponent("plugin.yaml"), to: plugin.appendingPathComponent("plugin.yaml"))
         let compile = try ChildProcess.run(["cc", "-shared", "-fPIC", "-I", repository.appendingPathComponent("Sources/CMLBenchPlugin/include").path,
+                                            "-I", repository.appendingPathComponent("Tests/Fixtures/include").path,
                                             fixture.appendingPathComponent("harness_toolchain.c").path,
                                             "-o", plugin.appendingPathComponent("libmlbench-harness-c.so").path], timeout: 120)
         XCTAssertEqual(compile.status, 0, compile.stderr)

@@ -113,21 +113,7 @@ final class HostBoard: Board, @unchecked Sendable {
     }
 
     func fetch(_ request: FetchRequest) throws {
-        let source = try deployment(request.directory)
-        let files = FileManager.default
-        do {
-            try files.createDirectory(atPath: request.destination, withIntermediateDirectories: true)
-            for name in request.names {
-                try PlainFileName.check(name, step: "fetch")
-                let target = URL(fileURLWithPath: request.destination).appendingPathComponent(name).path
-                try? files.removeItem(atPath: target)
-                try files.copyItem(atPath: source.appendingPathComponent(name).path, toPath: target)
-            }
-        } catch let failure as PluginFailure {
-            throw failure
-        } catch {
-            throw PluginFailure(.device, "fetch from \(source.path): \(error.localizedDescription)")
-        }
+        try LocalFiles.copy(request.names, from: try deployment(request.directory), to: request.destination)
     }
 
     func cleanup(_ request: CleanupRequest) throws {

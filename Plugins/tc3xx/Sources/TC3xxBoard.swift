@@ -207,25 +207,13 @@ public final class TC3xxBoard: Board, @unchecked Sendable {
 
     /// Outputs are written on the host by the runner side of this plugin: fetching is a copy.
     public func fetch(_ request: FetchRequest) throws {
-        let source = try deployment(request.directory)
-        do {
-            try FileManager.default.createDirectory(atPath: request.destination, withIntermediateDirectories: true)
-            for name in request.names {
-                try PlainFileName.check(name, step: "fetch")
-                let target = URL(fileURLWithPath: request.destination).appendingPathComponent(name).path
-                try? FileManager.default.removeItem(atPath: target)
-                try FileManager.default.copyItem(atPath: source.appendingPathComponent(name).path, toPath: target)
-            }
-        } catch let failure as PluginFailure {
-            throw failure
-        } catch {
-            throw PluginFailure(.device, "fetch from \(source.path): \(error.localizedDescription)")
-        }
+        try LocalFiles.copy(request.names, from: try deployment(request.directory), to: request.destination)
     }
 
     /// Removes the deployment's files from the host (the flashed program stays until the next flash).
     public func cleanup(_ request: CleanupRequest) throws {
-        try? FileManager.default.removeItem(at: try deployment(request.directory))
+        let target = try deployment(request.directory)   // outside `try?`: a foreign folder is refused, not ignored
+        try? FileManager.default.removeItem(at: target)
     }
 
     /// A folder this board deployed (or one inside it); nothing else is touched.

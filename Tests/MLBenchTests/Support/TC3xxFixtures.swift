@@ -41,4 +41,11 @@ enum TC3xxFixtures {
         XCTAssertEqual(linked.status, 0, linked.stderr, file: file, line: line)
         return elf
     }
+
+    /// Stops the harness a stand-in flasher started (its pid is in `pidFile`).
+    static func stopBoard(pidFile: URL) {
+        if let pid = try? String(contentsOf: pidFile, encoding: .utf8), let value = Int32(pid.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            kill(value, SIGKILL)
+        }
+    }
 }
