@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "TVMPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tvm/Sources"),
         .target(name: "TFLitePlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tflite/Sources"),
         // What the Linux board plugins (Jetson, Zynq) share: the SSH transport and the remote runner host.
-        .target(name: "LinuxBoardKit", dependencies: ["MLBenchPluginKit"], path: "Plugins/LinuxBoardKit/Sources"),
+        .target(name: "LinuxBoardKit", dependencies: ["MLBenchPluginKit", "SerialDriver"], path: "Plugins/LinuxBoardKit/Sources"),
         // Board plugins: the board in one module (linked by the tests), the exported entry in another.
         .target(name: "JetsonBoard", dependencies: ["LinuxBoardKit"], path: "Plugins/jetson/Sources"),
         .target(name: "JetsonBoardPlugin", dependencies: ["JetsonBoard"], path: "Plugins/jetson/Entry"),

@@ -102,4 +102,32 @@ final class SSHTransportTests: XCTestCase {
         }
         XCTAssertEqual(pauses, 0, "configuration faults are not retried")
     }
+
+    /// With a console: a board that booted to its login prompt but does not answer
+    /// SSH is told apart from one that never booted.
+    func testConsoleSaysWhereABoardThatDoesNotAnswerGotStuck() throws {
+        let port = sshd.port
+        sshd.stop()
+        let console = try PseudoTerminal()
+        let board = try RemoteLinuxBoard(name: "orin-1", settings: settings(port: port, console: console.slavePath))
+        console.write(after: 0.3, "U-Boot 2020.04-g4335beb (Aug 01 2023)\r\n...\r\nStarting kernel ...\r\n\r\nUbuntu 20.04.6 LTS orin ttyTCU0\r\n\r\norin login: ")
+        XCTAssertThrowsError(try board.waitReady(timeoutMs: 2500)) { error in
+            XCTAssertEqual((error as? PluginFailure)?.code, .notReady)
+            XCTAssertTrue("\(error)".contains("board 'orin-1', step 'reset': connection refused"), "\(error)")
+            XCTAssertTrue("\(error)".contains("the console shows a login prompt: the board booted but SSH does not answer"), "\(error)")
+        }
+        let silent = try PseudoTerminal()
+        XCTAssertThrowsError(try RemoteLinuxBoard(name: "orin-1", settings: settings(port: port, console: silent.slavePath)).waitReady(timeoutMs: 1200)) { error in
+            XCTAssertTrue("\(error)".contains("console: silent"), "\(error)")
+        }
+    }
+
+    func settings(port: Int, console: String) throws -> LinuxBoardSettings {
+        try JSONCoding.decoder().decode(LinuxBoardSettings.self, from: JSONCoding.encoder().encode(JSONValue.object([
+            "host": .string("127.0.0.1"), "port": .number(Double(port)), "user": .string(sshd.user),
+            "identity_file": .string(sshd.identityFile), "known_hosts_file": .string(sshd.knownHostsFile),
+            "connect_timeout_s": .number(2), "retry_delay_s": .number(0.01), "console": .string(console),
+            "work_root": .string(scratch.appendingPathComponent("work").path),
+        ])))
+    }
 }

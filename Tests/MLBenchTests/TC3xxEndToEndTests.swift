@@ -16,6 +16,7 @@ final class TC3xxEndToEndTests: XCTestCase {
 
     override func tearDown() {
         oldProgram?.terminate()
+        _ = try? oldProgram?.wait(timeout: 5)
         TC3xxFixtures.stopBoard(pidFile: home.appendingPathComponent("harness.pid"))
         try? FileManager.default.removeItem(at: home)
     }

@@ -8,12 +8,6 @@ import XCTest
 import Glibc
 #endif
 
-// Glibc declares these only under _XOPEN_SOURCE, which Swift's import does not set.
-@_silgen_name("posix_openpt") private func posixOpenPT(_ flags: Int32) -> Int32
-@_silgen_name("grantpt") private func grantPT(_ fd: Int32) -> Int32
-@_silgen_name("unlockpt") private func unlockPT(_ fd: Int32) -> Int32
-@_silgen_name("ptsname") private func ptsName(_ fd: Int32) -> UnsafeMutablePointer<CChar>?
-
 /// The TC3xx UART harness (Plugins/tc3xx/harness), compiled for the host and
 /// served on a pseudo-terminal, driven through the termios serial driver as a
 /// miniWiggler's UART would be; and the faults of a harness that talks garbage or nothing.
@@ -28,6 +22,7 @@ final class TC3xxHarnessTests: XCTestCase {
 
     override func tearDown() {
         harness?.terminate()
+        _ = try? harness?.wait(timeout: 5)   // reaped, not left a zombie
         try? FileManager.default.removeItem(at: scratch)
     }
 
@@ -87,12 +82,9 @@ final class TC3xxHarnessTests: XCTestCase {
     /// A board side that answers garbage, then one that says nothing: bounded
     /// retries, then a classified failure naming the board and the step.
     func testGarbageAndSilenceGetBoundedRetriesThenAClassifiedFailure() throws {
-        let master = posixOpenPT(O_RDWR | O_NOCTTY)
-        guard master >= 0, grantPT(master) == 0, unlockPT(master) == 0, let name = ptsName(master) else {
-            throw XCTSkip("no pseudo-terminals here")
-        }
-        defer { close(master) }
-        let port = try SerialPort(path: String(cString: name))
+        let terminal = try PseudoTerminal()
+        let master = terminal.master
+        let port = try SerialPort(path: terminal.slavePath)
         let client = UARTHarness(board: "tc375-lite", port: port, attempts: 3, timeout: 0.3)
         // The "board": answers every command with noise (a wrong baud rate looks like this).
         let answering = Thread {

@@ -1,5 +1,6 @@
 import Foundation
 import MLBenchPluginKit
+import SerialDriver
 
 /// The inventory settings every Linux board over SSH shares.
 ///
@@ -16,6 +17,8 @@ import MLBenchPluginKit
 ///   sudo: true                  # controlled conditions need root: sudo -n
 ///   files_root: ""              # prefix of the board's /sys, /proc and /etc files
 ///   name: orin-1                # how messages name the board
+///   console: /dev/serial/by-id/usb-FTDI_…-if00-port0   # optional: the debug UART
+///   console_baud: 115200
 /// ```
 ///
 /// `files_root` is empty on a real board; a stand-in board (a folder of recorded
@@ -34,10 +37,13 @@ public struct LinuxBoardSettings: Decodable, Sendable {
     public var workRoot: String?
     public var sudo: Bool?
     public var filesRoot: String?
+    /// The board's serial console (optional), watched while waiting for SSH.
+    public var console: String?
+    public var consoleBaud: Int?
 
     /// The setting names (snake_case) this struct reads.
     public static let keys: Set<String> = ["name", "host", "port", "user", "identity_file", "known_hosts_file", "connect_timeout_s",
-                                           "attempts", "retry_delay_s", "work_root", "sudo", "files_root"]
+                                           "attempts", "retry_delay_s", "work_root", "sudo", "files_root", "console", "console_baud"]
 
     /// The SSH target these settings describe; `host` and `user` are required.
     public func target() throws -> SSHTarget {
@@ -69,6 +75,8 @@ public final class RemoteLinuxBoard: @unchecked Sendable {
     public let privileged: String
     /// Prefix of the board's own files (empty on a real board).
     public let filesRoot: String
+    /// The serial console and its speed, when the inventory names one.
+    let console: (path: String, baud: Int)?
     private let sessions: RunnerSessions
 
     /// The board an inventory entry describes; `kind` names it when the settings do not.
@@ -87,6 +95,7 @@ public final class RemoteLinuxBoard: @unchecked Sendable {
         workRoot = root.hasSuffix("/") ? String(root.dropLast()) : root
         privileged = (settings.sudo ?? false) ? "sudo -n " : ""
         filesRoot = settings.filesRoot ?? ""
+        console = settings.console.map { ($0, settings.consoleBaud ?? 115_200) }
         sessions = RunnerSessions(subject: "the runner on board '\(name)'")
     }
 
@@ -103,12 +112,22 @@ public final class RemoteLinuxBoard: @unchecked Sendable {
     }
 
     /// Waits until SSH answers, then removes what earlier experiments left in
-    /// the work root (a crashed run never cleaned up).
+    /// the work root (a crashed run never cleaned up). With a console, what it
+    /// shows meanwhile (U-Boot, the kernel starting, a login prompt) is logged, and
+    /// says where a board that never answers SSH got stuck.
     public func waitReady(timeoutMs: Int) throws -> String {
-        try step {
-            let log = try ssh.waitUntilReachable(timeout: Double(timeoutMs) / 1000)
+        let watcher = try console.map { try ConsoleWatcher(path: $0.path, baud: $0.baud, board: name) }
+        do {
+            let log = try ssh.waitUntilReachable(timeout: Double(timeoutMs) / 1000, between: watcher.map { watcher in { watcher.watch(for: $0) } })
             try ssh.output("mkdir -p \(shellQuote(workRoot)) && rm -rf \(shellQuote(workRoot))/run-*", step: "reset")
-            return log
+            return log + (watcher.flatMap { $0.milestones.isEmpty ? nil : "; console: \($0.summary)" } ?? "")
+        } catch var failure as TransportFailure {
+            if let watcher {
+                failure.detail += watcher.loginSeen
+                    ? "; the console shows a login prompt: the board booted but SSH does not answer (network, address or sshd?)"
+                    : "; console: \(watcher.summary)"
+            }
+            throw failure.pluginFailure
         }
     }
 
@@ -251,4 +270,41 @@ extension LinuxBoard {
     public func stopRunner(_ request: RunnerStop) throws -> RunnerExit { try remote.stopRunner(request) }
     public func fetch(_ request: FetchRequest) throws { try remote.fetch(request) }
     public func cleanup(_ request: CleanupRequest) throws { try remote.cleanup(request) }
+}
+
+/// A board's serial console read while the board boots: it remembers the boot
+/// milestones it has seen (U-Boot, the kernel starting, a login prompt) and the last line.
+final class ConsoleWatcher {
+    private let port: SerialPort
+    private var text = ""
+    private(set) var milestones: [String] = []
+    var loginSeen: Bool { milestones.contains("login prompt") }
+
+    init(path: String, baud: Int, board: String) throws {
+        do {
+            port = try SerialPort(path: path, settings: SerialSettings(baudRate: baud))
+        } catch {
+            throw TransportFailure(kind: .client, board: board, step: "reset", detail: "console: \(error)").pluginFailure
+        }
+    }
+
+    /// Reads what the console prints for `seconds`.
+    func watch(for seconds: Double) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            guard let bytes = try? port.read(timeout: max(0.01, deadline.timeIntervalSinceNow)) else { return }
+            text += String(decoding: bytes, as: UTF8.self)
+            if text.count > 65_536 { text = String(text.suffix(16_384)) }
+            for (pattern, milestone) in [("U-Boot", "U-Boot"), ("Starting kernel", "kernel started"), ("login:", "login prompt")]
+            where !milestones.contains(milestone) && text.contains(pattern) {
+                milestones.append(milestone)
+            }
+        }
+    }
+
+    var summary: String {
+        let last = text.split(whereSeparator: \.isNewline).last.map { String($0.trimmingCharacters(in: .whitespaces).suffix(80)) } ?? ""
+        if milestones.isEmpty { return last.isEmpty ? "silent" : "no boot milestone; last line '\(last)'" }
+        return milestones.joined(separator: ", ")
+    }
 }

@@ -159,7 +159,9 @@ public final class SSHTransport: @unchecked Sendable {
 
     /// Tries a trivial command until the board answers or `timeout` seconds pass;
     /// returns what the last attempt printed. Transient faults are waited out, others thrown at once.
-    public func waitUntilReachable(timeout: Double, step: String = "reset") throws -> String {
+    /// `between` fills the pause between attempts (a console is read meanwhile); it
+    /// is given the seconds to spend.
+    public func waitUntilReachable(timeout: Double, step: String = "reset", between: ((Double) -> Void)? = nil) throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
         var last: TransportFailure?
         var tries = 0
@@ -172,7 +174,7 @@ public final class SSHTransport: @unchecked Sendable {
             } catch let failure as TransportFailure where failure.isTransient {
                 last = failure
             }
-            pause(min(1, max(0, deadline.timeIntervalSinceNow)))
+            (between ?? pause)(min(1, max(0, deadline.timeIntervalSinceNow)))
         } while Date() < deadline
         var failure = last ?? TransportFailure(kind: .timedOut, board: board, step: step, detail: "no attempt finished")
         failure.attempts = tries
