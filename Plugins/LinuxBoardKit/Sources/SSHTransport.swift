@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import MLBenchPluginKit
 
 /// Where a Linux board answers SSH, and how to log in: key only, host key
@@ -81,16 +84,31 @@ public final class SSHTransport: @unchecked Sendable {
     /// Sleeps between attempts; replaced in tests that count them.
     var pause: (Double) -> Void = { Thread.sleep(forTimeInterval: $0) }
 
+    /// The folder of the connection-sharing socket: one SSH connection carries the
+    /// many short commands of a step (each would otherwise pay a handshake).
+    private let controlDirectory: String
+
     public init(board: String, target: SSHTarget) {
         self.board = board
         self.target = target
+        // Short and private: a socket path must stay under 108 bytes.
+        let folder = "/tmp/mlbench-ssh-\(getuid())"
+        mkdir(folder, 0o700)
+        controlDirectory = folder
+    }
+
+    deinit {
+        // The shared connection ends with the transport (it would linger for ControlPersist otherwise).
+        _ = try? ChildProcess.run(["ssh", "-O", "exit", "-o", "ControlPath=\(controlDirectory)/%C", "-p", String(target.port),
+                                   "\(target.user)@\(target.host)"], timeout: 5)
     }
 
     /// Options shared by ssh and scp.
     var commonOptions: [String] {
         var options = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=\(target.connectTimeoutS)",
                        "-o", "StrictHostKeyChecking=yes", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
-                       "-o", "LogLevel=ERROR"]
+                       "-o", "LogLevel=ERROR",
+                       "-o", "ControlMaster=auto", "-o", "ControlPath=\(controlDirectory)/%C", "-o", "ControlPersist=15"]
         if let identity = target.identityFile { options += ["-i", identity, "-o", "IdentitiesOnly=yes"] }
         if let known = target.knownHostsFile { options += ["-o", "UserKnownHostsFile=\(known)"] }
         return options
