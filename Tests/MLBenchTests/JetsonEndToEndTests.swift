@@ -1,6 +1,8 @@
 import Foundation
 import MLBench
+import JetsonBoard
 import MLBenchCore
+import MLBenchPluginKit
 import XCTest
 
 /// An experiment on the Jetson board plugin through the whole pipeline (`mlbench
@@ -84,5 +86,32 @@ final class JetsonEndToEndTests: XCTestCase {
         XCTAssertEqual(result.failure?.kind, .userInput)
         XCTAssertTrue(result.failure?.reason.contains("condition 'fan' cannot be controlled on a Jetson (it controls: nvpmodel, jetson_clocks, governor)") == true,
                       result.failure?.reason ?? "")
+    }
+
+    /// JetPack 4 (a recorded Nano): INA3221 rails through the iio driver, tegrastats
+    /// without units, L4T R32 — through the plugin's own code path, in process.
+    func testJetPack4NanoIsDescribedObservedAndRestored() throws {
+        let nano = try StandInBoard(fixture: "jetson-nano")
+        defer { nano.remove() }
+        let jetson = try JetsonBoard(PluginConfiguration(kind: "jetson", pluginDirectory: nano.home.path, settings: nano.settings(board: "nano")))
+        let description = try jetson.describe()
+        XCTAssertEqual(description.name, "NVIDIA Jetson Nano Developer Kit")
+        XCTAssertEqual(description.accelerators, ["gpu"], "no DLA on a Nano")
+        XCTAssertTrue(try jetson.reset(ResetRequest(timeoutMs: 5000)).ready)
+
+        let applied = try jetson.conditions(ConditionsRequest(apply: ["nvpmodel": "1"]))
+        XCTAssertEqual(applied.applied["nvpmodel"], "1 (5W)")
+        XCTAssertEqual(applied.observed["jetpack"], "4")
+        XCTAssertEqual(applied.observed["l4t_release"], "32.7.4")
+        XCTAssertEqual(applied.observed["rail_POM_5V_IN_mw"], "2545.0")
+        XCTAssertEqual(applied.observed["rail_POM_5V_CPU_ma"], "108.0")
+        XCTAssertEqual(applied.observed["tegrastats_POM_5V_IN_mw"], "2545.0")
+        XCTAssertEqual(applied.observed["temperature_PMIC-Die_c"], "100.0")
+        XCTAssertThrowsError(try jetson.conditions(ConditionsRequest(apply: ["nvpmodel": "7"]))) { error in
+            XCTAssertTrue("\(error)".contains("NVPM ERROR: Invalid mode id 7"), "the tool's own words: \(error)")
+        }
+        let restored = try jetson.conditions(ConditionsRequest(restore: true))
+        XCTAssertEqual(restored.applied["nvpmodel"], "0")
+        XCTAssertEqual(try nano.state("state/nvpmodel"), "0")
     }
 }

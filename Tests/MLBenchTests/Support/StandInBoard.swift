@@ -34,25 +34,26 @@ final class StandInBoard {
         try String(contentsOf: root.appendingPathComponent(relative), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// The plugin settings that reach this stand-in board.
+    func settings(board: String, port: Int? = nil) -> JSONValue {
+        .object([
+            "name": .string(board), "host": .string("127.0.0.1"), "port": .number(Double(port ?? sshd.port)),
+            "user": .string(sshd.user), "identity_file": .string(sshd.identityFile), "known_hosts_file": .string(sshd.knownHostsFile),
+            "connect_timeout_s": .number(5), "retry_delay_s": .number(0.1), "work_root": .string(workRoot.path),
+            "files_root": .string(root.path),
+        ])
+    }
+
     /// An inventory with this board (as `board`, driven by `plugin`), the host and ONNX Runtime.
     func inventory(plugin: String, board: String, port: Int? = nil) throws -> String {
         let file = home.appendingPathComponent("lab.yaml")
+        // JSON is YAML: the settings go in as they are.
         try """
             boards:
               \(board):
                 plugin: \(plugin)
                 reset_timeout_s: 5
-                settings:
-                  name: \(board)
-                  host: 127.0.0.1
-                  port: \(port ?? sshd.port)
-                  user: \(sshd.user)
-                  identity_file: \(sshd.identityFile)
-                  known_hosts_file: \(sshd.knownHostsFile)
-                  connect_timeout_s: 5
-                  retry_delay_s: 0.1
-                  work_root: \(workRoot.path)
-                  files_root: \(root.path)
+                settings: \(try JSONCoding.encode(settings(board: board, port: port)))
               host: {plugin: host}
             toolchains:
               onnxruntime: {plugin: onnxruntime}
