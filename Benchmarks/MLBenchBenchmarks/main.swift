@@ -39,7 +39,7 @@ func realWarmUps(_ path: String) throws {
     defer { try? FileManager.default.removeItem(at: folder) }
     var results = [(String, ExperimentResult)]()
     let base = try ExperimentFile.load(path)
-    for (name, target) in [(base.experiment.toolchain.name, base.experiment.toolchain.target), ("onnxruntime", "cpu")] {
+    for (name, target) in [(base.experiment.toolchain.name, base.experiment.toolchain.target), ("onnxruntime", "cpu"), ("tflite", "cpu")] {
         var file = base
         if name != base.experiment.toolchain.name {
             (file.experiment.toolchain.name, file.experiment.toolchain.target) = (name, target)
@@ -51,5 +51,4 @@ func realWarmUps(_ path: String) throws {
         results.append((name, try runner.run(file)))
     }
     WarmUpBenchmark.real(results)
-    print("   LiteRT: no LiteRT toolchain plugin in this lab yet, so no LiteRT first run")
 }

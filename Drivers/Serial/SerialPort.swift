@@ -37,6 +37,7 @@ public struct SerialSettings: Sendable, Equatable {
     /// RTS/CTS hardware flow control.
     public var hardwareFlowControl: Bool
 
+    /// 115200 8N1 without flow control unless told otherwise.
     public init(baudRate: Int = 115_200, dataBits: Int = 8, parity: Parity = .none, stopBits: Int = 1, hardwareFlowControl: Bool = false) {
         self.baudRate = baudRate
         self.dataBits = dataBits
@@ -112,6 +113,7 @@ public final class SerialPort: @unchecked Sendable {
     /// Bytes read but not yet consumed by `expect`.
     private var pending: [UInt8] = []
 
+    /// Opens `path` raw with `settings`; everything read and written goes to `transcript` when given.
     public init(path: String, settings: SerialSettings = SerialSettings(), transcript: SerialTranscript? = nil) throws {
         self.path = path
         self.settings = settings
@@ -170,6 +172,7 @@ public final class SerialPort: @unchecked Sendable {
         }
     }
 
+    /// Writes text as UTF-8 bytes (line endings as given: consoles often want "\r\n" or "\n").
     public func write(_ text: String, timeout: Double = 5) throws { try write(Array(text.utf8), timeout: timeout) }
 
     /// What arrives within `timeout` seconds (at least one byte unless the time runs out; then empty).

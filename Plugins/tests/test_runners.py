@@ -19,22 +19,18 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import queue
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
+from plugin_support import KIT, REPO, TIMEOUT_S, Runner, last_line, run_toolchain
+
 np = pytest.importorskip("numpy")
 
-REPO = Path(__file__).resolve().parents[2]
-KIT = REPO / "Sources" / "MLBenchPluginKit" / "python" / "mlbench_runner.py"
 MAKE_SAMPLE = REPO / "Examples" / "sample" / "make_sample.py"
-# Generous: the first TVM build of a session compiles for a few seconds.
-TIMEOUT_S = 300
 TOLERANCE = 1e-4
 
 TOOLCHAINS = {
@@ -46,76 +42,6 @@ TOOLCHAINS = {
 
 
 # -- helpers ----------------------------------------------------------------
-
-class Runner:
-    """A runner process spoken to over its stdin/stdout, with a timeout on every reply."""
-
-    def __init__(self, script: Path, cwd: Path, stderr_path: Path) -> None:
-        self.stderr_path = stderr_path
-        self._stderr = open(stderr_path, "w")
-        self.process = subprocess.Popen([sys.executable, str(script)], cwd=cwd, text=True,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=self._stderr)
-        self._lines: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.greeting = self._reply()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def _reply(self) -> dict:
-        try:
-            line = self._lines.get(timeout=TIMEOUT_S)
-        except queue.Empty:
-            pytest.fail(f"runner did not answer within {TIMEOUT_S} s")
-        if line is None:
-            self._stderr.flush()
-            pytest.fail("runner closed stdout; stderr:\n" + self.stderr_path.read_text()[-4000:])
-        return json.loads(line)
-
-    def send(self, line: str) -> dict:
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
-        return self._reply()
-
-    def request(self, **fields) -> dict:
-        return self.send(json.dumps(fields))
-
-    def quit(self) -> int:
-        assert self.request(op="quit") == {"ok": True}
-        return self.process.wait(timeout=TIMEOUT_S)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self._stderr.close()
-
-    def __enter__(self) -> "Runner":
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.close()
-
-
-def run_toolchain(plugin: Path, *args: str) -> tuple[int, dict | None, str]:
-    """(exit status, the JSON result or None, stderr) of toolchain.py ARGS."""
-    done = subprocess.run([sys.executable, str(plugin / "toolchain.py"), *args],
-                          capture_output=True, text=True, timeout=TIMEOUT_S)
-    lines = done.stdout.splitlines()
-    if done.returncode == 0:
-        assert len(lines) == 1, f"expected one JSON line on stdout, got: {done.stdout!r}"
-        return 0, json.loads(lines[0]), done.stderr
-    assert done.stdout == "", f"a failing command printed on stdout: {done.stdout!r}"
-    return done.returncode, None, done.stderr
-
-
-def last_line(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
-
 
 def reference_outputs(model_path: Path, images: np.ndarray) -> dict[str, np.ndarray]:
     """The sample model computed with numpy in float64, from the model's own weights."""
@@ -393,6 +319,30 @@ def test_runner_error_replies_keep_serving(toolchain, sample, tmp_path, tmp_path
         assert runner.quit() == 0
 
 
+def test_scenario_ops_serve_schedules_and_run_offline(toolchain, sample, tmp_path, tmp_path_factory):
+    deployment = tmp_path / "deploy"
+    artifact = deploy(build(toolchain, sample / "model.onnx", tmp_path_factory), sample, deployment)
+    with Runner(toolchain["plugin"] / "runner.py", deployment, tmp_path / "runner.err") as runner:
+        assert runner.request(op="load", artifact=artifact, inputs={"image": "image.npy"})["ok"]
+        # Queries 2 ms apart: each starts at its arrival, not before, and the schedule takes its time.
+        arrivals = [i * 2_000_000 for i in range(20)]
+        reply = runner.request(op="server", arrivals_ns=arrivals, sample=0)
+        assert reply["ok"], reply
+        assert len(reply["latencies_ns"]) == len(reply["durations_ns"]) == len(reply["waits_ns"]) == 20
+        assert all(wait >= 0 for wait in reply["waits_ns"])
+        assert all(latency >= duration for latency, duration in zip(reply["latencies_ns"], reply["durations_ns"]))
+        for bad in ([], [5, 3], [-1], ["1"]):
+            error = runner.request(op="server", arrivals_ns=bad)
+            assert error["ok"] is False and "arrivals_ns" in error["error"], error
+        reply = runner.request(op="offline", queries=24)
+        assert reply["ok"], reply
+        assert len(reply["durations_ns"]) == 24
+        assert reply["total_ns"] >= sum(reply["durations_ns"])
+        error = runner.request(op="offline", queries=0)
+        assert error["ok"] is False and "queries" in error["error"]
+        assert runner.quit() == 0
+
+
 def test_outputs_match_reference(toolchain, sample, tmp_path, tmp_path_factory):
     actual = outputs_of(toolchain, sample / "model.onnx", sample, tmp_path, tmp_path_factory)
     expected = reference_outputs(sample / "model.onnx", np.load(sample / "inputs" / "image.npy"))
@@ -466,10 +416,29 @@ class FakeBackend:
         return [feeds["a"] * 2, feeds["b"].sum(axis=1, keepdims=True), np.float32(feeds["a"].sum())]
 
 
-def serve_lines(kit, lines: list[str | bytes]) -> list[dict]:
+class SplittingBackend(FakeBackend):
+    """A fake runtime that splits each inference into phases and has a vendor benchmark."""
+
+    name = "splitting"
+
+    def __init__(self):
+        self.calls = 0
+
+    def infer(self, feeds):
+        self.calls += 1
+        return super().infer(feeds)
+
+    def last_phases_ns(self):
+        return {"h2d": 10 * self.calls, "compute": 1000 + self.calls}
+
+    def native_benchmark(self, artifact_path, seconds, threads):
+        return {"tool": "fakebench", "artifact": artifact_path, "seconds": seconds, "threads": threads}
+
+
+def serve_lines(kit, lines: list[str | bytes], backend=None) -> list[dict]:
     raw = b"".join(line if isinstance(line, bytes) else line.encode() + b"\n" for line in lines)
     replies = io.StringIO()
-    assert kit.serve(FakeBackend(), stdin=io.BytesIO(raw), stdout=replies) == 0
+    assert kit.serve(backend or FakeBackend(), stdin=io.BytesIO(raw), stdout=replies) == 0
     return [json.loads(line) for line in replies.getvalue().splitlines()]
 
 
@@ -527,6 +496,28 @@ def test_kit_loads_checks_and_names_files(kit, tmp_path, monkeypatch):
 def test_kit_ends_on_end_of_input(kit):
     replies = serve_lines(kit, [json.dumps({"op": "outputs", "directory": "x"})])
     assert len(replies) == 2 and "no model loaded" in replies[1]["error"]
+
+
+def test_kit_reports_the_runtime_split_and_native_benchmark(kit, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.fake").write_text("")
+    np.save("a.npy", np.arange(6, dtype=np.float32).reshape(3, 2))
+    np.save("b.npy", np.ones((3, 3), dtype=np.int64))
+    load = json.dumps({"op": "load", "artifact": "model.fake", "inputs": {"a": "a.npy", "b": "b.npy"}})
+    bench = json.dumps({"op": "native_benchmark", "seconds": 5, "threads": 2})
+    _, early, _, run, benched, bad = serve_lines(kit, [
+        bench, load, json.dumps({"op": "run", "iterations": 3}), bench,
+        json.dumps({"op": "native_benchmark", "seconds": 0})], backend=SplittingBackend())
+    assert "no model loaded" in early["error"]
+    # One value per iteration and phase, in iteration order, beside the durations.
+    assert run["phases_ns"] == {"h2d": [10, 20, 30], "compute": [1001, 1002, 1003]}
+    assert len(run["durations_ns"]) == 3
+    assert benched == {"ok": True, "tool": "fakebench", "artifact": "model.fake", "seconds": 5, "threads": 2}
+    assert "'seconds' and 'threads' must be at least 1" in bad["error"]
+
+    _, _, plain_run, no_bench = serve_lines(kit, [load, json.dumps({"op": "run", "iterations": 2}), bench])
+    assert "phases_ns" not in plain_run
+    assert "the fake runner has no native benchmark tool" in no_bench["error"]
 
 
 # -- toolchain options ------------------------------------------------------

@@ -12,6 +12,13 @@
 /// - `run`: `{"op":"run","iterations":N,"sample":K}` → `RunnerTimings`.
 /// - `outputs`: `{"op":"outputs","directory":DIR}` → `RunnerOutputs`: runs every
 ///   sample once and writes each output stacked as `DIR/OUTPUT.npy`.
+/// - `server`: `{"op":"server","arrivals_ns":[...],"sample":K}` → `RunnerServed`: one
+///   query per arrival time (ns from the start), served in order by one worker;
+///   each latency runs from the query's arrival, queueing included.
+/// - `offline`: `{"op":"offline","queries":N}` → `RunnerOffline`: N inferences back
+///   to back over every sample in turn.
+/// - `native_benchmark`: `{"op":"native_benchmark","seconds":S,"threads":T}` →
+///   the vendor tool's own figures (`{"tool":...}`), from runners that have one.
 /// - `quit`: `{"op":"quit"}` → `{"ok":true}`, then the runner exits.
 ///
 /// Every reply has `"ok"`; when false, `"error"` says why.
@@ -41,6 +48,13 @@ public struct RunnerCommand: Codable, Sendable, Equatable {
     public var directory: String?
     /// Asks the runner to time its canary workload after every iteration.
     public var canary: Bool?
+    /// How long and with how many threads the vendor's benchmark runs (`native_benchmark`).
+    public var seconds: Int?
+    public var threads: Int?
+    /// Arrival times of the server scenario's queries, ns from the first.
+    public var arrivalsNs: [Int64]?
+    /// How many queries the offline scenario runs.
+    public var queries: Int?
 
     public static func load(artifact: String, inputs: [String: String]) -> RunnerCommand {
         RunnerCommand(op: "load", artifact: artifact, inputs: inputs)
@@ -50,6 +64,28 @@ public struct RunnerCommand: Codable, Sendable, Equatable {
         var command = RunnerCommand(op: "run", iterations: iterations, sample: sample)
         // Left out when not wanted, so runners that predate the canary see the request they know.
         if canary { command.canary = true }
+        return command
+    }
+
+    /// Runs the vendor's own benchmark tool on the loaded artifact (runners that have one).
+    public static func nativeBenchmark(seconds: Int, threads: Int = 1) -> RunnerCommand {
+        var command = RunnerCommand(op: "native_benchmark")
+        command.seconds = seconds
+        command.threads = threads
+        return command
+    }
+
+    /// The server scenario: queries arriving at the given times.
+    public static func server(arrivalsNs: [Int64], sample: Int = 0) -> RunnerCommand {
+        var command = RunnerCommand(op: "server", sample: sample)
+        command.arrivalsNs = arrivalsNs
+        return command
+    }
+
+    /// The offline scenario: `queries` inferences back to back.
+    public static func offline(queries: Int) -> RunnerCommand {
+        var command = RunnerCommand(op: "offline")
+        command.queries = queries
         return command
     }
 
@@ -93,12 +129,19 @@ public struct RunnerTimings: Codable, Sendable, Equatable {
     /// Duration of the canary workload run after each iteration, when it was asked
     /// for and the runner has one (nil otherwise).
     public var canaryNs: [Int64]?
+    /// The runtime's own split of each iteration, by phase ("h2d", "compute",
+    /// "d2h" for TensorRT's CUDA events), one value per iteration; nil from
+    /// runtimes that do not split. (Dictionary keys are kept as the runner wrote
+    /// them: the snake_case conversion of the wire applies to field names only.)
+    public var phasesNs: [String: [Int64]]?
 
-    public init(startsNs: [Int64], durationsNs: [Int64], peakMemoryBytes: Int64, canaryNs: [Int64]? = nil) {
+    public init(startsNs: [Int64], durationsNs: [Int64], peakMemoryBytes: Int64, canaryNs: [Int64]? = nil,
+                phasesNs: [String: [Int64]]? = nil) {
         self.startsNs = startsNs
         self.durationsNs = durationsNs
         self.peakMemoryBytes = peakMemoryBytes
         self.canaryNs = canaryNs
+        self.phasesNs = phasesNs
     }
 }
 
@@ -107,4 +150,21 @@ public struct RunnerOutputs: Codable, Sendable, Equatable {
     public var outputs: [String: String]
     /// The order of outputs as the model declares them.
     public var order: [String]
+}
+
+public struct RunnerServed: Codable, Sendable, Equatable {
+    /// From each query's arrival to its end.
+    public var latenciesNs: [Int64]
+    /// The inference alone.
+    public var durationsNs: [Int64]
+    /// From arrival to start: the time spent queued.
+    public var waitsNs: [Int64]
+    public var peakMemoryBytes: Int64
+}
+
+public struct RunnerOffline: Codable, Sendable, Equatable {
+    /// From the first query's start to the last one's end.
+    public var totalNs: Int64
+    public var durationsNs: [Int64]
+    public var peakMemoryBytes: Int64
 }

@@ -6,7 +6,8 @@ import MLBenchCore
 ///
 /// - `python/toolchain.py info|check|build ...` prints one JSON line (its last
 ///   line of output) and exits 0, or exits non-zero with the reason on stderr;
-/// - `python/runner.py` is the runner, deployed with `mlbench_runner.py` beside it.
+/// - `python/runner.py` is the runner, deployed with `mlbench_runner.py` and the
+///   plugin's other modules (every `python/*.py` but `toolchain.py`) beside it.
 ///
 /// Most toolchains with a Python API (TVM, ONNX Runtime, LiteRT, ...) need no
 /// more Swift than a factory that makes one of these.
@@ -18,20 +19,32 @@ public final class PythonToolchain: Toolchain, @unchecked Sendable {
 
     struct Settings: Decodable {
         var buildTimeoutS: Double?
+        /// An interpreter the operator names instead of a managed environment, for
+        /// toolchains pip cannot install: the Vitis AI image, JetPack's TensorRT.
+        var python: String?
     }
 
     public init(name: String, configuration: PluginConfiguration) throws {
         self.name = name
-        let settings = try configuration.decodeSettings(Settings.self, known: ["build_timeout_s"])
-        guard let environment = configuration.environment else {
+        let settings = try configuration.decodeSettings(Settings.self, known: ["build_timeout_s", "python"])
+        if let given = settings.python {
+            guard given.hasPrefix("/") else {
+                throw PluginFailure(.invalidConfiguration, "setting 'python': expected the absolute path of an interpreter, got '\(given)'")
+            }
+            guard FileManager.default.isExecutableFile(atPath: given) else {
+                throw PluginFailure(.invalidConfiguration, "setting 'python': \(given) is not an executable file")
+            }
+            python = given
+        } else if let environment = configuration.environment {
+            guard FileManager.default.isExecutableFile(atPath: environment.python) else {
+                throw PluginFailure(.invalidConfiguration,
+                                    "toolchain '\(name)' \(environment.version): interpreter \(environment.python) is missing; reinstall with `mlbench toolchains install \(name) --version \(environment.version)`")
+            }
+            python = environment.python
+        } else {
             throw PluginFailure(.invalidConfiguration,
-                                "toolchain '\(name)' has no environment; install one with `mlbench toolchains install \(name)`")
+                                "toolchain '\(name)' has no environment; install one with `mlbench toolchains install \(name)`, or name an interpreter that has it with the setting `python:`")
         }
-        guard FileManager.default.isExecutableFile(atPath: environment.python) else {
-            throw PluginFailure(.invalidConfiguration,
-                                "toolchain '\(name)' \(environment.version): interpreter \(environment.python) is missing; reinstall with `mlbench toolchains install \(name) --version \(environment.version)`")
-        }
-        python = environment.python
         scripts = URL(fileURLWithPath: configuration.pluginDirectory).appendingPathComponent("python")
         buildTimeout = settings.buildTimeoutS ?? 1800
     }
@@ -60,10 +73,14 @@ public final class PythonToolchain: Toolchain, @unchecked Sendable {
     }
 
     public func runner(_ request: RunnerRequest) throws -> RunnerSpec {
-        RunnerSpec(command: [python, "-u", "runner.py"],
-                   environment: ["PYTHONDONTWRITEBYTECODE": "1"],
-                   files: [scripts.appendingPathComponent("runner.py").path,
-                           scripts.appendingPathComponent("mlbench_runner.py").path])
+        // Helper modules the runner imports (parsers, device memory) travel with it;
+        // the build script stays behind. Sorted, so the deployment is the same every time.
+        let modules = ((try? FileManager.default.contentsOfDirectory(atPath: scripts.path)) ?? [])
+            .filter { $0.hasSuffix(".py") && $0 != "toolchain.py" && $0 != "runner.py" && $0 != "mlbench_runner.py" }
+            .sorted()
+        return RunnerSpec(command: [python, "-u", "runner.py"],
+                          environment: ["PYTHONDONTWRITEBYTECODE": "1"],
+                          files: (["runner.py", "mlbench_runner.py"] + modules).map { scripts.appendingPathComponent($0).path })
     }
 
     private func invoke<T: Decodable>(_ arguments: [String], timeout: Double) throws -> T {

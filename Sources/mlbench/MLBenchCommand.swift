@@ -8,7 +8,7 @@ struct MLBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mlbench",
         abstract: "Benchmark ML inference on real boards.",
-        subcommands: [Run.self, Check.self, Plugins.self, LabCommand.self, Toolchains.self, Results.self, Schema.self])
+        subcommands: [Run.self, Check.self, Plugins.self, LabCommand.self, Devices.self, Toolchains.self, Results.self, Schema.self])
 }
 
 /// Options every command that touches the lab shares.
@@ -196,9 +196,97 @@ struct Plugins: ParsableCommand {
                         line += "; installed: \(installed.isEmpty ? "none" : installed.joined(separator: ", "))"
                     }
                     print(line)
+                    for (setting, meaning) in (provision.settings ?? [:]).sorted(by: { $0.key < $1.key }) {
+                        print("      setting \(setting): \(meaning)")
+                    }
                 }
                 let loaded = try lab.catalog.load(name)
                 print("loaded:      ok — the library's descriptor says '\(loaded.name)' \(loaded.version): \(loaded.summary)")
+            }
+        }
+    }
+}
+
+struct Devices: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Bench hardware connected to this machine.",
+                                                    subcommands: [Scan.self, Power.self, Sample.self])
+
+    struct Power: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Switch an outlet of an inventory power switch: on, off, state, or cycle (off, wait, on).")
+        @Argument(help: "The power switch's name in the inventory.") var powerSwitch: String
+        @Argument(help: "The outlet.") var outlet: String
+        @Argument(help: "on, off, state or cycle.") var action: String
+        @Option(name: .customLong("off-time"), help: "Seconds the outlet stays off in a cycle (default 5).") var offTime: Double = 5
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            try report {
+                guard ["on", "off", "state", "cycle"].contains(action) else {
+                    throw Failure(description: "'\(action)' is not an action: use on, off, state or cycle")
+                }
+                guard offTime >= 0 else { throw Failure(description: "--off-time must not be negative, got \(offTime)") }
+                let power = try options.lab().powerSwitch(powerSwitch)
+                switch action {
+                case "on", "off": try power.set(OutletCommand(outlet: outlet, on: action == "on"))
+                case "cycle":
+                    try power.set(OutletCommand(outlet: outlet, on: false))
+                    print("outlet \(outlet) of \(powerSwitch): off for \(offTime) s")
+                    Thread.sleep(forTimeInterval: offTime)
+                    try power.set(OutletCommand(outlet: outlet, on: true))
+                default: break
+                }
+                let state = try power.state(OutletQuery(outlet: outlet))
+                print("outlet \(outlet) of \(powerSwitch): \(state.on ? "on" : "off")")
+            }
+        }
+    }
+
+    struct Sample: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stream an inventory probe for a while and summarise each channel (a check that it works).")
+        @Argument(help: "The probe's name in the inventory.") var probe: String
+        @Option(help: "Seconds to stream (default 2).") var seconds: Double = 2
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            var failed = false
+            try report {
+                guard seconds > 0 else { throw Failure(description: "--seconds must be above 0, got \(seconds)") }
+                let probe = try options.lab().probe(probe)
+                let description = try probe.describe()
+                let collected = ProbeSampleBuffer()
+                try probe.start { collected.add($0) }
+                Thread.sleep(forTimeInterval: seconds)
+                var ended: Error?
+                do { try probe.stop() } catch { ended = error }
+                let samples = collected.all
+                print("\(self.probe): \(description.channels.count) channel(s), native rate \(description.rateHz) Hz, \(samples.count) samples in \(seconds) s")
+                var rows = [["CHANNEL", "UNIT", "SAMPLES", "MIN", "MAX", "LAST"]]
+                for (index, channel) in description.channels.enumerated() {
+                    let values = samples.filter { $0.channel == UInt32(index) }.map(\.value)
+                    let format = { (value: Double?) in value.map { String(format: "%.6g", $0) } ?? "-" }
+                    rows.append([channel.name, channel.unit, String(values.count), format(values.min()), format(values.max()), format(values.last)])
+                }
+                print(ResultPresenter.table(rows))
+                if let ended {
+                    print("the stream ended early: \(ended)")
+                    failed = true
+                }
+            }
+            if failed { throw ExitCode(1) }
+        }
+    }
+
+    struct Scan: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the USB devices the plugins support (by VID:PID and serial) and the GPIO chips, with the inventory entry for each.")
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            try report {
+                let lab = try options.lab()
+                print(DeviceScan.run(catalog: lab.catalog).render())
             }
         }
     }

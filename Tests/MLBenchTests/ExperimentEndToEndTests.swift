@@ -5,39 +5,7 @@ import XCTest
 
 /// Real experiments on the host board with the real toolchains, through the
 /// `mlbench` binary: the result as stored, and failures stored with a reason.
-final class ExperimentEndToEndTests: XCTestCase {
-    var home: URL!
-    var scratch: URL!
-
-    override func setUpWithError() throws {
-        home = try MLBenchBinary.temporaryHome()
-        scratch = home.appendingPathComponent("experiments")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: home)
-    }
-
-    var sample: URL { MLBenchBinary.repository.appendingPathComponent("Examples/sample") }
-
-    /// Writes an experiment next to the sample (so its relative paths resolve) in the scratch folder.
-    func experiment(_ name: String, _ text: String) throws -> String {
-        let file = scratch.appendingPathComponent(name)
-        try text.replacingOccurrences(of: "SAMPLE", with: sample.path).write(to: file, atomically: true, encoding: .utf8)
-        return file.path
-    }
-
-    func stored(_ outcome: MLBenchBinary.Outcome, file: StaticString = #filePath, line: UInt = #line) throws -> ExperimentResult {
-        do {
-            return try ResultCoding.decoder.decode(ExperimentResult.self, from: Data(outcome.stdout.utf8))
-        } catch {
-            XCTFail("mlbench printed no result (status \(outcome.status)):\n\(outcome.output.suffix(3000))", file: file, line: line)
-            throw error
-        }
-    }
-
-    func store() throws -> SQLiteResultStore { try SQLiteResultStore(path: home.appendingPathComponent("results.sqlite").path) }
+final class ExperimentEndToEndTests: LabTestCase {
 
     func testSampleExperimentPreservesSemanticsAndStoresStatistics() throws {
         let outcome = try MLBenchBinary.run(["run", "--json", "-q", sample.appendingPathComponent("experiment.yaml").path], home: home)
@@ -148,6 +116,27 @@ final class ExperimentEndToEndTests: XCTestCase {
                 XCTAssertTrue(result.failure?.reason.contains("short-labels.npy") == true, result.failure?.reason ?? "")
             }
         }
+    }
+
+    /// A vendor benchmark is asked for; ONNX Runtime's runner has none, which is logged
+    /// with the runner's reason while the experiment still succeeds.
+    func testNativeBenchmarkOfARunnerWithoutOneIsLoggedNotFatal() throws {
+        let path = try experiment("native.yaml", """
+            name: native
+            model: SAMPLE/model.onnx
+            inputs: {image: SAMPLE/inputs/image.npy}
+            reference: {toolchain: onnxruntime}
+            toolchain: {name: onnxruntime, target: cpu}
+            board: host
+            measurement: {min_iterations: 20, min_time_s: 0, max_time_s: 2, native_benchmark_s: 1}
+            semantic_preservation: {metric: cosine, threshold: 1.0e-6}
+            """)
+        let result = try stored(try MLBenchBinary.run(["run", "--json", "-q", path], home: home))
+        XCTAssertEqual(result.status, .succeeded, result.failure?.reason ?? "")
+        XCTAssertNil(result.measurement?.nativeBenchmark)
+        let entry = try XCTUnwrap(result.log.first { $0.stage == "native benchmark" }, "\(result.log)")
+        XCTAssertTrue(entry.message.contains("none recorded"), entry.message)
+        XCTAssertTrue(entry.message.contains("the onnxruntime runner has no native benchmark tool"), entry.message)
     }
 
     func testPerturbedModelIsNotPreserved() throws {
@@ -307,17 +296,7 @@ final class ExperimentEndToEndTests: XCTestCase {
     /// process is pinned and prioritised (read back), and everything is put back at the end.
     func testTuneStepRecordsAppliesAndRestoresConditions() throws {
         let swappiness = try String(contentsOfFile: "/proc/sys/vm/swappiness", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        let path = try experiment("tuned.yaml", """
-            name: tuned
-            model: SAMPLE/model.onnx
-            inputs: {image: SAMPLE/inputs/image.npy}
-            reference: {toolchain: onnxruntime}
-            toolchain: {name: onnxruntime, target: cpu}
-            board: host
-            conditions: {tune: "true"}
-            measurement: {min_iterations: 50, min_time_s: 0.2, max_time_s: 2}
-            semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
-            """)
+        let path = try hostExperiment("tuned", extra: #"conditions: {tune: "true"}"#)
         let result = try stored(try MLBenchBinary.run(["run", "--json", "-q", path], home: home))
         XCTAssertEqual(result.status, .succeeded, result.failure?.reason ?? "")
         let conditions = try XCTUnwrap(result.board?.conditions)
@@ -348,20 +327,60 @@ final class ExperimentEndToEndTests: XCTestCase {
     }
 
     func testUnknownOrBadConditionIsAUserError() throws {
-        let path = try experiment("bad-condition.yaml", """
-            name: bad-condition
-            model: SAMPLE/model.onnx
-            inputs: {image: SAMPLE/inputs/image.npy}
-            reference: {toolchain: onnxruntime}
-            toolchain: {name: onnxruntime, target: cpu}
-            board: host
-            conditions: {priority: urgent}
-            semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
-            """)
+        let path = try hostExperiment("bad-condition", extra: "conditions: {priority: urgent}")
         let result = try stored(try MLBenchBinary.run(["run", "--json", "-q", path], home: home))
         XCTAssertEqual(result.status, .failed)
         XCTAssertEqual(result.failure?.stage, "conditions")
         XCTAssertEqual(result.failure?.kind, .userInput)
         XCTAssertTrue(result.failure?.reason.contains("'priority': 'urgent'") == true, result.failure?.reason ?? "")
+    }
+
+    /// The offline scenario gives throughput; the server scenario serves Poisson
+    /// arrivals and judges a latency percentile against its target.
+    func testOfflineAndServerScenarios() throws {
+        func scenario(_ name: String, _ measurement: String) throws -> MLBenchBinary.Outcome {
+            let path = try hostExperiment(name, measurement: "min_iterations: 50, min_time_s: 0.2, max_time_s: 2, \(measurement)")
+            return try MLBenchBinary.run(["run", "--json", "-q", path], home: home)
+        }
+        let offline = try stored(try scenario("offline", "scenario: offline, scenario_queries: 300"))
+        XCTAssertEqual(offline.status, .succeeded, offline.failure?.reason ?? "")
+        let figures = try XCTUnwrap(offline.measurement?.scenario?.offline)
+        XCTAssertEqual(figures.queries, 300)
+        XCTAssertEqual(figures.durationsNs.count, 300)
+        XCTAssertEqual(figures.throughputPerS, 300 / (Double(figures.totalNs) / 1e9), accuracy: 1e-6)
+        XCTAssertGreaterThanOrEqual(figures.totalNs, figures.durationsNs.reduce(0, +))
+
+        // 200 queries/s of a model that takes microseconds: a 50 ms p99 target is met with room to spare.
+        let server = try stored(try scenario("server", "scenario: server, server_rate_per_s: 200, server_target_latency_ms: 50, scenario_queries: 700"))
+        XCTAssertEqual(server.status, .succeeded, server.failure?.reason ?? "")
+        let served = try XCTUnwrap(server.measurement?.scenario?.server)
+        XCTAssertEqual(served.latenciesNs?.count, 700)
+        XCTAssertEqual(served.verdict?.outcome, .meets, "\(served.verdict.map { "\($0)" } ?? "")")
+        XCTAssertEqual(served.targetNs, 50_000_000)
+        XCTAssertTrue(server.log.contains { $0.stage == "scenario" && $0.message.contains("200.0 queries/s") })
+
+        let missing = try scenario("server-no-target", "scenario: server")
+        XCTAssertEqual(missing.status, 2)
+        XCTAssertTrue(missing.stderr.contains("server_target_latency_ms"), missing.stderr)
+    }
+
+    /// Several invocations: a fresh runner process each, warmed up and measured in
+    /// turn; the result has each one's median and an interval across them.
+    func testInvocationsAreSeparateProcessesWithAnIntervalAcrossThem() throws {
+        let path = try hostExperiment("invocations", measurement: "min_iterations: 50, min_time_s: 0.3, max_time_s: 3, invocations: 3")
+        let result = try stored(try MLBenchBinary.run(["run", "--json", "-q", path], home: home))
+        XCTAssertEqual(result.status, .succeeded, result.failure?.reason ?? "")
+        let measurement = try XCTUnwrap(result.measurement)
+        let invocations = try XCTUnwrap(measurement.invocations)
+        XCTAssertEqual(invocations.count, 3)
+        XCTAssertEqual(invocations.map(\.iterations).reduce(0, +), measurement.durationsNs.count, "every timing belongs to one invocation")
+        XCTAssertTrue(invocations.allSatisfy { $0.warmUpIterations > 0 && $0.iterations >= 50 })
+        XCTAssertEqual(result.log.filter { $0.stage == "load" }.count, 3, "each invocation is a new runner that loads the model")
+        let between = try XCTUnwrap(measurement.invocationSummary)
+        let medians = invocations.map(\.medianNs).sorted()
+        XCTAssertEqual(between.medianNs, medians[1], "the median of the three medians")
+        XCTAssertLessThanOrEqual(between.interval.lower, between.medianNs)
+        XCTAssertGreaterThanOrEqual(between.interval.upper, between.medianNs)
+        XCTAssertEqual(result.semanticPreservation?.ratio, 1.0, "the outputs still come from the last runner")
     }
 }

@@ -379,3 +379,28 @@ final class CanaryTests: XCTestCase {
         XCTAssertTrue(report.note.hasPrefix("no disturbance"))
     }
 }
+
+/// The interval across invocations (runner processes).
+final class InvocationIntervalTests: XCTestCase {
+    func testIntervalSpansTheSpreadBetweenInvocations() {
+        var generator = Xoshiro256StarStar(seed: 11)
+        // Three processes that settle at 100, 110 and 120 µs, each with a tight spread.
+        let groups = [100.0, 110, 120].map { level in (0..<2_000).map { _ in level + generator.nextNormal() * 0.5 } }
+        let (estimate, interval) = Statistics.invocationMedianInterval(groups: groups)
+        XCTAssertEqual(estimate, 110, accuracy: 0.1, "the median of the three medians")
+        // A single pooled bootstrap would give about ±1 around 110; across invocations it must reach out to the others.
+        XCTAssertLessThanOrEqual(interval.lower, 100.5)
+        XCTAssertGreaterThanOrEqual(interval.upper, 119.5)
+        let pooled = Statistics.bootstrapMedianInterval(groups.flatMap { $0 })
+        XCTAssertLessThan(pooled.width, interval.width / 5, "pooling hides the between-process variation")
+    }
+
+    func testAlikeInvocationsGiveANarrowInterval() {
+        var generator = Xoshiro256StarStar(seed: 12)
+        let groups = (0..<5).map { _ in (0..<1_000).map { _ in 50 + generator.nextNormal() } }
+        let (estimate, interval) = Statistics.invocationMedianInterval(groups: groups)
+        XCTAssertEqual(estimate, 50, accuracy: 0.2)
+        XCTAssertTrue(interval.contains(50))
+        XCTAssertLessThan(interval.width, 0.5)
+    }
+}

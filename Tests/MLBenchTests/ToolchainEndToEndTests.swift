@@ -7,22 +7,7 @@ import XCTest
 /// model swept through ONNX Runtime, TVM and TFLite in two precisions, the
 /// checks that refuse an impossible experiment before any build, and the
 /// artifact cache.
-final class ToolchainEndToEndTests: XCTestCase {
-    var home: URL!
-    var scratch: URL!
-
-    override func setUpWithError() throws {
-        home = try MLBenchBinary.temporaryHome()
-        scratch = home.appendingPathComponent("experiments")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: home)
-    }
-
-    var sample: URL { MLBenchBinary.repository.appendingPathComponent("Examples/sample") }
-
+final class ToolchainEndToEndTests: LabTestCase {
     func experiment(name: String, model: String? = nil, toolchain: String, target: String, options: String = "{}",
                     threshold: String = "1.0e-4") throws -> String {
         let file = scratch.appendingPathComponent("\(name).yaml")
@@ -40,13 +25,7 @@ final class ToolchainEndToEndTests: XCTestCase {
     }
 
     func run(_ path: String, file: StaticString = #filePath, line: UInt = #line) throws -> ExperimentResult {
-        let outcome = try MLBenchBinary.run(["run", "--json", "-q", path], home: home)
-        do {
-            return try ResultCoding.decoder.decode(ExperimentResult.self, from: Data(outcome.stdout.utf8))
-        } catch {
-            XCTFail("mlbench printed no result (status \(outcome.status)):\n\(outcome.output.suffix(3000))", file: file, line: line)
-            throw error
-        }
+        try stored(try MLBenchBinary.run(["run", "--json", "-q", path], home: home), file: file, line: line)
     }
 
     /// The sweep of the issue: four results, each with its own latency statistics

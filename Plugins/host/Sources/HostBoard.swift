@@ -99,7 +99,9 @@ final class HostBoard: Board, @unchecked Sendable {
         lock.lock()
         // After the greeting and before the first request: the runtime starts its
         // threads when it loads the model, and they inherit CPUs and priority.
-        let applied = tuning.applyToRunner(pid: child.pid)
+        var applied = tuning.applyToRunner(pid: child.pid)
+        // Probes of this machine (perf counters, RSS) can follow the runner by its pid.
+        applied["runner_pid"] = String(child.pid)
         lock.unlock()
         return RunnerSession(session: id, greeting: greeting, applied: applied.isEmpty ? nil : applied)
     }

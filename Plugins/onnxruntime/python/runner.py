@@ -128,12 +128,7 @@ class OnnxRuntimeBackend:
 
 
 def main() -> int:
-    mlbench_runner.reserve_stdout()
-    try:
-        backend = OnnxRuntimeBackend()
-    except ImportError as error:
-        mlbench_runner.fail(f"runner.py: onnxruntime is not importable: {error}", code=1)
-    return mlbench_runner.serve(backend)
+    return mlbench_runner.run_backend(OnnxRuntimeBackend, "onnxruntime")
 
 
 if __name__ == "__main__":

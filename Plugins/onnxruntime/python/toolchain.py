@@ -33,7 +33,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
-    from mlbench_runner import check_result, fail, finding, onnx_footprint, run_toolchain
+    from mlbench_runner import check_result, fail, finding, first_line, onnx_footprint, run_toolchain, write_json
     from runner import DEFAULT_PROVIDER, OPTIMIZATION_LEVELS, SESSION_SIDECAR_SUFFIX
 except ImportError as error:  # pragma: no cover - deployment error
     sys.stderr.write(f"toolchain.py: cannot import mlbench_runner ({error}); "
@@ -96,11 +96,6 @@ def target_problems(target: str) -> list[str]:
     if target in TARGETS:
         return []
     return [f"target '{target}' is not supported; onnxruntime builds for: {', '.join(TARGETS)}"]
-
-
-def first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def session_options(ort, level: str):
@@ -187,9 +182,7 @@ def build(args) -> dict:
     sys.stderr.write(f"optimized offline at level '{offline_level}', "
                      f"the runner applies '{level}'\n")
 
-    with open(artifact + SESSION_SIDECAR_SUFFIX, "w", encoding="utf-8") as file:
-        json.dump(effective, file)
-        file.write("\n")
+    write_json(artifact + SESSION_SIDECAR_SUFFIX, effective)
     return {"artifact": artifact, "effective_options": effective}
 
 

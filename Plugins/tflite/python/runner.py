@@ -11,45 +11,20 @@ if set, overrides the thread count. Only ai-edge-litert and numpy are needed.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
     import mlbench_runner
-    from mlbench_runner import RequestError
+    from mlbench_runner import IO_SIDECAR_SUFFIX, RequestError, read_io_sidecar
 except ImportError as error:  # pragma: no cover - deployment error
     sys.stderr.write(f"runner.py: cannot import mlbench_runner ({error}); "
                      f"mlbench_runner.py must sit beside {os.path.abspath(__file__)}\n")
     sys.exit(2)
 
-IO_SIDECAR_SUFFIX = ".io.json"
 IO_FORMAT = "mlbench-tflite-io"
 IO_VERSION = 1
-
-
-def read_io_sidecar(artifact_path: str) -> dict:
-    """The sidecar, checked: {"signature", "inputs": [{name, key}], "outputs": [{name, key}], "threads"?}."""
-    path = artifact_path + IO_SIDECAR_SUFFIX
-    if not os.path.exists(path):
-        raise RequestError(f"'{path}' not found: deploy the sidecar that build writes next to the model")
-    try:
-        with open(path, encoding="utf-8") as file:
-            io = json.load(file)
-    except (OSError, ValueError) as error:
-        raise RequestError(f"cannot read '{path}': {error}") from error
-    if not isinstance(io, dict) or io.get("format") != IO_FORMAT or io.get("version") != IO_VERSION:
-        raise RequestError(f"'{path}' is not an {IO_FORMAT} version {IO_VERSION} file")
-    for key in ("inputs", "outputs"):
-        entries = io.get(key)
-        if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("name"), str)
-                                                    and isinstance(e.get("key"), str) for e in entries):
-            raise RequestError(f"'{path}': '{key}' must be a list of objects with 'name' and 'key'")
-    threads = io.get("threads")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise RequestError(f"'{path}': threads must be a positive integer, got {json.dumps(threads)}")
-    return io
 
 
 class LiteRTBackend:
@@ -69,7 +44,7 @@ class LiteRTBackend:
         self._outputs: list[dict] = []
 
     def load(self, artifact_path: str) -> None:
-        io = read_io_sidecar(artifact_path)
+        io = read_io_sidecar(artifact_path, IO_FORMAT, IO_VERSION, entry_fields=("name", "key"))
         threads = mlbench_runner.threads_from_env() or io.get("threads")
         self._interpreter = None
         interpreter = self._module.Interpreter(model_path=artifact_path, num_threads=threads)
@@ -127,12 +102,7 @@ class LiteRTBackend:
 
 
 def main() -> int:
-    mlbench_runner.reserve_stdout()
-    try:
-        backend = LiteRTBackend()
-    except ImportError as error:
-        mlbench_runner.fail(f"runner.py: ai-edge-litert is not importable: {error}", code=1)
-    return mlbench_runner.serve(backend)
+    return mlbench_runner.run_backend(LiteRTBackend, "ai-edge-litert")
 
 
 if __name__ == "__main__":

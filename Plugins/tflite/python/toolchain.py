@@ -40,7 +40,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
-    from mlbench_runner import calibration_samples, check_result, fail, finding, onnx_footprint, run_toolchain
+    from mlbench_runner import (calibration_samples, check_result, fail, finding, first_line, load_onnx,
+                                onnx_footprint, run_toolchain, write_json)
     from runner import IO_FORMAT, IO_SIDECAR_SUFFIX, IO_VERSION
 except ImportError as error:  # pragma: no cover - deployment error
     sys.stderr.write(f"toolchain.py: cannot import mlbench_runner ({error}); "
@@ -66,11 +67,6 @@ def package_version(name: str) -> str | None:
         return version(name)
     except Exception:  # not installed
         return None
-
-
-def first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def model_format(path: str) -> str | None:
@@ -100,18 +96,6 @@ def target_problems(target: str) -> list[str]:
     if target in TARGETS:
         return []
     return [f"target '{target}' is not supported; tflite builds for: {', '.join(TARGETS)}"]
-
-
-def load_onnx(path: str):
-    """(ModelProto, None) or (None, the problem)."""
-    import onnx
-
-    try:
-        model = onnx.load(path)
-        onnx.checker.check_model(path)
-    except Exception as error:  # protobuf and checker raise several types
-        return None, f"not a valid ONNX model: {first_line(error)}"
-    return model, None
 
 
 def onnx2tf_operators() -> set[str] | None:
@@ -295,9 +279,7 @@ def build(args) -> dict:
     io = signature_io(artifact, inputs, output_names)
     if "threads" in effective:
         io["threads"] = effective["threads"]
-    with open(artifact + IO_SIDECAR_SUFFIX, "w", encoding="utf-8") as file:
-        json.dump(io, file)
-        file.write("\n")
+    write_json(artifact + IO_SIDECAR_SUFFIX, io)
     versions = {name: package_version(name) for name in ("tensorflow", "onnx2tf", "ai-edge-litert")}
     sys.stderr.write(f"built {artifact} ({len(flatbuffer)} bytes, {effective['precision']}) with "
                      + ", ".join(f"{k} {v}" for k, v in versions.items() if v) + "\n")

@@ -12,7 +12,6 @@ first parallel call, i.e. after load.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -21,36 +20,14 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
     import mlbench_runner
-    from mlbench_runner import RequestError
+    from mlbench_runner import RequestError, read_io_sidecar
 except ImportError as error:  # pragma: no cover - deployment error
     sys.stderr.write(f"runner.py: cannot import mlbench_runner ({error}); "
                      f"mlbench_runner.py must sit beside {os.path.abspath(__file__)}\n")
     sys.exit(2)
 
-IO_SIDECAR_SUFFIX = ".io.json"
 IO_FORMAT = "mlbench-tvm-io"
 IO_VERSION = 1
-
-
-def read_io_sidecar(artifact_path: str) -> dict:
-    """The sidecar's inputs and outputs, checked: {"inputs":[{name,shape,dtype}],"outputs":[{name,...}]}."""
-    path = artifact_path + IO_SIDECAR_SUFFIX
-    if not os.path.isfile(path):
-        raise RequestError(f"'{path}' not found: deploy the sidecar that build writes "
-                           f"beside the artifact (it names the model's inputs and outputs)")
-    try:
-        with open(path, encoding="utf-8") as file:
-            io = json.load(file)
-    except (OSError, ValueError) as error:
-        raise RequestError(f"cannot read '{path}': {error}") from error
-    if not isinstance(io, dict) or io.get("format") != IO_FORMAT or io.get("version") != IO_VERSION:
-        raise RequestError(f"'{path}' is not an {IO_FORMAT} version {IO_VERSION} file")
-    for key in ("inputs", "outputs"):
-        entries = io.get(key)
-        if not isinstance(entries, list) or not all(
-                isinstance(e, dict) and isinstance(e.get("name"), str) for e in entries):
-            raise RequestError(f"'{path}': '{key}' must be a list of objects with a 'name'")
-    return io
 
 
 class TVMBackend:
@@ -81,14 +58,10 @@ class TVMBackend:
     def load(self, artifact_path: str) -> None:
         if self._thread_error:
             raise RequestError(self._thread_error)
-        io = read_io_sidecar(artifact_path)
-        threads = io.get("threads")
-        if threads is not None:
-            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-                raise RequestError(f"'{artifact_path}{IO_SIDECAR_SUFFIX}': threads must be a positive integer, "
-                                   f"got {json.dumps(threads)}")
-            if not os.environ.get("MLBENCH_THREADS", "").strip():
-                os.environ["TVM_NUM_THREADS"] = str(threads)
+        io = read_io_sidecar(artifact_path, IO_FORMAT, IO_VERSION)
+        threads = io.get("threads")  # checked by read_io_sidecar
+        if threads is not None and not os.environ.get("MLBENCH_THREADS", "").strip():
+            os.environ["TVM_NUM_THREADS"] = str(threads)
         self._machine = self._main = None
         library = self._tvm.runtime.load_module(artifact_path)
         self._machine = self._relax.VirtualMachine(library, self._tvm.cpu())
@@ -123,12 +96,7 @@ class TVMBackend:
 
 
 def main() -> int:
-    mlbench_runner.reserve_stdout()
-    try:
-        backend = TVMBackend()
-    except ImportError as error:
-        mlbench_runner.fail(f"runner.py: tvm is not importable: {error}", code=1)
-    return mlbench_runner.serve(backend)
+    return mlbench_runner.run_backend(TVMBackend, "tvm")
 
 
 if __name__ == "__main__":

@@ -36,8 +36,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
-    from mlbench_runner import check_result, fail, finding, onnx_footprint, run_toolchain
-    from runner import IO_FORMAT, IO_SIDECAR_SUFFIX, IO_VERSION
+    from mlbench_runner import (IO_SIDECAR_SUFFIX, check_result, fail, finding, first_line, load_onnx,
+                                onnx_footprint, onnx_io_description, run_toolchain, write_json)
+    from runner import IO_FORMAT, IO_VERSION
 except ImportError as error:  # pragma: no cover - deployment error
     sys.stderr.write(f"toolchain.py: cannot import mlbench_runner ({error}); "
                      f"mlbench_runner.py must sit beside {os.path.abspath(__file__)}\n")
@@ -55,11 +56,6 @@ def _tvm():
     except ImportError as error:
         fail(f"tvm is not importable with {sys.executable}: {error}", code=1)
     return tvm
-
-
-def first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def reject(summary: str, error: Exception) -> None:
@@ -175,21 +171,6 @@ def parse_target(tvm, text: str):
         return None, f"target '{text}' is not valid: {first_line(error)}"
 
 
-def load_onnx(path: str):
-    """(ModelProto, None) or (None, the problem)."""
-    import onnx
-
-    if not os.path.isfile(path):
-        return None, f"model file '{path}' not found"
-    try:
-        model = onnx.load(path)
-        # The path, not the proto: the checker refuses protos over 2 GiB.
-        onnx.checker.check_model(path)
-    except Exception as error:  # protobuf and checker raise several types
-        return None, f"not a valid ONNX model: {first_line(error)}"
-    return model, None
-
-
 def unsupported_op_types(model) -> list[str]:
     """Op types of the graph that TVM's ONNX frontend has no converter for."""
     from tvm.relax.frontend.onnx import onnx_frontend
@@ -212,30 +193,9 @@ def convert(model):
 
 
 def io_description(model, threads: int | None = None) -> dict:
-    """Inputs (without initializers) and outputs in model order, and the thread
+    """The inputs and outputs in model order (the kit's description), and the thread
     pool size chosen at build, for the runner."""
-    from onnx import helper
-
-    def describe(value) -> dict:
-        tensor = value.type.tensor_type
-        dtype = None
-        if tensor.elem_type:
-            try:
-                dtype = helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
-            except (KeyError, ValueError, TypeError):
-                dtype = None
-        shape = None
-        if tensor.HasField("shape"):
-            shape = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-        return {"name": value.name, "shape": shape, "dtype": dtype}
-
-    parameters = {init.name for init in model.graph.initializer}
-    io = {
-        "format": IO_FORMAT,
-        "version": IO_VERSION,
-        "inputs": [describe(v) for v in model.graph.input if v.name not in parameters],
-        "outputs": [describe(v) for v in model.graph.output],
-    }
+    io = onnx_io_description(model, IO_FORMAT, IO_VERSION)
     if threads is not None:
         io["threads"] = threads
     return io
@@ -321,9 +281,7 @@ def build(args) -> dict:
         # export_library links with the host's g++: a target of another
         # architecture (-mtriple) would need a cross compiler.
         reject(f"cannot link '{artifact}' for '{args.target}' with the host compiler", error)
-    with open(artifact + IO_SIDECAR_SUFFIX, "w", encoding="utf-8") as file:
-        json.dump(io_description(model, effective.get("threads")), file)
-        file.write("\n")
+    write_json(artifact + IO_SIDECAR_SUFFIX, io_description(model, effective.get("threads")))
     sys.stderr.write(f"built {artifact} for {target} at opt_level {effective['opt_level']}\n")
     return {"artifact": artifact, "effective_options": effective}
 

@@ -140,12 +140,31 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
     /// Time a fixed reference workload after every measured iteration, to flag and
     /// leave out disturbed periods (runners without one ignore it).
     public var canary: Bool = true
+    /// Seconds of the vendor's own benchmark tool (trtexec, xdputil benchmark) run
+    /// on the deployed artifact after measuring, reported beside mlbench's figures;
+    /// 0 (the default) runs none.
+    public var nativeBenchmarkS: Int = 0
     /// After the experiment, wait until the board's hottest temperature is within
     /// this many °C of its temperature before the experiment, polling every
     /// `cool_down_poll_s`, for at most `cool_down_timeout_s` (0 turns cool-down off).
     public var coolDownBandC: Double = 2
     public var coolDownTimeoutS: Double = 300
     public var coolDownPollS: Double = 2
+    /// How queries reach the model (LoadGen's scenarios). Single-stream is always
+    /// measured; offline adds throughput, server adds latency under Poisson arrivals.
+    public var scenario: Scenario = .singleStream
+    /// Queries of the offline run, or of each server schedule (default 1000 offline, 2000 server).
+    public var scenarioQueries: Int?
+    /// Server: the latency target of the percentile below, in milliseconds (required).
+    public var serverTargetLatencyMs: Double?
+    public var serverPercentile: Double = 0.99
+    /// Server: the arrival rate; without one, the highest rate that meets the target is searched.
+    public var serverRatePerS: Double?
+    /// Server: bisection steps of that search.
+    public var serverSearchSteps: Int = 5
+    /// Runner processes started one after the other, each warmed up and measured with
+    /// its share of the time budget; above 1 the result gets an interval across them.
+    public var invocations: Int = 1
 
     enum CodingKeys: String, CodingKey {
         case minIterations = "min_iterations", maxIterations = "max_iterations"
@@ -157,7 +176,12 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         case requestTimeoutS = "request_timeout_s"
         case maxRetries = "max_retries", retryBackoffS = "retry_backoff_s"
         case canary
+        case nativeBenchmarkS = "native_benchmark_s"
         case coolDownBandC = "cool_down_band_c", coolDownTimeoutS = "cool_down_timeout_s", coolDownPollS = "cool_down_poll_s"
+        case scenario, scenarioQueries = "scenario_queries"
+        case serverTargetLatencyMs = "server_target_latency_ms", serverPercentile = "server_percentile"
+        case serverRatePerS = "server_rate_per_s", serverSearchSteps = "server_search_steps"
+        case invocations
     }
 
     public init() {}
@@ -177,9 +201,21 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         maxRetries = try container.decodeIfPresent(Int.self, forKey: .maxRetries) ?? defaults.maxRetries
         retryBackoffS = try container.decodeIfPresent(Double.self, forKey: .retryBackoffS) ?? defaults.retryBackoffS
         canary = try container.decodeIfPresent(Bool.self, forKey: .canary) ?? defaults.canary
+        nativeBenchmarkS = try container.decodeIfPresent(Int.self, forKey: .nativeBenchmarkS) ?? defaults.nativeBenchmarkS
         coolDownBandC = try container.decodeIfPresent(Double.self, forKey: .coolDownBandC) ?? defaults.coolDownBandC
         coolDownTimeoutS = try container.decodeIfPresent(Double.self, forKey: .coolDownTimeoutS) ?? defaults.coolDownTimeoutS
         coolDownPollS = try container.decodeIfPresent(Double.self, forKey: .coolDownPollS) ?? defaults.coolDownPollS
+        scenario = try container.decodeIfPresent(Scenario.self, forKey: .scenario) ?? defaults.scenario
+        scenarioQueries = try container.decodeIfPresent(Int.self, forKey: .scenarioQueries)
+        serverTargetLatencyMs = try container.decodeIfPresent(Double.self, forKey: .serverTargetLatencyMs)
+        serverPercentile = try container.decodeIfPresent(Double.self, forKey: .serverPercentile) ?? defaults.serverPercentile
+        serverRatePerS = try container.decodeIfPresent(Double.self, forKey: .serverRatePerS)
+        serverSearchSteps = try container.decodeIfPresent(Int.self, forKey: .serverSearchSteps) ?? defaults.serverSearchSteps
+        invocations = try container.decodeIfPresent(Int.self, forKey: .invocations) ?? defaults.invocations
+        if scenario == .server, serverTargetLatencyMs == nil {
+            throw DecodingError.dataCorruptedError(forKey: .serverTargetLatencyMs, in: container,
+                                                   debugDescription: "the server scenario needs server_target_latency_ms")
+        }
     }
 }
 

@@ -81,9 +81,17 @@ public enum Schemas {
             "max_retries": {"type": "integer", "minimum": 0, "description": "Restarts after a transient fault (board not ready, reset timed out)."},
             "retry_backoff_s": {"type": "number", "minimum": 0, "description": "Wait before the first restart; doubled before each further one."},
             "canary": {"type": "boolean", "description": "Time a fixed reference workload after every measured iteration to flag disturbed periods (default true)."},
+            "native_benchmark_s": {"type": "integer", "minimum": 0, "description": "Seconds of the toolchain's own benchmark tool (trtexec, xdputil benchmark) after measuring, reported beside mlbench's figures (default 0: none)."},
             "cool_down_band_c": {"type": "number", "minimum": 0, "description": "After the experiment, wait until the board's hottest temperature is within this many degrees C of its baseline (default 2)."},
             "cool_down_timeout_s": {"type": "number", "minimum": 0, "description": "The longest cool-down wait; 0 turns cool-down off (default 300)."},
-            "cool_down_poll_s": {"type": "number", "exclusiveMinimum": 0, "description": "Seconds between temperature readings during cool-down (default 2)."}
+            "cool_down_poll_s": {"type": "number", "exclusiveMinimum": 0, "description": "Seconds between temperature readings during cool-down (default 2)."},
+            "scenario": {"enum": ["single_stream", "offline", "server"], "description": "How queries reach the model (MLPerf LoadGen's scenarios); single-stream is always measured (default single_stream)."},
+            "scenario_queries": {"type": "integer", "minimum": 1, "description": "Queries of the offline run or of each server schedule (default 1000 offline, 2000 server)."},
+            "server_target_latency_ms": {"type": "number", "exclusiveMinimum": 0, "description": "Server: the latency target of server_percentile, in ms (required for the server scenario)."},
+            "server_percentile": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "description": "Server: the latency percentile held to the target (default 0.99)."},
+            "server_rate_per_s": {"type": "number", "exclusiveMinimum": 0, "description": "Server: the Poisson arrival rate; without it, the highest rate meeting the target is searched."},
+            "invocations": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Runner processes measured one after the other, each with its own warm-up and a share of max_time_s; above 1 the result has an interval across them (default 1)."},
+            "server_search_steps": {"type": "integer", "minimum": 1, "description": "Server: bisection steps of the rate search (default 5)."}
           }
         },
         "semantic_preservation": {
@@ -196,6 +204,12 @@ public enum Schemas {
               "kind": {"type": "string"},
               "resets_itself": {"type": "boolean",
                                 "description": "A board that reaches a clean state without a power switch (the host)."},
+              "settings": {"type": "object", "additionalProperties": {"type": "string"},
+                           "description": "The settings an inventory entry may give, each with what it means."},
+              "usb_devices": {"type": "object", "additionalProperties": {"type": "string"},
+                              "description": "USB devices the kind drives, as vvvv:pppp (hex) to a model name; 'mlbench devices scan' looks for them."},
+              "gpio_chips": {"type": "boolean",
+                             "description": "The kind drives GPIO lines; 'mlbench devices scan' offers it for each GPIO chip."},
               "environment": {
                 "type": "object", "required": ["python"], "additionalProperties": false,
                 "description": "A managed Python environment per toolchain version.",

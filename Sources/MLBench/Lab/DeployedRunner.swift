@@ -48,7 +48,24 @@ final class DeployedRunner {
         runner.log(&result, stagePrefix + "deploy", "\(files.count) files deployed to \(deployment.directory)")
         // The board as deployed: one that flashes a program reports each memory's use by it now.
         if stagePrefix.isEmpty, let described = try? board.describe() { result.board?.description = described }
+        launchSpec = (spec, deployedInputs)
+        try launch(result: &result)
+    }
 
+    /// Stops the runner process and starts a fresh one on the same deployment, which
+    /// loads the artifact again: a new invocation, with its own warm-up.
+    func restart(result: inout ExperimentResult) throws {
+        stopRunner()
+        try launch(result: &result)
+    }
+
+    private var launchSpec: (spec: RunnerSpec, inputs: [String: String])?
+
+    /// Starts the runner on the deployment and loads the artifact and inputs.
+    private func launch(result: inout ExperimentResult) throws {
+        guard let (spec, deployedInputs) = launchSpec, let deployment else {
+            throw ExperimentRunner.StageFailure(stage: stagePrefix + "run", reason: "nothing deployed")
+        }
         let started = try runner.stage(stagePrefix + "run") {
             try board.startRunner(RunnerLaunch(command: spec.command, environment: spec.environment,
                                                directory: deployment.directory, startTimeoutMs: timeoutMs))
@@ -78,6 +95,28 @@ final class DeployedRunner {
         try request(.run(iterations: iterations, canary: canary), stage: stagePrefix + stage)
     }
 
+    /// Serves queries arriving at `arrivalsNs` (the server scenario).
+    func server(arrivalsNs: [Int64]) throws -> RunnerServed {
+        // The schedule itself lasts until its last arrival: the timeout allows for it.
+        let scheduleMs = Int((arrivalsNs.last ?? 0) / 1_000_000)
+        return try request(.server(arrivalsNs: arrivalsNs), stage: stagePrefix + "scenario", timeoutMs: timeoutMs + scheduleMs)
+    }
+
+    /// Runs `queries` inferences back to back (the offline scenario).
+    func offline(queries: Int) throws -> RunnerOffline {
+        try request(.offline(queries: queries), stage: stagePrefix + "scenario")
+    }
+
+    /// The vendor tool's own figures for the loaded artifact, as the runner reports them.
+    func nativeBenchmark(seconds: Int) throws -> JSONValue {
+        // The tool runs for `seconds`, then parses and reports: allow for both.
+        let reply: JSONValue = try request(.nativeBenchmark(seconds: seconds), stage: stagePrefix + "native benchmark",
+                                           timeoutMs: max(timeoutMs, (seconds * 2 + 300) * 1000))
+        guard case .object(var figures) = reply else { return reply }
+        figures.removeValue(forKey: "ok")
+        return .object(figures)
+    }
+
     /// Runs every sample once and fetches the outputs into `folder`; returns output name → file name.
     func outputs(into folder: URL, result: inout ExperimentResult) throws -> [String: String] {
         let reply: RunnerOutputs = try request(.outputs(directory: "outputs"), stage: stagePrefix + "outputs")
@@ -92,21 +131,26 @@ final class DeployedRunner {
 
     /// Stops the runner and removes the deployment; safe to call more than once.
     func close() {
-        if let session {
-            _ = try? board.exchange(RunnerExchange(session: session, message: (try? JSONCoding.encode(RunnerCommand.quit)) ?? "", timeoutMs: 5000))
-            _ = try? board.stopRunner(RunnerStop(session: session))
-            self.session = nil
-        }
+        stopRunner()
         if let deployment {
             try? board.cleanup(CleanupRequest(directory: deployment.directory))
             self.deployment = nil
         }
     }
 
-    private func request<Reply: Decodable>(_ command: RunnerCommand, stage: String) throws -> Reply {
+    private func stopRunner() {
+        if let session {
+            _ = try? board.exchange(RunnerExchange(session: session, message: (try? JSONCoding.encode(RunnerCommand.quit)) ?? "", timeoutMs: 5000))
+            _ = try? board.stopRunner(RunnerStop(session: session))
+            self.session = nil
+        }
+    }
+
+    private func request<Reply: Decodable>(_ command: RunnerCommand, stage: String, timeoutMs: Int? = nil) throws -> Reply {
         guard let session else { throw ExperimentRunner.StageFailure(stage: stage, reason: "the runner is not started") }
         return try runner.stage(stage) {
-            let line = try board.exchange(RunnerExchange(session: session, message: try JSONCoding.encode(command), timeoutMs: timeoutMs)).message
+            let line = try board.exchange(RunnerExchange(session: session, message: try JSONCoding.encode(command),
+                                                         timeoutMs: timeoutMs ?? self.timeoutMs)).message
             let status: RunnerStatus
             do {
                 status = try JSONCoding.decode(RunnerStatus.self, from: line)

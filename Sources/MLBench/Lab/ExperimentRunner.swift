@@ -192,7 +192,28 @@ public final class ExperimentRunner {
         cleanups.append { _ in session.close() }
         try session.start(result: &result)
         result.toolchain?.runner = session.greeting
-        try warmUpAndMeasure(session, plan: plan, result: &result)
+        // The board's probes sample through warm-up and measurement, on the iterations'
+        // clock; a probe that fails is recorded with its gap and never stops the run.
+        let probes = boardProbes(experiment.board, result: &result)
+        probes?.start()
+        do {
+            try warmUpAndMeasure(session, plan: plan, result: &result)
+        } catch {
+            recordProbes(probes, into: &result)
+            throw error
+        }
+        recordProbes(probes, into: &result)
+        try runScenario(session, plan: plan, result: &result)
+        if plan.nativeBenchmarkS > 0 {
+            // The vendor's figures are context, not the measurement: a runner without
+            // a tool, or a tool that fails, is logged and the experiment goes on.
+            do {
+                result.measurement?.nativeBenchmark = try session.nativeBenchmark(seconds: plan.nativeBenchmarkS)
+                log(&result, "native benchmark", "\(plan.nativeBenchmarkS) s of the toolchain's own benchmark recorded")
+            } catch {
+                log(&result, "native benchmark", "none recorded: \(error)")
+            }
+        }
         let outputs = try session.outputs(into: deployedOutputs, result: &result)
         session.close()
         // What the run left behind: clocks, temperatures and load right after measuring.
@@ -227,6 +248,60 @@ public final class ExperimentRunner {
     }
 
     // MARK: Steps
+
+    /// The offline or server scenario, after the single-stream measurement (whose
+    /// median sets where the server's rate search starts).
+    private func runScenario(_ session: DeployedRunner, plan: MeasurementPlan, result: inout ExperimentResult) throws {
+        switch plan.scenario {
+        case .singleStream:
+            return
+        case .offline:
+            let queries = plan.scenarioQueries ?? 1_000
+            let reply = try session.offline(queries: queries)
+            let throughput = Double(queries) / (Double(max(reply.totalNs, 1)) / 1e9)
+            result.measurement?.scenario = .init(scenario: .offline, offline: .init(
+                queries: queries, totalNs: reply.totalNs, throughputPerS: throughput, durationsNs: reply.durationsNs))
+            log(&result, "scenario", String(format: "offline: %d queries in %@, %.1f queries/s", queries,
+                                            ResultPresenter.duration(Double(reply.totalNs)), throughput))
+        case .server:
+            let queries = plan.scenarioQueries ?? 2_000
+            let targetNs = Int64(((plan.serverTargetLatencyMs ?? 0) * 1e6).rounded())
+            var server = ExperimentResult.ScenarioRecord.Server(percentile: plan.serverPercentile, targetNs: targetNs,
+                                                                queriesPerSchedule: queries)
+            var schedules: UInt64 = 0
+            // The runner serves each query at its arrival and times it; latencies follow from
+            // those times by the one-worker queue, so a load generator that wakes late (a
+            // loaded host's scheduler) adds no latency the model did not cause.
+            func measure(_ rate: Double) throws -> (latencies: [Int64], served: RunnerServed) {
+                schedules += 1
+                let arrivals = ServerScenario.arrivals(ratePerS: rate, count: queries, seed: schedules)
+                let served = try session.server(arrivalsNs: arrivals)
+                return (ServerScenario.latencies(arrivalsNs: arrivals, serviceNs: served.durationsNs), served)
+            }
+            if let rate = plan.serverRatePerS {
+                let (latencies, served) = try measure(rate)
+                server.ratePerS = rate
+                server.latenciesNs = latencies
+                server.waitsNs = served.waitsNs
+                server.verdict = ServerScenario.verdict(latenciesNs: latencies, percentile: plan.serverPercentile, targetNs: targetNs)
+                log(&result, "scenario", String(format: "server at %.1f queries/s: p%g %@ against a target of %@: %@ (%d of %d over)",
+                                                rate, plan.serverPercentile * 100, ResultPresenter.duration(Double(server.verdict?.percentileNs ?? 0)),
+                                                ResultPresenter.duration(Double(targetNs)), server.verdict?.outcome.rawValue ?? "?",
+                                                server.verdict?.overTarget ?? 0, queries))
+            } else {
+                // Start at half the single-stream capacity: the search brackets from there.
+                let median = max(result.measurement?.summary.median ?? 1e6, 1)
+                let search = try ServerScenario.highestRate(startPerS: 0.5e9 / median, percentile: plan.serverPercentile, targetNs: targetNs,
+                                                            steps: plan.serverSearchSteps) { try measure($0).latencies }
+                server.search = search
+                log(&result, "scenario", search.highestMeetingPerS.map {
+                    String(format: "server: highest rate meeting p%g ≤ %@ is %.1f queries/s (%d schedules of %d queries)",
+                           plan.serverPercentile * 100, ResultPresenter.duration(Double(targetNs)), $0, search.tried.count, queries)
+                } ?? "server: no rate tried met the target (\(search.tried.count) schedules)")
+            }
+            result.measurement?.scenario = .init(scenario: .server, server: server)
+        }
+    }
 
     /// Waits until the board's hottest temperature is back within the plan's band
     /// of what it was before the experiment (see `CoolDown`), and records it.
@@ -397,54 +472,119 @@ public final class ExperimentRunner {
     /// MSER-5 agreeing, on two checks in a row), then measurement until the stopping rule: at least
     /// `min_iterations` and `min_time_s`, and the median's interval narrow enough —
     /// or a maximum reached.
-    private func warmUpAndMeasure(_ session: DeployedRunner, plan: MeasurementPlan, result: inout ExperimentResult) throws {
-        var warmUp = [Int64]()
-        var detector = WarmUpDetector(minimumIterations: min(plan.minWarmupIterations, plan.maxWarmupIterations))
-        while warmUp.count < plan.maxWarmupIterations {
-            let batch = try session.run(iterations: min(plan.batchIterations, plan.maxWarmupIterations - warmUp.count), stage: "warm-up")
-            warmUp += batch.durationsNs
-            if detector.add(batch.durationsNs.map(Double.init)) { break }
+    /// The inventory probes attached to the board, created; one that cannot be
+    /// created is recorded as failed rather than failing the experiment. A probe
+    /// setting `pid: runner` is given the runner's process id, when the board
+    /// reports it (`runner_pid`, as the host board does).
+    private func boardProbes(_ board: String, result: inout ExperimentResult) -> ProbeRecorder? {
+        let entries = (lab.inventory.inventory.probes ?? [:]).filter { $0.value.board == board }
+        guard !entries.isEmpty else { return nil }
+        let names = entries.keys.sorted()
+        let runnerPID = result.board?.runnerConditions?["runner_pid"].flatMap { Double($0) }
+        let probes = names.map { name -> (name: String, probe: any Probe) in
+            do {
+                var settings = entries[name]?.settings
+                if case .object(var members)? = settings, members["pid"] == .string("runner") {
+                    guard let runnerPID else {
+                        throw LabError.inventory("probe '\(name)': 'pid: runner' needs a board that reports its runner's process id; board '\(board)' does not")
+                    }
+                    members["pid"] = .number(runnerPID)
+                    settings = .object(members)
+                }
+                return (name, try lab.probe(name, settings: settings))
+            } catch {
+                return (name, UnavailableProbe(error: error))
+            }
         }
-        let analysis = detector.analysis
-        let noSteadyState = analysis.steadyStateIndex == nil
-        result.warmUp = .init(durationsNs: warmUp, analysis: analysis, noSteadyState: noSteadyState)
-        log(&result, "warm-up", analysis.steadyStateIndex.map {
-            "steady state from iteration \($0) of \(warmUp.count) (\(analysis.classification?.rawValue ?? "?"), MSER-5 at \(analysis.mser5Index.map(String.init) ?? "none"))"
-        } ?? "no steady state detected within \(warmUp.count) iterations; measuring anyway, flagged")
+        log(&result, "measure", "recording probe(s) \(names.joined(separator: ", ")) during warm-up and measurement")
+        return ProbeRecorder(probes: probes)
+    }
 
+    /// Stops the recording and stores each probe's record, logging failures and gaps.
+    private func recordProbes(_ probes: ProbeRecorder?, into result: inout ExperimentResult) {
+        guard let probes else { return }
+        let records = probes.stop()
+        result.probes = records
+        for record in records {
+            if let failure = record.failure {
+                log(&result, "measure", String(format: "probe %@: %d samples, then a gap of %.3f s: %@", record.name, record.samples.count,
+                                               record.gap?.seconds ?? 0, failure))
+            } else {
+                log(&result, "measure", "probe \(record.name): \(record.samples.count) samples on \(record.channels.count) channel(s)")
+            }
+        }
+    }
+
+    private func warmUpAndMeasure(_ session: DeployedRunner, plan: MeasurementPlan, result: inout ExperimentResult) throws {
         var starts = [Int64](), durations = [Int64](), canary = [Int64]()
         var canaryComplete = plan.canary
+        var split = RuntimeSplit()
         var peak: Int64 = 0
-        let began = Date()
         var reason = ""
         var rule = StoppingRule.maximumIterations
-        while true {
-            let batch = try session.run(iterations: plan.batchIterations, stage: "measure", canary: plan.canary)
-            starts += batch.startsNs
-            durations += batch.durationsNs
-            // A runner without a canary answers without one: then there is no correction.
-            if let canaryNs = batch.canaryNs, canaryNs.count == batch.durationsNs.count { canary += canaryNs } else { canaryComplete = false }
-            peak = max(peak, batch.peakMemoryBytes)
-            let elapsed = Date().timeIntervalSince(began)
-            if durations.count >= plan.maxIterations {
-                (rule, reason) = (.maximumIterations, "maximum iterations (\(plan.maxIterations))")
-                break
+        var invocations = [ExperimentResult.InvocationRecord]()
+        var groups = [[Double]]()
+        let count = max(1, plan.invocations)
+        for invocation in 1...count {
+            if invocation > 1 {
+                // A fresh runner process: what differs between processes (memory layout,
+                // thread placement, JIT decisions) shows up between invocations.
+                try session.restart(result: &result)
             }
-            if elapsed >= plan.maxTimeS {
-                (rule, reason) = (.maximumTime, "maximum time (\(plan.maxTimeS) s)")
-                break
+            var warmUp = [Int64]()
+            var detector = WarmUpDetector(minimumIterations: min(plan.minWarmupIterations, plan.maxWarmupIterations))
+            while warmUp.count < plan.maxWarmupIterations {
+                let batch = try session.run(iterations: min(plan.batchIterations, plan.maxWarmupIterations - warmUp.count), stage: "warm-up")
+                warmUp += batch.durationsNs
+                if detector.add(batch.durationsNs.map(Double.init)) { break }
             }
-            if durations.count >= plan.minIterations, elapsed >= plan.minTimeS {
-                // A cheaper bootstrap for the stopping decision; the stored summary uses the full one.
-                let sorted = durations.map(Double.init).sorted()
-                let interim = Statistics.bootstrapIntervals(sorted: sorted, level: 0.95, resamples: 400,
-                                                            seed: Statistics.defaultSeed).median
-                let width = interim.width / max(Statistics.quantile(sorted: sorted, 0.5), 1)
-                if width <= plan.targetRelativeCIWidth {
-                    (rule, reason) = (.confidenceInterval, String(format: "confidence interval of the median within %.2f%%", width * 100))
+            let analysis = detector.analysis
+            if invocation == 1 {
+                result.warmUp = .init(durationsNs: warmUp, analysis: analysis, noSteadyState: analysis.steadyStateIndex == nil)
+            }
+            let which = count > 1 ? " (invocation \(invocation) of \(count))" : ""
+            log(&result, "warm-up", (analysis.steadyStateIndex.map {
+                "steady state from iteration \($0) of \(warmUp.count) (\(analysis.classification?.rawValue ?? "?"), MSER-5 at \(analysis.mser5Index.map(String.init) ?? "none"))"
+            } ?? "no steady state detected within \(warmUp.count) iterations; measuring anyway, flagged") + which)
+
+            // Each invocation gets its share of the time budget and the full stopping rule.
+            let maxTime = plan.maxTimeS / Double(count)
+            var own = [Int64]()
+            let began = Date()
+            while true {
+                let batch = try session.run(iterations: plan.batchIterations, stage: "measure", canary: plan.canary)
+                starts += batch.startsNs
+                durations += batch.durationsNs
+                own += batch.durationsNs
+                // A runner without a canary answers without one: then there is no correction.
+                if let canaryNs = batch.canaryNs, canaryNs.count == batch.durationsNs.count { canary += canaryNs } else { canaryComplete = false }
+                split.add(batch)
+                peak = max(peak, batch.peakMemoryBytes)
+                let elapsed = Date().timeIntervalSince(began)
+                if own.count >= plan.maxIterations {
+                    (rule, reason) = (.maximumIterations, "maximum iterations (\(plan.maxIterations))")
                     break
                 }
+                if elapsed >= maxTime {
+                    (rule, reason) = (.maximumTime, "maximum time (\(maxTime) s)")
+                    break
+                }
+                if own.count >= plan.minIterations, elapsed >= plan.minTimeS / Double(count) {
+                    // A cheaper bootstrap for the stopping decision; the stored summary uses the full one.
+                    let sorted = own.map(Double.init).sorted()
+                    let interim = Statistics.bootstrapIntervals(sorted: sorted, level: 0.95, resamples: 400,
+                                                                seed: Statistics.defaultSeed).median
+                    let width = interim.width / max(Statistics.quantile(sorted: sorted, 0.5), 1)
+                    if width <= plan.targetRelativeCIWidth {
+                        (rule, reason) = (.confidenceInterval, String(format: "confidence interval of the median within %.2f%%", width * 100))
+                        break
+                    }
+                }
             }
+            let ownValues = own.map(Double.init)
+            groups.append(ownValues)
+            invocations.append(.init(warmUpIterations: warmUp.count, steadyStateIndex: analysis.steadyStateIndex, iterations: own.count,
+                                     medianNs: Statistics.quantile(sorted: ownValues.sorted(), 0.5), stoppingRule: rule))
         }
         let values = durations.map(Double.init)
         let summary = Statistics.summarize(values)
@@ -456,6 +596,18 @@ public final class ExperimentRunner {
                                    stoppedBecause: reason, stoppingRule: rule, outliers: outliers, filteredSummary: filtered,
                                    filter: "without the \(outliers.mad.count) values whose modified z-score exceeds \(Statistics.madThreshold) (MAD rule)")
         log(&result, "measure", "\(durations.count) iterations; stopped on \(reason)")
+        if count > 1 {
+            let between = Statistics.invocationMedianInterval(groups: groups, seed: Statistics.defaultSeed)
+            result.measurement?.invocations = invocations
+            result.measurement?.invocationSummary = .init(medianNs: between.estimate, interval: between.interval)
+            log(&result, "measure", "\(count) invocations, medians " + invocations.map { ResultPresenter.duration($0.medianNs) }.joined(separator: ", ")
+                + "; median of medians \(ResultPresenter.duration(between.estimate)), 95% interval across invocations ["
+                + "\(ResultPresenter.duration(between.interval.lower)), \(ResultPresenter.duration(between.interval.upper))]")
+        }
+        if let phases = split.record {
+            result.measurement?.phases = phases
+            log(&result, "measure", "the runtime's own split kept: \(phases.keys.sorted().joined(separator: ", "))")
+        }
         if canaryComplete, !canary.isEmpty {
             let report = Canary.analyze(durations: durations, canary: canary)
             result.measurement?.canary = report
@@ -559,4 +711,15 @@ public final class ExperimentRunner {
         }
         return tensors
     }
+}
+
+/// A probe the inventory names but that could not be created (its device is
+/// missing, its settings are wrong): it fails to start with that error, so the
+/// recording names it and keeps the gap.
+private final class UnavailableProbe: Probe, @unchecked Sendable {
+    let error: Error
+    init(error: Error) { self.error = error }
+    func describe() throws -> ProbeDescription { throw error }
+    func start(_ deliver: @escaping @Sendable ([ProbeSample]) -> Void) throws { throw error }
+    func stop() throws {}
 }

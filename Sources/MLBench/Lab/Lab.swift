@@ -28,7 +28,9 @@ public final class Lab: @unchecked Sendable {
         let provision = plugin.discovered.manifest.provides.first { $0.role == .toolchain && (entry.kind == nil || $0.kind == entry.kind) }
         var environment: EnvironmentInfo?
         var record: ToolchainEnvironments.Record?
-        if provision?.environment != nil {
+        // A `python` setting names an interpreter the operator installed (JetPack's
+        // TensorRT, say): then no managed environment is needed.
+        if provision?.environment != nil, entry.settings?["python"] == nil {
             environment = environments.environment(entry.plugin, version: version)
             record = environment.flatMap { info in environments.installed(entry.plugin).first { $0.version == info.version } }
             if environment == nil {
@@ -67,9 +69,24 @@ public final class Lab: @unchecked Sendable {
         guard let entry = inventory.inventory.powerSwitches?[name] else {
             throw inventory.error(at: ["power_switches"], "no power switch named '\(name)'")
         }
-        let plugin = try catalog.load(entry.plugin)
-        return try PluginPowerSwitch(plugin: plugin, kind: entry.kind, configuration: PluginConfiguration(
-            kind: entry.kind ?? "", pluginDirectory: plugin.discovered.directory, settings: entry.settings ?? .object([:])))
+        return try create(plugin: entry.plugin, kind: entry.kind, settings: entry.settings, PluginPowerSwitch.init)
+    }
+
+    /// The probe named `name` in the inventory, created with its settings, or
+    /// with `settings` instead when given (the runner's pid filled in, say).
+    public func probe(_ name: String, settings: JSONValue? = nil) throws -> PluginProbe {
+        guard let entry = inventory.inventory.probes?[name] else {
+            throw inventory.error(at: ["probes"], "no probe named '\(name)'")
+        }
+        return try create(plugin: entry.plugin, kind: entry.kind, settings: settings ?? entry.settings, PluginProbe.init)
+    }
+
+    /// Loads an entry's plugin and creates the instance with the entry's settings.
+    private func create<Instance>(plugin name: String, kind: String?, settings: JSONValue?,
+                                  _ make: (LoadedPlugin, String?, PluginConfiguration) throws -> Instance) throws -> Instance {
+        let plugin = try catalog.load(name)
+        return try make(plugin, kind, PluginConfiguration(kind: kind ?? "", pluginDirectory: plugin.discovered.directory,
+                                                          settings: settings ?? .object([:])))
     }
 
     /// The Python environment spec a toolchain plugin declares.

@@ -65,7 +65,7 @@ public struct LabCheck {
             do {
                 let plugin = try lab.catalog.load(entry.plugin)
                 _ = try plugin.factory(role: .toolchain, kind: entry.kind)
-                if lab.environments.installed(entry.plugin).isEmpty,
+                if lab.environments.installed(entry.plugin).isEmpty, entry.settings?["python"] == nil,
                    plugin.discovered.manifest.provides.contains(where: { $0.environment != nil }) {
                     note(["toolchains", name], "no environment installed yet (run `mlbench toolchains install \(entry.plugin)`)")
                 } else {

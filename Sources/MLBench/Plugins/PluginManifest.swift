@@ -26,9 +26,17 @@ public struct PluginManifest: Codable, Sendable, Equatable {
         public var kind: String
         public var resetsItself: Bool?
         public var environment: EnvironmentSpec?
+        /// The settings an inventory entry may give, each with a one-line meaning.
+        public var settings: [String: String]?
+        /// USB devices this kind drives: `vvvv:pppp` (hex) to a model name.
+        public var usbDevices: [String: String]?
+        /// True when this kind drives GPIO lines of a chip.
+        public var gpioChips: Bool?
 
         enum CodingKeys: String, CodingKey {
-            case role, kind, environment
+            case role, kind, environment, settings
+            case usbDevices = "usb_devices"
+            case gpioChips = "gpio_chips"
             case resetsItself = "resets_itself"
         }
     }

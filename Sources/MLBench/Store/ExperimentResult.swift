@@ -35,6 +35,10 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
     public var attempts: Int?
     /// The wait for the board to cool back to its baseline after the experiment.
     public var coolDown: CoolDownRecord?
+    /// The inventory probes of the board, recorded through warm-up and measurement: raw
+    /// samples, and for a probe that failed or stopped early its error and gap
+    /// (nil in results stored before probes were recorded).
+    public var probes: [ProbeRecorder.Record]? = nil
 
     public struct Failure: Codable, Sendable, Equatable {
         public var stage: String
@@ -110,6 +114,71 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
         /// The interleaved reference workload and the estimate it corrects; nil when the
         /// runner has no canary or the plan turned it off.
         public var canary: CanaryReport?
+        /// The runtime's own split of every measured iteration (TensorRT: h2d,
+        /// compute, d2h), raw and summarised; nil when the runtime does not split.
+        public var phases: [String: PhaseRecord]?
+        /// The vendor tool's own figures (trtexec's summary, xdputil's frames per
+        /// second) when the experiment asked for `native_benchmark_s`.
+        public var nativeBenchmark: JSONValue?
+        /// The offline or server scenario's figures, when the experiment asked for one.
+        public var scenario: ScenarioRecord?
+        /// With `invocations` above 1: each runner process's share of the measurement,
+        /// in order (the timings above are all of them, in the same order).
+        public var invocations: [InvocationRecord]?
+        /// The median of the invocations' medians and its interval across invocations.
+        public var invocationSummary: InvocationSummary?
+    }
+
+    /// One runner process of a measurement made of several.
+    public struct InvocationRecord: Codable, Sendable, Equatable {
+        public var warmUpIterations: Int
+        public var steadyStateIndex: Int?
+        public var iterations: Int
+        public var medianNs: Double
+        public var stoppingRule: StoppingRule
+    }
+
+    public struct InvocationSummary: Codable, Sendable, Equatable {
+        public var medianNs: Double
+        /// Resampling invocations and the iterations within them (Kalibera & Jones).
+        public var interval: ConfidenceInterval
+    }
+
+    /// What the offline or server scenario measured.
+    public struct ScenarioRecord: Codable, Sendable, Equatable {
+        public var scenario: Scenario
+        public var offline: Offline?
+        public var server: Server?
+
+        public struct Offline: Codable, Sendable, Equatable {
+            public var queries: Int
+            public var totalNs: Int64
+            public var throughputPerS: Double
+            /// Each query's duration, inputs fed each time.
+            public var durationsNs: [Int64]
+        }
+
+        public struct Server: Codable, Sendable, Equatable {
+            public var percentile: Double
+            public var targetNs: Int64
+            public var queriesPerSchedule: Int
+            /// The rate the experiment asked for, and its verdict and latencies.
+            public var ratePerS: Double?
+            public var verdict: ServerScenario.Verdict?
+            /// Each query's latency, from its arrival to its end, by the one-worker queue
+            /// over the measured inference times.
+            public var latenciesNs: [Int64]?
+            /// How late the runner started each query after its arrival, as it happened
+            /// (queueing and the load generator's own wake-up delay together).
+            public var waitsNs: [Int64]?
+            /// Without a rate: the search for the highest rate that meets the target.
+            public var search: ServerScenario.RateSearch?
+        }
+    }
+
+    public struct PhaseRecord: Codable, Sendable, Equatable {
+        public var durationsNs: [Int64]
+        public var summary: Summary
     }
 
     public struct LogEntry: Codable, Sendable, Equatable {

@@ -56,7 +56,42 @@ public enum ResultPresenter {
                     lines.append(contentsOf: summaryLines(corrected, label: "canary-corrected"))
                 }
             }
+            for (phase, record) in (measurement.phases ?? [:]).sorted(by: { $0.key < $1.key }) {
+                lines.append(contentsOf: summaryLines(record.summary, label: "runtime \(phase)"))
+            }
+            if let native = measurement.nativeBenchmark {
+                lines.append("  native     " + nativeBenchmarkLine(native))
+            }
+            if let between = measurement.invocationSummary, let invocations = measurement.invocations {
+                lines.append("    across \(invocations.count) invocations: median of medians \(duration(between.medianNs))   "
+                             + "95% CI [\(duration(between.interval.lower)), \(duration(between.interval.upper))]   (medians "
+                             + invocations.map { duration($0.medianNs) }.joined(separator: ", ") + ")")
+            }
+            if let offline = measurement.scenario?.offline {
+                lines.append(String(format: "  offline    %.1f queries/s (%d queries in %@)", offline.throughputPerS, offline.queries,
+                                    duration(Double(offline.totalNs))))
+            }
+            if let server = measurement.scenario?.server {
+                let target = "p\(String(format: "%g", server.percentile * 100)) ≤ \(duration(Double(server.targetNs)))"
+                if let rate = server.ratePerS, let verdict = server.verdict {
+                    lines.append(String(format: "  server     %.1f queries/s: %@ %@ (%@ measured; %d of %d over)", rate, target,
+                                        verdict.outcome.rawValue.uppercased(), duration(Double(verdict.percentileNs ?? 0)),
+                                        verdict.overTarget, verdict.queries))
+                } else if let search = server.search {
+                    lines.append("  server     highest rate meeting \(target): "
+                                 + (search.highestMeetingPerS.map { String(format: "%.1f queries/s", $0) } ?? "none tried")
+                                 + (search.lowestMissingPerS.map { String(format: " (%.1f/s does not)", $0) } ?? ""))
+                }
+            }
             lines.append("  memory     peak \(bytes(measurement.peakMemoryBytes)) (runner process)")
+        }
+        for record in result.probes ?? [] {
+            if let failure = record.failure {
+                lines.append(String(format: "  probe      %@: FAILED after %d samples (no samples for the last %.3f s): %@", record.name,
+                                    record.samples.count, record.gap?.seconds ?? 0, failure))
+            } else {
+                lines.append("  probe      \(record.name): \(record.samples.count) samples on \(record.channels.map { "\($0.name) (\($0.unit))" }.joined(separator: ", "))")
+            }
         }
         if let coolDown = result.coolDown { lines.append("  cool-down  \(coolDown.note)") }
         if let report = result.semanticPreservation {
@@ -107,6 +142,25 @@ public enum ResultPresenter {
 
     /// The lines of one latency summary: central values with their intervals, tails
     /// with their binomial bounds, spread and outliers.
+    /// The vendor tool's headline figures: DPU-only frames per second (xdputil),
+    /// throughput and GPU compute time (trtexec); the rest is in `--json`.
+    static func nativeBenchmarkLine(_ figures: JSONValue) -> String {
+        var parts = [figures["tool"]?.stringValue ?? "vendor tool"]
+        if let fps = figures["fps"]?.doubleValue {
+            parts.append(String(format: "%.1f frames/s on the DPU alone", fps))
+        }
+        if let summary = figures["summary"] {
+            if let qps = summary["throughput_qps"]?.doubleValue { parts.append(String(format: "throughput %.1f qps", qps)) }
+            if let compute = summary["gpu_compute_time_ms"]?["median"]?.doubleValue {
+                parts.append(String(format: "GPU compute median %.3f ms", compute))
+            }
+            if let latency = summary["latency_ms"]?["median"]?.doubleValue {
+                parts.append(String(format: "host latency (H2D + compute + D2H) median %.3f ms", latency))
+            }
+        }
+        return parts.joined(separator: ", ")
+    }
+
     static func summaryLines(_ s: Summary, label: String) -> [String] {
         var lines = ["    \(label) (\(s.count)): min \(duration(s.min))   median \(duration(s.median))   mean \(duration(s.mean))   max \(duration(s.max))"]
         let level = Int(s.medianInterval.level * 100)

@@ -6,9 +6,17 @@ one JSON object per line (see Sources/MLBenchCore/RunnerProtocol.swift):
     greeting  {"protocol_version":1,"runtime":NAME,"runtime_version":VER}
     load      {"op":"load","artifact":FILE,"inputs":{NAME:FILE.npy}}
               -> {"ok":true,"samples":N,"load_ns":NS}
+    server    {"op":"server","arrivals_ns":[...],"sample":K}
+              -> {"ok":true,"latencies_ns":[...],"durations_ns":[...],"waits_ns":[...],
+                  "peak_memory_bytes":B}    (the server scenario: queries at arrival times)
+    offline   {"op":"offline","queries":N}
+              -> {"ok":true,"total_ns":NS,"durations_ns":[...],"peak_memory_bytes":B}
     run       {"op":"run","iterations":N,"sample":K,"canary":BOOL}
               -> {"ok":true,"starts_ns":[...],"durations_ns":[...],"peak_memory_bytes":B,
-                  "canary_ns":[...]}   (canary_ns only when asked for)
+                  "canary_ns":[...],    (canary_ns only when asked for)
+                  "phases_ns":{PHASE:[...]}}   (phases_ns only from backends that split)
+    native_benchmark {"op":"native_benchmark","seconds":S,"threads":T}
+              -> {"ok":true,"tool":..., ...the tool's own figures}   (backends that have one)
     outputs   {"op":"outputs","directory":DIR}
               -> {"ok":true,"outputs":{NAME:FILE.npy},"order":[NAME,...]}
     quit      {"op":"quit"} -> {"ok":true}, then exit 0
@@ -34,6 +42,13 @@ and optionally
         runtime's tensors; `run` times that call, so per-iteration timings
         measure the runtime rather than numpy conversions. Defaults to
         infer(feeds).
+    last_phases_ns() -> {phase: ns}
+        the runtime's own split of the inference just run (host-to-device copy,
+        device compute, device-to-host copy, ...); `run` then reports each phase
+        per iteration as phases_ns, beside the wall-clock durations.
+    native_benchmark(artifact_path, seconds, threads) -> dict
+        runs the vendor's own benchmark tool on the loaded artifact (trtexec,
+        xdputil benchmark) and returns its figures, parsed.
 
 The toolchain scripts share their command line from here too (run_toolchain,
 emit_json_result, fail), so the rules for stdout (protocol or result lines
@@ -65,9 +80,16 @@ __all__ = [
     "emit_json_result",
     "fail",
     "reserve_stdout",
+    "run_backend",
     "run_toolchain",
     "safe_file_name",
     "serve",
+    "first_line",
+    "load_onnx",
+    "onnx_io_description",
+    "read_io_sidecar",
+    "read_npy_inputs",
+    "write_json",
     "threads_from_env",
 ]
 
@@ -215,6 +237,98 @@ def onnx_footprint(model) -> dict:
     return {"weights_bytes": int(weights), "activations_bytes": int(peak)}
 
 
+def first_line(error: Exception) -> str:
+    """The first line of an error's message (tools raise multi-line errors), or its type."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def load_onnx(path: str):
+    """(ModelProto, None) or (None, the problem) for an ONNX file, checked by onnx.checker."""
+    import onnx
+
+    if not os.path.isfile(path):
+        return None, f"model file '{path}' not found"
+    try:
+        model = onnx.load(path)
+        # The path, not the proto: the checker refuses protos over 2 GiB.
+        onnx.checker.check_model(path)
+    except Exception as error:  # protobuf and checker raise several types
+        return None, f"not a valid ONNX model: {first_line(error)}"
+    return model, None
+
+
+IO_SIDECAR_SUFFIX = ".io.json"
+
+
+def write_json(path: str, obj: Any) -> None:
+    """obj as a JSON file ending with a newline: the sidecars and records build writes."""
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(obj, file, indent=1)
+        file.write("\n")
+
+
+def onnx_io_description(model, format_name: str, version: int) -> dict:
+    """Inputs (without initializers) and outputs of an ONNX model in model order.
+
+    Written beside artifacts whose runtime knows the model's tensors only by
+    position or by its own names (a TVM VM, a DPU xmodel), so that the runner
+    can speak the ONNX names the experiment uses.
+    """
+    from onnx import helper
+
+    def describe(value) -> dict:
+        tensor = value.type.tensor_type
+        dtype = None
+        if tensor.elem_type:
+            try:
+                dtype = helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+            except (KeyError, ValueError, TypeError):
+                dtype = None
+        shape = None
+        if tensor.HasField("shape"):
+            shape = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+        return {"name": value.name, "shape": shape, "dtype": dtype}
+
+    parameters = {init.name for init in model.graph.initializer}
+    return {
+        "format": format_name,
+        "version": version,
+        "inputs": [describe(v) for v in model.graph.input if v.name not in parameters],
+        "outputs": [describe(v) for v in model.graph.output],
+    }
+
+
+def read_io_sidecar(artifact_path: str, format_name: str, version: int,
+                    entry_fields: tuple[str, ...] = ("name",)) -> dict:
+    """The sidecar ARTIFACT.io.json, checked: {"inputs":[{name,...}],"outputs":[{name,...}],"threads"?}.
+
+    Each input and output entry must hold the string fields entry_fields; a
+    thread pool size chosen at build ("threads") must be a positive integer.
+    """
+    path = artifact_path + IO_SIDECAR_SUFFIX
+    if not os.path.isfile(path):
+        raise RequestError(f"'{path}' not found: deploy the sidecar that build writes "
+                           f"beside the artifact (it names the model's inputs and outputs)")
+    try:
+        with open(path, encoding="utf-8") as file:
+            io = json.load(file)
+    except (OSError, ValueError) as error:
+        raise RequestError(f"cannot read '{path}': {error}") from error
+    if not isinstance(io, dict) or io.get("format") != format_name or io.get("version") != version:
+        raise RequestError(f"'{path}' is not an {format_name} version {version} file")
+    for key in ("inputs", "outputs"):
+        entries = io.get(key)
+        if not isinstance(entries, list) or not all(
+                isinstance(e, dict) and all(isinstance(e.get(f), str) for f in entry_fields) for e in entries):
+            fields = " and ".join(f"'{f}'" for f in entry_fields)
+            raise RequestError(f"'{path}': '{key}' must be a list of objects with {fields}")
+    threads = io.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise RequestError(f"'{path}': threads must be a positive integer, got {json.dumps(threads)}")
+    return io
+
+
 def calibration_samples(inputs: dict[str, str]):
     """The samples of calibration input files, one {name: array[k:k+1]} at a time.
 
@@ -222,19 +336,11 @@ def calibration_samples(inputs: dict[str, str]):
     one at a time as a batch of one, exactly as the runner feeds them. Fails with
     the file named when one is unreadable or the counts differ.
     """
-    arrays = {}
-    for name, path in inputs.items():
-        try:
-            arrays[name] = np.load(path, allow_pickle=False)
-        except Exception as error:  # numpy raises several types for a bad file
-            fail(f"calibration input '{name}': '{path}' is not a readable .npy file: {error}")
-        if arrays[name].ndim == 0 or arrays[name].shape[0] == 0:
-            fail(f"calibration input '{name}': '{path}' holds no samples on a leading axis")
-    counts = {name: array.shape[0] for name, array in arrays.items()}
-    if len(set(counts.values())) > 1:
-        fail("calibration inputs hold different numbers of samples: "
-             + ", ".join(f"'{name}' {count}" for name, count in counts.items()))
-    for k in range(next(iter(counts.values()), 0)):
+    try:
+        arrays, samples = read_npy_inputs(inputs, list(inputs))
+    except RequestError as error:
+        fail(f"calibration inputs: {error}")
+    for k in range(samples):
         yield {name: np.ascontiguousarray(array[k:k + 1]) for name, array in arrays.items()}
 
 
@@ -352,6 +458,52 @@ def _format_shape(shape: Any) -> str:
     return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
 
 
+def read_npy_inputs(files: dict, expected: list) -> tuple[dict, int]:
+    """The arrays of the input files by name, and how many samples each holds.
+
+    files maps input names to .npy files (samples stacked on axis 0); expected
+    lists the model's input names. Missing or unknown names, unreadable files
+    and disagreeing sample counts raise RequestError naming the input and file.
+    Shared by the runner's load and by toolchains that calibrate on these inputs.
+    """
+    missing = [name for name in expected if name not in files]
+    unknown = sorted(name for name in files if name not in expected)
+    if missing or unknown:
+        problems = []
+        if missing:
+            problems.append("missing input(s) " + ", ".join(f"'{n}'" for n in missing))
+        if unknown:
+            problems.append("unknown input(s) " + ", ".join(f"'{n}'" for n in unknown))
+        wanted = ", ".join(f"'{n}'" for n in expected) or "no inputs"
+        raise RequestError("; ".join(problems) + f" (the model expects {wanted})")
+    arrays = {name: _read_npy_input(name, files[name]) for name in expected}
+    counts = {name: array.shape[0] for name, array in arrays.items()}
+    if len(set(counts.values())) > 1:
+        raise RequestError("input files hold different numbers of samples: "
+                           + ", ".join(f"'{n}' ({files[n]}) {c}" for n, c in counts.items()))
+    samples = next(iter(counts.values()), 0)
+    if samples == 0 and expected:
+        raise RequestError("input files hold no samples (leading axis has length 0)")
+    return arrays, samples
+
+
+def _read_npy_input(name: str, file_name: str) -> np.ndarray:
+    if not os.path.isfile(file_name):
+        raise RequestError(f"input '{name}': file '{file_name}' not found "
+                           f"(relative to {os.getcwd()})")
+    try:
+        array = np.load(file_name, allow_pickle=False)
+    except Exception as error:  # numpy raises several types for a bad file
+        raise RequestError(f"input '{name}': '{file_name}' is not a readable .npy "
+                           f"file: {error}") from error
+    if not isinstance(array, np.ndarray):
+        raise RequestError(f"input '{name}': '{file_name}' holds an archive, not one array")
+    if array.ndim == 0:
+        raise RequestError(f"input '{name}': '{file_name}' holds a scalar; samples must be "
+                           f"stacked on a leading axis")
+    return array
+
+
 class _Session:
     """What the runner holds between requests: the backend and the loaded inputs."""
 
@@ -359,6 +511,7 @@ class _Session:
         self.backend = backend
         self.inputs: dict[str, np.ndarray] | None = None
         self.samples = 0
+        self.artifact: str | None = None
 
     # -- requests ---------------------------------------------------------
 
@@ -374,34 +527,15 @@ class _Session:
             raise RequestError(f"artifact '{artifact}' not found (relative to {os.getcwd()})")
 
         # A failed load must not leave a previous model's inputs usable.
-        self.inputs, self.samples = None, 0
+        self.inputs, self.samples, self.artifact = None, 0, None
         start = time.perf_counter_ns()
         self.backend.load(artifact)
         load_ns = time.perf_counter_ns() - start
 
-        expected = list(self.backend.input_names())
-        missing = [name for name in expected if name not in inputs]
-        unknown = sorted(name for name in inputs if name not in expected)
-        if missing or unknown:
-            problems = []
-            if missing:
-                problems.append("missing input(s) " + ", ".join(f"'{n}'" for n in missing))
-            if unknown:
-                problems.append("unknown input(s) " + ", ".join(f"'{n}'" for n in unknown))
-            wanted = ", ".join(f"'{n}'" for n in expected) or "no inputs"
-            raise RequestError("; ".join(problems) + f" (the model expects {wanted})")
-
-        arrays = {name: self._read_input(name, inputs[name]) for name in expected}
-        counts = {name: array.shape[0] for name, array in arrays.items()}
-        if len(set(counts.values())) > 1:
-            raise RequestError("input files hold different numbers of samples: "
-                               + ", ".join(f"'{n}' ({inputs[n]}) {c}" for n, c in counts.items()))
-        samples = next(iter(counts.values()), 0)
-        if samples == 0 and expected:
-            raise RequestError("input files hold no samples (leading axis has length 0)")
+        arrays, samples = read_npy_inputs(inputs, list(self.backend.input_names()))
         self._check_specs(arrays, inputs)
 
-        self.inputs, self.samples = arrays, samples
+        self.inputs, self.samples, self.artifact = arrays, samples, artifact
         return {"ok": True, "samples": samples, "load_ns": load_ns}
 
     def run(self, request: dict) -> dict:
@@ -413,7 +547,9 @@ class _Session:
         call: Callable[[], Any] = prepare(feeds) if prepare else (lambda: self.backend.infer(feeds))
 
         canary = _field(request, "canary", bool, default=False, required=False)
+        last_phases = getattr(self.backend, "last_phases_ns", None)
         starts, durations, canaries = [], [], []
+        phases: dict[str, list[int]] = {}
         for _ in range(iterations):
             # monotonic_ns is CLOCK_MONOTONIC, the clock probes stamp samples with;
             # perf_counter_ns is the finest clock for the duration itself.
@@ -421,6 +557,10 @@ class _Session:
             begin = time.perf_counter_ns()
             call()
             durations.append(time.perf_counter_ns() - begin)
+            if last_phases is not None:
+                # Read after the timed call: the runtime's split costs no measured time.
+                for phase, ns in last_phases().items():
+                    phases.setdefault(phase, []).append(int(ns))
             if canary:
                 begin = time.perf_counter_ns()
                 canary_workload()
@@ -429,7 +569,73 @@ class _Session:
                  "peak_memory_bytes": _peak_memory_bytes()}
         if canary:
             reply["canary_ns"] = canaries
+        if phases:
+            if any(len(values) != iterations for values in phases.values()):
+                raise RequestError(f"the {self.backend.name} runtime split some iterations only: "
+                                   + ", ".join(f"{p} {len(v)}" for p, v in phases.items())
+                                   + f" of {iterations}")
+            reply["phases_ns"] = phases
         return reply
+
+    def server(self, request: dict) -> dict:
+        """The server scenario: one query per arrival time (ns from the start),
+        each served when it has arrived and the one before it is done; a query's
+        latency runs from its arrival, so queueing counts."""
+        arrivals = _field(request, "arrivals_ns", list)
+        if not arrivals or not all(isinstance(a, int) and not isinstance(a, bool) and a >= 0 for a in arrivals) \
+                or any(b < a for a, b in zip(arrivals, arrivals[1:])):
+            raise RequestError("field 'arrivals_ns' must be a non-empty, non-decreasing list of non-negative integers")
+        feeds = self._feeds(_field(request, "sample", int, default=0, required=False))
+        prepare = getattr(self.backend, "prepare", None)
+        call: Callable[[], Any] = prepare(feeds) if prepare else (lambda: self.backend.infer(feeds))
+        latencies, durations, waits = [], [], []
+        # A millisecond's lead so the first arrival is not already late.
+        origin = time.perf_counter_ns() + 1_000_000
+        for arrival in arrivals:
+            due = origin + arrival
+            now = time.perf_counter_ns()
+            if due - now > 200_000:
+                # Sleep most of the gap, spin the rest: sleep alone wakes late.
+                time.sleep((due - now - 150_000) / 1e9)
+            while time.perf_counter_ns() < due:
+                pass
+            begin = time.perf_counter_ns()
+            call()
+            end = time.perf_counter_ns()
+            durations.append(end - begin)
+            waits.append(begin - due)
+            latencies.append(end - due)
+        return {"ok": True, "latencies_ns": latencies, "durations_ns": durations, "waits_ns": waits,
+                "peak_memory_bytes": _peak_memory_bytes()}
+
+    def offline(self, request: dict) -> dict:
+        """The offline scenario: `queries` inferences back to back over every
+        sample in turn, inputs fed each time, as fast as the runtime goes."""
+        queries = _field(request, "queries", int)
+        if queries < 1:
+            raise RequestError(f"field 'queries' must be at least 1, got {queries}")
+        self._require_loaded()
+        feeds = [self._feeds(k) for k in range(self.samples)]
+        durations = []
+        begin_all = time.perf_counter_ns()
+        for query in range(queries):
+            begin = time.perf_counter_ns()
+            self.backend.infer(feeds[query % len(feeds)])
+            durations.append(time.perf_counter_ns() - begin)
+        total = time.perf_counter_ns() - begin_all
+        return {"ok": True, "total_ns": total, "durations_ns": durations, "peak_memory_bytes": _peak_memory_bytes()}
+
+    def native_benchmark(self, request: dict) -> dict:
+        seconds = _field(request, "seconds", int, default=10, required=False)
+        threads = _field(request, "threads", int, default=1, required=False)
+        if seconds < 1 or threads < 1:
+            raise RequestError("fields 'seconds' and 'threads' must be at least 1")
+        bench = getattr(self.backend, "native_benchmark", None)
+        if bench is None:
+            raise RequestError(f"the {self.backend.name} runner has no native benchmark tool")
+        if self.artifact is None:
+            raise RequestError("no model loaded: send a 'load' request first")
+        return {"ok": True, **bench(self.artifact, seconds, threads)}
 
     def outputs(self, request: dict) -> dict:
         directory = _field(request, "directory", str)
@@ -474,23 +680,6 @@ class _Session:
         return {name: np.ascontiguousarray(array[sample:sample + 1])
                 for name, array in self.inputs.items()}
 
-    @staticmethod
-    def _read_input(name: str, file_name: str) -> np.ndarray:
-        if not os.path.isfile(file_name):
-            raise RequestError(f"input '{name}': file '{file_name}' not found "
-                               f"(relative to {os.getcwd()})")
-        try:
-            array = np.load(file_name, allow_pickle=False)
-        except Exception as error:  # numpy raises several types for a bad file
-            raise RequestError(f"input '{name}': '{file_name}' is not a readable .npy "
-                               f"file: {error}") from error
-        if not isinstance(array, np.ndarray):
-            raise RequestError(f"input '{name}': '{file_name}' holds an archive, not one array")
-        if array.ndim == 0:
-            raise RequestError(f"input '{name}': '{file_name}' holds a scalar; samples must be "
-                               f"stacked on a leading axis")
-        return array
-
     def _check_specs(self, arrays: dict[str, np.ndarray], files: dict[str, str]) -> None:
         specs_of = getattr(self.backend, "input_specs", None)
         if specs_of is None:
@@ -524,7 +713,9 @@ class _Session:
         return np.stack(results, axis=0)
 
 
-_HANDLERS = {"load": _Session.load, "run": _Session.run, "outputs": _Session.outputs}
+_HANDLERS = {"load": _Session.load, "run": _Session.run, "outputs": _Session.outputs,
+             "server": _Session.server, "offline": _Session.offline,
+             "native_benchmark": _Session.native_benchmark}
 
 
 def _answer(session: _Session, line: str) -> tuple[dict, bool]:
@@ -551,6 +742,24 @@ def _answer(session: _Session, line: str) -> tuple[dict, bool]:
     except Exception as error:  # a runtime failure must not end the session
         traceback.print_exc(file=sys.stderr)
         return {"ok": False, "error": f"{op}: {type(error).__name__}: {_one_line(str(error))}"}, False
+
+
+def run_backend(make_backend: Callable[[], Any], runtime: str, hint: str = "",
+                failures: tuple[tuple[type, str], ...] = ()) -> int:
+    """A runner's main: keep stdout for the protocol, make the backend (a runtime
+    that cannot be imported, or another listed failure, ends the runner with a
+    clear message, status 1) and serve it."""
+    reserve_stdout()
+    try:
+        backend = make_backend()
+    except ImportError as error:
+        fail(f"runner.py: {runtime} is not importable with {sys.executable}: {error}{hint}", code=1)
+    except Exception as error:
+        for kind, what in failures:
+            if isinstance(error, kind):
+                fail(f"runner.py: {what}: {error}", code=1)
+        raise
+    return serve(backend)
 
 
 def serve(backend: Any, *, stdin: Any = None, stdout: TextIO | None = None) -> int:
