@@ -16,7 +16,7 @@ final class JetsonEndToEndTests: XCTestCase {
     override func tearDown() { board?.remove() }
 
     func testExperimentOnJetsonRecordsAppliesAndRestoresConditions() throws {
-        let (outcome, result) = try board.run(inventory: try board.inventory(plugin: "jetson", board: "orin"),
+        let (outcome, result) = try board.run(inventory: try board.inventory(plugin: "jetson", board: "orin", probe: "jetson-rails"),
                                               experiment: try board.experiment(board: "orin", #"conditions: {nvpmodel: "2", jetson_clocks: "true", governor: performance}"#))
         XCTAssertEqual(result.status, .succeeded, "\(result.failure?.stage ?? ""): \(result.failure?.reason ?? "")\n\(outcome.stderr.suffix(3000))")
         XCTAssertEqual(result.semanticPreservation?.ratio, 1.0)
@@ -59,6 +59,16 @@ final class JetsonEndToEndTests: XCTestCase {
             XCTAssertEqual(try board.state("sys/devices/system/cpu/cpu\(cpu)/cpufreq/scaling_governor"), "schedutil")
         }
         XCTAssertEqual(board.deploymentsLeft(), [], "the user's files left the board")
+
+        // The INA3221 rails streamed as a probe through warm-up and measurement, in W.
+        let rails = try XCTUnwrap(result.probes?.first { $0.name == "orin-probe" })
+        XCTAssertNil(rails.failure, rails.failure ?? "")
+        XCTAssertEqual(rails.channels.map(\.name), ["VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0", "VDDQ_VDD2_1V8AO"])
+        XCTAssertEqual(rails.channels.first?.unit, "W")
+        let gpu = rails.samples.filter { $0.channel == 0 }
+        XCTAssertGreaterThan(gpu.count, 2, "sampled every 50 ms while measuring")
+        XCTAssertTrue(gpu.allSatisfy { abs($0.value - 19936.0 * 139 / 1e6) < 1e-9 }, "\(gpu.prefix(3))")
+        XCTAssertEqual(rails.samples.map(\.timestampNs), rails.samples.map(\.timestampNs).sorted())
         XCTAssertTrue(result.log.contains { $0.stage == "reset" && $0.message.contains("ssh") }, "readiness over SSH is logged")
     }
 

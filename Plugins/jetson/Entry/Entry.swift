@@ -8,5 +8,5 @@ public func mlbenchPluginEntry() -> UnsafeRawPointer {
     PluginExport.descriptor(
         name: "jetson", version: "1.0.0",
         description: "NVIDIA Jetson (Nano, Xavier, Orin; JetPack 4-6) over SSH",
-        factories: [.board("jetson") { try JetsonBoard($0) }])
+        factories: [.board("jetson") { try JetsonBoard($0) }, .probe("jetson-rails") { try JetsonRailsProbe($0) }])
 }

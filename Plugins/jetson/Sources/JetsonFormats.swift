@@ -144,29 +144,52 @@ public enum INA3221Rails {
         "/sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*/curr*_input",
     ]
 
-    public static func parse(_ files: [String: String]) throws -> [PowerRail] {
-        func number(_ path: String) throws -> Double? { try LinuxFacts.number(files, path) }
-        var rails = [PowerRail]()
+    /// Where one rail's readings are: voltage (mV) and current (mA) files, and the
+    /// power file (mW) where the driver has one (JetPack 4).
+    public struct Channel: Equatable, Sendable {
+        public var name: String
+        public var voltage: String
+        public var current: String
+        public var power: String?
+
+        /// The rail's power from its files' values (path → number), in mW.
+        public func milliwatts(_ values: [String: Double]) -> Double? {
+            if let power, let value = values[power] { return value }
+            guard let volts = values[voltage], let amps = values[current] else { return nil }
+            return volts * amps / 1000
+        }
+    }
+
+    /// The connected channels named in `files` (labels; NC and the sum channel left out).
+    public static func channels(_ files: [String: String]) -> [Channel] {
+        var channels = [Channel]()
         for (path, content) in files.sorted(by: { $0.key < $1.key }) {
             let folder = (path as NSString).deletingLastPathComponent
             let file = (path as NSString).lastPathComponent
             let label = content.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !label.isEmpty, label != "NC" else { continue }
             if file.hasPrefix("rail_name_") {
                 let channel = file.dropFirst("rail_name_".count)
-                guard !label.isEmpty, label != "NC" else { continue }
-                rails.append(PowerRail(name: label, millivolts: try number("\(folder)/in_voltage\(channel)_input"),
-                                       milliamps: try number("\(folder)/in_current\(channel)_input"),
-                                       milliwatts: try number("\(folder)/in_power\(channel)_input")))
+                channels.append(Channel(name: label, voltage: "\(folder)/in_voltage\(channel)_input", current: "\(folder)/in_current\(channel)_input",
+                                        power: "\(folder)/in_power\(channel)_input"))
             } else if file.hasPrefix("in"), file.hasSuffix("_label"), folder.contains("/hwmon/") {
                 let channel = file.dropFirst(2).dropLast("_label".count)
-                guard let index = Int(channel), (1...3).contains(index), !label.isEmpty, label != "NC" else { continue }
-                let volts = try number("\(folder)/in\(channel)_input")
-                let amps = try number("\(folder)/curr\(channel)_input")
-                rails.append(PowerRail(name: label, millivolts: volts, milliamps: amps,
-                                       milliwatts: volts.flatMap { v in amps.map { v * $0 / 1000 } }))
+                guard let index = Int(channel), (1...3).contains(index) else { continue }
+                channels.append(Channel(name: label, voltage: "\(folder)/in\(channel)_input", current: "\(folder)/curr\(channel)_input"))
             }
         }
-        return rails
+        return channels
+    }
+
+    public static func parse(_ files: [String: String]) throws -> [PowerRail] {
+        try channels(files).map { channel in
+            var values = [String: Double]()
+            for path in [channel.voltage, channel.current] + (channel.power.map { [$0] } ?? []) {
+                values[path] = try LinuxFacts.number(files, path)
+            }
+            return PowerRail(name: channel.name, millivolts: values[channel.voltage], milliamps: values[channel.current],
+                             milliwatts: channel.milliwatts(values))
+        }
     }
 }
 

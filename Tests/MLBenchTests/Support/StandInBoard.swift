@@ -44,8 +44,9 @@ final class StandInBoard {
         ])
     }
 
-    /// An inventory with this board (as `board`, driven by `plugin`), the host and ONNX Runtime.
-    func inventory(plugin: String, board: String, port: Int? = nil) throws -> String {
+    /// An inventory with this board (as `board`, driven by `plugin`), the host and ONNX
+    /// Runtime; with `probe`, that probe kind of the plugin records during the run as `<board>-probe`.
+    func inventory(plugin: String, board: String, port: Int? = nil, probe: String? = nil) throws -> String {
         let file = home.appendingPathComponent("lab.yaml")
         // JSON is YAML: the settings go in as they are.
         try """
@@ -57,7 +58,11 @@ final class StandInBoard {
               host: {plugin: host}
             toolchains:
               onnxruntime: {plugin: onnxruntime}
-            """.write(to: file, atomically: true, encoding: .utf8)
+            """.appending(try probe.map { kind in
+                var settings = settings(board: board, port: port)
+                if case .object(var members) = settings { members["interval_ms"] = .number(50); settings = .object(members) }
+                return "\nprobes:\n  \(board)-probe: {plugin: \(plugin), kind: \(kind), board: \(board), settings: \(try JSONCoding.encode(settings))}\n"
+            } ?? "").write(to: file, atomically: true, encoding: .utf8)
         return file.path
     }
 
