@@ -39,7 +39,7 @@ final class ZynqTests: XCTestCase {
     func testExperimentOnAZCU104RecordsAndRestoresConditions() throws {
         let board = try StandInBoard(fixture: "zynq-zcu104")
         defer { board.remove() }
-        let (outcome, result) = try board.run(inventory: try board.inventory(plugin: "zynq", board: "zcu104"),
+        let (outcome, result) = try board.run(inventory: try board.inventory(plugin: "zynq", board: "zcu104", probe: "zynq-rails"),
                                               experiment: try board.experiment(board: "zcu104", "conditions: {governor: performance}"))
         XCTAssertEqual(result.status, .succeeded, "\(result.failure?.stage ?? ""): \(result.failure?.reason ?? "")\n\(outcome.stderr.suffix(3000))")
         XCTAssertEqual(result.semanticPreservation?.ratio, 1.0)
@@ -64,5 +64,11 @@ final class ZynqTests: XCTestCase {
             XCTAssertEqual(try board.state("sys/devices/system/cpu/cpu\(cpu)/cpufreq/scaling_governor"), "ondemand", "put back on the board")
         }
         XCTAssertEqual(board.deploymentsLeft(), [])
+        // The INA226 streamed as a probe: power1_input is µW.
+        let rails = try XCTUnwrap(result.probes?.first { $0.name == "zcu104-probe" })
+        XCTAssertNil(rails.failure, rails.failure ?? "")
+        XCTAssertEqual(rails.channels, [ProbeChannel(name: "ina226_u42", unit: "W")])
+        XCTAssertGreaterThan(rails.samples.count, 2)
+        XCTAssertTrue(rails.samples.allSatisfy { $0.value == 12.24375 }, "\(rails.samples.prefix(3))")
     }
 }

@@ -29,6 +29,43 @@ public struct PowerRail: Equatable, Sendable {
     }
 }
 
+/// Where one rail's readings are on the board: voltage (mV) and current (mA)
+/// files, and a power file where the driver has one.
+public struct RailChannel: Equatable, Sendable {
+    public var name: String
+    public var voltage: String
+    public var current: String
+    public var power: String?
+    /// mW per unit of the power file (1 for mW, 0.001 for the µW of hwmon `power1_input`).
+    public var powerScale: Double
+
+    public init(name: String, voltage: String, current: String, power: String? = nil, powerScale: Double = 1) {
+        self.name = name
+        self.voltage = voltage
+        self.current = current
+        self.power = power
+        self.powerScale = powerScale
+    }
+
+    /// Every file the channel reads.
+    public var files: [String] { [voltage, current] + (power.map { [$0] } ?? []) }
+
+    /// The rail's power from its files' values (path → number), in mW: the power
+    /// file when there is one, else V × I.
+    public func milliwatts(_ values: [String: Double]) -> Double? {
+        if let power, let value = values[power] { return value * powerScale }
+        guard let volts = values[voltage], let amps = values[current] else { return nil }
+        return volts * amps / 1000
+    }
+
+    /// The rail's reading from `files` (path → text); a file that is not a number is an error naming it.
+    public func read(_ files: [String: String]) throws -> PowerRail {
+        var values = [String: Double]()
+        for path in self.files { values[path] = try LinuxFacts.number(files, path) }
+        return PowerRail(name: name, millivolts: values[voltage], milliamps: values[current], milliwatts: milliwatts(values))
+    }
+}
+
 /// What every embedded Linux board tells the same way, from file contents
 /// (path → text, as `RemoteLinuxBoard.readFiles` returns them).
 public enum LinuxFacts {

@@ -144,25 +144,9 @@ public enum INA3221Rails {
         "/sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*/curr*_input",
     ]
 
-    /// Where one rail's readings are: voltage (mV) and current (mA) files, and the
-    /// power file (mW) where the driver has one (JetPack 4).
-    public struct Channel: Equatable, Sendable {
-        public var name: String
-        public var voltage: String
-        public var current: String
-        public var power: String?
-
-        /// The rail's power from its files' values (path → number), in mW.
-        public func milliwatts(_ values: [String: Double]) -> Double? {
-            if let power, let value = values[power] { return value }
-            guard let volts = values[voltage], let amps = values[current] else { return nil }
-            return volts * amps / 1000
-        }
-    }
-
     /// The connected channels named in `files` (labels; NC and the sum channel left out).
-    public static func channels(_ files: [String: String]) -> [Channel] {
-        var channels = [Channel]()
+    public static func channels(_ files: [String: String]) -> [RailChannel] {
+        var channels = [RailChannel]()
         for (path, content) in files.sorted(by: { $0.key < $1.key }) {
             let folder = (path as NSString).deletingLastPathComponent
             let file = (path as NSString).lastPathComponent
@@ -170,26 +154,19 @@ public enum INA3221Rails {
             guard !label.isEmpty, label != "NC" else { continue }
             if file.hasPrefix("rail_name_") {
                 let channel = file.dropFirst("rail_name_".count)
-                channels.append(Channel(name: label, voltage: "\(folder)/in_voltage\(channel)_input", current: "\(folder)/in_current\(channel)_input",
+                channels.append(RailChannel(name: label, voltage: "\(folder)/in_voltage\(channel)_input", current: "\(folder)/in_current\(channel)_input",
                                         power: "\(folder)/in_power\(channel)_input"))
             } else if file.hasPrefix("in"), file.hasSuffix("_label"), folder.contains("/hwmon/") {
                 let channel = file.dropFirst(2).dropLast("_label".count)
                 guard let index = Int(channel), (1...3).contains(index) else { continue }
-                channels.append(Channel(name: label, voltage: "\(folder)/in\(channel)_input", current: "\(folder)/curr\(channel)_input"))
+                channels.append(RailChannel(name: label, voltage: "\(folder)/in\(channel)_input", current: "\(folder)/curr\(channel)_input"))
             }
         }
         return channels
     }
 
     public static func parse(_ files: [String: String]) throws -> [PowerRail] {
-        try channels(files).map { channel in
-            var values = [String: Double]()
-            for path in [channel.voltage, channel.current] + (channel.power.map { [$0] } ?? []) {
-                values[path] = try LinuxFacts.number(files, path)
-            }
-            return PowerRail(name: channel.name, millivolts: values[channel.voltage], milliamps: values[channel.current],
-                             milliwatts: channel.milliwatts(values))
-        }
+        try channels(files).map { try $0.read(files) }
     }
 }
 

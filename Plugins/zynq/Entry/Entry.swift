@@ -1,3 +1,4 @@
+import LinuxBoardKit
 import MLBenchPluginKit
 import ZynqBoard
 
@@ -7,5 +8,6 @@ public func mlbenchPluginEntry() -> UnsafeRawPointer {
     PluginExport.descriptor(
         name: "zynq", version: "1.0.0",
         description: "Zynq UltraScale+ (ZCU102, ZCU104, KV260) with PetaLinux and Vitis AI, over SSH",
-        factories: [.board("zynq") { try ZynqBoard($0) }])
+        factories: [.board("zynq") { try ZynqBoard($0) },
+                    .probe("zynq-rails") { try RailsProbe($0, kind: "zynq", patterns: INA2xxRails.patterns, discover: INA2xxRails.channels) }])
 }

@@ -10,21 +10,24 @@ public enum INA2xxRails {
     public static let patterns = ["/sys/class/hwmon/hwmon*/name", "/sys/class/hwmon/hwmon*/in1_input",
                                   "/sys/class/hwmon/hwmon*/curr1_input", "/sys/class/hwmon/hwmon*/power1_input"]
 
-    public static func parse(_ files: [String: String]) throws -> [PowerRail] {
-        func number(_ path: String) throws -> Double? { try LinuxFacts.number(files, path) }
-        var rails = [PowerRail]()
+    /// The INA2xx devices among the hwmon folders; two with one name stay apart by their folder.
+    public static func channels(_ files: [String: String]) -> [RailChannel] {
+        var channels = [RailChannel]()
         var seen = [String: Int]()
         for (path, content) in files.sorted(by: { $0.key < $1.key }) where path.hasSuffix("/name") {
             let name = content.trimmingCharacters(in: .whitespacesAndNewlines)
             guard name.hasPrefix("ina2") else { continue }
             let folder = (path as NSString).deletingLastPathComponent
-            // Two sensors with one name (no device-tree label) stay apart by their hwmon folder.
             seen[name, default: 0] += 1
             let unique = seen[name]! > 1 ? "\(name)_\((folder as NSString).lastPathComponent)" : name
-            rails.append(PowerRail(name: unique, millivolts: try number("\(folder)/in1_input"), milliamps: try number("\(folder)/curr1_input"),
-                                   milliwatts: try number("\(folder)/power1_input").map { $0 / 1000 }))
+            channels.append(RailChannel(name: unique, voltage: "\(folder)/in1_input", current: "\(folder)/curr1_input",
+                                        power: files["\(folder)/power1_input"] != nil ? "\(folder)/power1_input" : nil, powerScale: 0.001))
         }
-        return rails
+        return channels
+    }
+
+    public static func parse(_ files: [String: String]) throws -> [PowerRail] {
+        try channels(files).map { try $0.read(files) }
     }
 }
 
