@@ -36,6 +36,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // The shared store of several bench hosts (PostgreSQL).
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // Imported directly by the PostgreSQL store (futures, logger); postgres-nio needs them anyway.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // The versioned C ABI between the core and plugins (one header).
@@ -72,7 +77,10 @@ let package = Package(
         // The lab: configuration files, plugin loader, isolation manager, statistics, store.
         .target(name: "MLBench",
                 dependencies: ["MLBenchCore", "CMLBenchPlugin", "SQLiteDriver", "OpenSSLDriver", "USBDriver", "GPIODriver",
-                               .product(name: "Yams", package: "Yams")],
+                               .product(name: "Yams", package: "Yams"),
+                               .product(name: "PostgresNIO", package: "postgres-nio"),
+                               .product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "Logging", package: "swift-log")],
                 path: "Sources/MLBench"),
         .executableTarget(name: "mlbench",
                           dependencies: ["MLBench", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -124,7 +132,8 @@ let package = Package(
                           path: "Benchmarks/ProbePipeline"),
 
         .testTarget(name: "MLBenchTests", dependencies: ["MLBench", "MLBenchCore", "SQLiteDriver", "OpenSSLDriver",
-                                                         "MLBenchPluginKit", "LinuxBoardKit", "JetsonBoard", "ZynqBoard", "TC3xxBoard", "SerialDriver"],
+                                                         "MLBenchPluginKit", "LinuxBoardKit", "JetsonBoard", "ZynqBoard", "TC3xxBoard", "SerialDriver",
+                                                         .product(name: "Yams", package: "Yams")],
                     path: "Tests/MLBenchTests"),
         // Emulated USB devices behind umockdev (usbdevfs ioctl handlers), and the
         // program that drives plugins against them under umockdev-wrapper.

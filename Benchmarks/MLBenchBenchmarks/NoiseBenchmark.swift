@@ -131,7 +131,7 @@ func scratchRunner(_ name: String) throws -> (ExperimentRunner, URL) {
     try lab.home.prepare()
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mlbench-\(name)-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    let store = try SQLiteResultStore(path: folder.appendingPathComponent("\(name).sqlite").path)
+    let store = try LabStore(sqlitePath: folder.appendingPathComponent("\(name).sqlite").path)
     return (ExperimentRunner(lab: lab, store: store), folder)
 }
 

@@ -4,6 +4,7 @@ import MLBench
 // The measurement-methodology benchmarks: programs that print figures, not tests.
 //   mlbench-bench warm-up [EXPERIMENT]   synthetic traces, then real first runs of EXPERIMENT
 //   mlbench-bench noise [EXPERIMENT]     quiet vs injected interference
+//   mlbench-bench scheduler [POSTGRES_URL]  queue overhead with SQLite (and PostgreSQL when a URL is given)
 // scripts/bench runs both and the runner-overhead benchmark (Benchmarks/overhead.py).
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -18,13 +19,20 @@ do {
         try realWarmUps(experiment)
     case "noise":
         try NoiseBenchmark.run(experimentPath: experiment, quietTrials: 3, noisyTrials: 5, seconds: 4)
+    case "scheduler":
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mlbench-scheduler-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try SchedulerBenchmark.run(store: LabStore(sqlitePath: folder.appendingPathComponent("lab.sqlite").path), backend: "SQLite")
+        if arguments.count > 1 {
+            try SchedulerBenchmark.run(store: LabStore.open(arguments[1]), backend: "PostgreSQL")
+        }
     case "all":
         WarmUpBenchmark.run(offline: true)
         WarmUpBenchmark.run(offline: false)
         try realWarmUps(experiment)
         try NoiseBenchmark.run(experimentPath: experiment, quietTrials: 3, noisyTrials: 5, seconds: 4)
     default:
-        FileHandle.standardError.write(Data("usage: mlbench-bench [warm-up|noise|all] [EXPERIMENT.yaml]\n".utf8))
+        FileHandle.standardError.write(Data("usage: mlbench-bench [warm-up|noise|all] [EXPERIMENT.yaml] | scheduler [POSTGRES_URL]\n".utf8))
         exit(2)
     }
 } catch {

@@ -8,7 +8,8 @@ struct MLBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mlbench",
         abstract: "Benchmark ML inference on real boards.",
-        subcommands: [Run.self, Check.self, Plugins.self, LabCommand.self, Devices.self, Toolchains.self, Results.self, Schema.self])
+        subcommands: [Run.self, Check.self, Plugins.self, LabCommand.self, Devices.self, Toolchains.self, Results.self, Verify.self,
+                      QueueCommand.self, Boards.self, Worker.self, Schema.self])
 }
 
 /// Options every command that touches the lab shares.
@@ -28,6 +29,24 @@ struct LabOptions: ParsableArguments {
         let path = inventory ?? ProcessInfo.processInfo.environment["MLBENCH_INVENTORY"]
         let inventoryFile = try path.map { try InventoryFile.load($0) } ?? .embeddedDefault
         return Lab(home: labHome, inventory: inventoryFile, extraPluginPaths: pluginPaths)
+    }
+}
+
+/// Which store a command uses.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: "The store: a postgres:// URL (several bench hosts) or an SQLite file. Default: $MLBENCH_STORE, else results.sqlite in the lab's data folder.")
+    var store: String?
+
+    /// The store, signing what it stores with the lab's key.
+    func open(_ lab: Lab) throws -> LabStore {
+        let store: LabStore
+        if let location = self.store ?? ProcessInfo.processInfo.environment["MLBENCH_STORE"], !location.isEmpty {
+            store = try LabStore.open(location)
+        } else {
+            store = try LabStore(sqlitePath: lab.home.database.path)
+        }
+        store.signer = try BundleSigner.forLab(lab.home)
+        return store
     }
 }
 
@@ -56,9 +75,16 @@ struct Run: ParsableCommand {
     var experiment: String
 
     @OptionGroup var options: LabOptions
+    @OptionGroup var storeOptions: StoreOptions
 
     @Flag(help: "Print the stored result as JSON instead of a summary.")
     var json = false
+
+    @Flag(help: "Print only the stored result's id (what `mlbench worker` reads).")
+    var idOnly = false
+
+    @Option(help: "Resolve the experiment's relative paths against this folder instead of the file's. Default: $MLBENCH_EXPERIMENT_DIRECTORY (set by mlbench worker), else the file's folder.")
+    var relativeTo: String?
 
     @Flag(name: .shortAndLong, help: "Print no progress.")
     var quiet = false
@@ -66,16 +92,18 @@ struct Run: ParsableCommand {
     func run() throws {
         var outcome: ExperimentResult?
         try report {
-            let file = try ExperimentFile.load(experiment)
+            let base = relativeTo ?? ProcessInfo.processInfo.environment["MLBENCH_EXPERIMENT_DIRECTORY"].flatMap { $0.isEmpty ? nil : $0 }
+            let file = try ExperimentFile.load(experiment, relativeTo: base)
             let lab = try options.lab()
-            let store = try SQLiteResultStore(path: lab.home.database.path)
+            let store = try storeOptions.open(lab)
             let runner = ExperimentRunner(lab: lab, store: store) { line in
                 if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
             }
             outcome = try runner.run(file)
             if let outcome {
-                print(json ? String(decoding: try ResultCoding.encoder.encode(outcome), as: UTF8.self)
-                           : ResultPresenter.summary(outcome, store: lab.home.database.path))
+                print(idOnly ? outcome.id
+                      : json ? String(decoding: try ResultCoding.encoder.encode(outcome), as: UTF8.self)
+                      : ResultPresenter.summary(outcome, store: store.location))
             }
         }
         if outcome?.status == .failed { throw ExitCode(1) }
@@ -379,17 +407,92 @@ struct Toolchains: ParsableCommand {
 }
 
 struct Results: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Stored results.", subcommands: [List.self, Show.self])
+    static let configuration = CommandConfiguration(abstract: "Stored results.", subcommands: [List.self, Show.self, Compare.self, Replay.self, Export.self, Delete.self])
+
+    struct Replay: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a stored result's experiment again, from its stored definition and the files it used (from the blob store), and compare.")
+        @Argument(help: "The result's id (a unique prefix is enough).") var id: String
+        @Flag(name: .shortAndLong, help: "Print no progress.") var quiet = false
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            var replayed: ExperimentResult?
+            try report {
+                let lab = try options.lab()
+                let store = try storeOptions.open(lab)
+                guard let original = try store.result(id: id) else { throw Failure(description: "no result with id '\(id)' in \(store.location)") }
+                let folder = lab.home.scratch.appendingPathComponent("replay-\(UUID().uuidString)", isDirectory: true)
+                defer { try? FileManager.default.removeItem(at: folder) }
+                let file = try ExperimentFile.load(try MLBench.Replay.prepare(original, blobs: lab.home.blobs, into: folder))
+                let runner = ExperimentRunner(lab: lab, store: store) { line in
+                    if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
+                }
+                let outcome = try runner.run(file)
+                replayed = outcome
+                print("replay of \(original.id): result \(outcome.id)\n")
+                print(ResultPresenter.comparison([original, outcome]))
+            }
+            if replayed?.status == .failed { throw ExitCode(1) }
+        }
+    }
+
+    struct Compare: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Results side by side, each compared with the first, with the significance of the differences.")
+        @Argument(help: "Two or more result ids (unique prefixes); the first is the baseline.") var ids: [String]
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report {
+                guard ids.count >= 2 else { throw Failure(description: "compare needs at least two result ids (got \(ids.count))") }
+                print(ResultPresenter.comparison(try storeOptions.open(try options.lab()).bundles(ids: ids)))
+            }
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Write results as JSON (whole bundles) or CSV (headline figures).")
+        @Argument(help: "Result ids (unique prefixes); all results when none.") var ids: [String] = []
+        @Option(help: "json or csv.") var format = "json"
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report {
+                guard format == "json" || format == "csv" else { throw Failure(description: "--format '\(format)' is not json or csv") }
+                let results = try storeOptions.open(try options.lab()).bundles(ids: ids)
+                print(format == "json" ? try ResultExport.json(results) : ResultExport.csv(results), terminator: format == "json" ? "\n" : "")
+            }
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a result, and the files it kept that no other result needs.")
+        @Argument(help: "The result's id (a unique prefix is enough).") var id: String
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report {
+                let lab = try options.lab()
+                let (result, removed) = try storeOptions.open(lab).delete(id: id, blobs: lab.home.blobs)
+                print("deleted \(result.id) (\(result.name)); \(removed.count) file\(removed.count == 1 ? "" : "s") no other result needs removed")
+            }
+        }
+    }
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the newest results.")
         @Option(help: "How many.") var limit = 20
         @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
 
         func run() throws {
             try report {
                 let lab = try options.lab()
-                let store = try SQLiteResultStore(path: lab.home.database.path)
+                let store = try storeOptions.open(lab)
                 print(ResultPresenter.list(try store.list(limit: limit)))
             }
         }
@@ -400,16 +503,35 @@ struct Results: ParsableCommand {
         @Argument var id: String
         @Flag(help: "The whole stored bundle as JSON.") var json = false
         @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
 
         func run() throws {
             try report {
                 let lab = try options.lab()
-                let store = try SQLiteResultStore(path: lab.home.database.path)
-                guard let result = try store.result(id: id) else { throw Failure(description: "no result with id '\(id)' in \(lab.home.database.path)") }
+                let store = try storeOptions.open(lab)
+                guard let result = try store.result(id: id) else { throw Failure(description: "no result with id '\(id)' in \(store.location)") }
                 print(json ? String(decoding: try ResultCoding.encoder.encode(result), as: UTF8.self)
-                           : ResultPresenter.summary(result, store: lab.home.database.path))
+                           : ResultPresenter.summary(result, store: store.location))
             }
         }
+    }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a stored result: its bundle's signature and every model, input and output file it names by SHA-256.")
+    @Argument(help: "The result's id (a unique prefix is enough).") var id: String
+    @OptionGroup var options: LabOptions
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        var problems = [String]()
+        try report {
+            let lab = try options.lab()
+            problems = try storeOptions.open(lab).verify(id: id, blobs: lab.home.blobs, trustedKeys: BundleSigner.trustedKeys(lab.home))
+            print(problems.isEmpty ? "\(id): intact (signature and every file checked)" : problems.map { "\(id): \($0)" }.joined(separator: "\n"))
+        }
+        if !problems.isEmpty { throw ExitCode(1) }
     }
 }
 

@@ -50,7 +50,7 @@ final class ToolchainEndToEndTests: LabTestCase {
             results[point.name] = result
         }
         XCTAssertEqual(Set(results.values.map(\.id)).count, 4, "four stored results")
-        XCTAssertEqual(try SQLiteResultStore(path: home.appendingPathComponent("results.sqlite").path).list(limit: 10).count, 4)
+        XCTAssertEqual(try store().list(limit: 10).count, 4)
         XCTAssertEqual(results["sweep-onnxruntime"]?.semanticPreservation?.ratio, 1.0)
         XCTAssertEqual(results["sweep-tvm"]?.semanticPreservation?.ratio, 1.0)
         XCTAssertEqual(results["sweep-tflite-float32"]?.semanticPreservation?.ratio, 1.0)

@@ -226,15 +226,20 @@ public struct ExperimentFile: Sendable {
     /// The file's text, stored with the result so that it can be replayed.
     public var text: String
 
-    public var directory: URL { URL(fileURLWithPath: path).deletingLastPathComponent() }
+    /// Where relative paths resolve; the file's folder unless the experiment was copied
+    /// elsewhere to run (a queued experiment's definition keeps its submitter's folder).
+    public var baseDirectory: URL?
+
+    public var directory: URL { baseDirectory ?? URL(fileURLWithPath: path).deletingLastPathComponent() }
 
     /// Resolves a path written in the experiment against the experiment's folder.
     public func resolve(_ relative: String) -> String {
         relative.hasPrefix("/") ? relative : directory.appendingPathComponent(relative).standardizedFileURL.path
     }
 
-    /// Loads, validates against the schema, and checks the cross-field rules.
-    public static func load(_ path: String) throws -> ExperimentFile {
+    /// Loads, validates against the schema, and checks the cross-field rules. Relative
+    /// paths resolve against `relativeTo`, else the file's folder.
+    public static func load(_ path: String, relativeTo base: String? = nil) throws -> ExperimentFile {
         let document = try YAMLDocument(contentsOf: path)
         let experiment = try document.decode(Experiment.self, schema: try Schemas.experimentValue())
         let reference = experiment.reference
@@ -246,7 +251,8 @@ public struct ExperimentFile: Sendable {
         }
         try checkSemanticPreservation(experiment, document)
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        return ExperimentFile(path: URL(fileURLWithPath: path).standardizedFileURL.path, experiment: experiment, text: text)
+        return ExperimentFile(path: URL(fileURLWithPath: path).standardizedFileURL.path, experiment: experiment, text: text,
+                              baseDirectory: base.map { URL(fileURLWithPath: $0, isDirectory: true).standardizedFileURL })
     }
 
     /// The rules of `semantic_preservation` that the schema cannot say.

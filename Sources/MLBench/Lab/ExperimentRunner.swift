@@ -117,7 +117,7 @@ public final class ExperimentRunner {
 
         // Inputs: every file must exist; each is hashed before anything runs.
         log(&result, "inputs", "hashing the model and inputs")
-        result.checksums["experiment"] = try stage("inputs") { try SHA256Digest.hex(of: Data(file.text.utf8)) }
+        result.checksums["experiment"] = try stage("inputs") { try lab.home.blobs.put(data: Data(file.text.utf8)) }
         let modelPath = file.resolve(experiment.model)
         result.checksums["model"] = try stage("inputs") { try hashFile(modelPath, role: "model") }
         var inputFiles = [String: String]()
@@ -696,12 +696,14 @@ public final class ExperimentRunner {
         progress("[\(stage)] \(message)")
     }
 
+    /// Keeps the file in the lab's blob store (content-addressed, once per content) and
+    /// returns its SHA-256, which the result records: replay and `mlbench verify` use it.
     private func hashFile(_ path: String, role: String) throws -> String {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
             throw StageFailure(stage: "inputs", reason: "the \(role) file \(path) does not exist")
         }
-        return try SHA256Digest.hex(ofFile: path)
+        return try lab.home.blobs.put(file: path)
     }
 
     private func loadTensors(_ files: [String: String], from folder: URL, label: String) throws -> [String: Tensor] {

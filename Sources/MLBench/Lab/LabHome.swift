@@ -23,6 +23,10 @@ public struct LabHome: Sendable {
     /// Per-result files (outputs, logs): results/<id>/.
     public var results: URL { root.appendingPathComponent("results", isDirectory: true) }
     public var scratch: URL { root.appendingPathComponent("tmp", isDirectory: true) }
+    /// Content-addressed copies of models, inputs, outputs and definitions.
+    public var blobs: BlobStore { BlobStore(root: root.appendingPathComponent("blobs", isDirectory: true)) }
+    /// The key that signs result bundles, and the public keys of other trusted bench hosts.
+    public var keys: URL { root.appendingPathComponent("keys", isDirectory: true) }
 
     public func prepare() throws {
         for folder in [root, toolchains, artifacts, results, scratch] {

@@ -1,7 +1,7 @@
 import Foundation
 
-/// Where results are kept. SQLite is the embedded default; other stores
-/// (PostgreSQL, for several bench hosts) implement the same protocol.
+/// Where results are kept. `LabStore` implements it on SQLite (the embedded default)
+/// and on PostgreSQL (several bench hosts), together with `ExperimentQueue`.
 public protocol ResultStore {
     /// Stores a new result; an existing result is never modified.
     func insert(_ result: ExperimentResult) throws

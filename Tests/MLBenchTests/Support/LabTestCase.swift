@@ -54,5 +54,5 @@ class LabTestCase: XCTestCase {
         }
     }
 
-    func store() throws -> SQLiteResultStore { try SQLiteResultStore(path: home.appendingPathComponent("results.sqlite").path) }
+    func store() throws -> LabStore { try LabStore(sqlitePath: home.appendingPathComponent("results.sqlite").path) }
 }
