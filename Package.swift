@@ -29,6 +29,9 @@ let package = Package(
         .library(name: "mlbench-ina2xx", type: .dynamic, targets: ["INA2xxProbePlugin"]),
         .library(name: "mlbench-ykush", type: .dynamic, targets: ["YKUSHPlugin"]),
         .library(name: "mlbench-tflite", type: .dynamic, targets: ["TFLitePlugin"]),
+        .library(name: "mlbench-jetson", type: .dynamic, targets: ["JetsonBoardPlugin"]),
+        .library(name: "mlbench-zynq", type: .dynamic, targets: ["ZynqBoardPlugin"]),
+        .library(name: "mlbench-tc3xx", type: .dynamic, targets: ["TC3xxBoardPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -90,6 +93,16 @@ let package = Package(
         .target(name: "TensorRTPlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tensorrt/Sources"),
         .target(name: "VitisAIPlugin", dependencies: ["MLBenchPluginKit", "MLBenchCore"], path: "Plugins/vitis-ai/Sources"),
         .target(name: "TFLitePlugin", dependencies: ["MLBenchPluginKit"], path: "Plugins/tflite/Sources"),
+        // What the Linux board plugins (Jetson, Zynq) share: the SSH transport and the remote runner host.
+        .target(name: "LinuxBoardKit", dependencies: ["MLBenchPluginKit", "MLBenchDeviceKit", "SerialDriver"], path: "Plugins/LinuxBoardKit/Sources"),
+        // Board plugins: the board in one module (linked by the tests), the exported entry in another.
+        .target(name: "JetsonBoard", dependencies: ["LinuxBoardKit"], path: "Plugins/jetson/Sources"),
+        .target(name: "JetsonBoardPlugin", dependencies: ["JetsonBoard"], path: "Plugins/jetson/Entry"),
+        .target(name: "ZynqBoard", dependencies: ["LinuxBoardKit"], path: "Plugins/zynq/Sources"),
+        .target(name: "ZynqBoardPlugin", dependencies: ["ZynqBoard"], path: "Plugins/zynq/Entry"),
+        // AURIX TC3xx: the UART harness client, ELF memory usage; the harness C source is in Plugins/tc3xx/harness.
+        .target(name: "TC3xxBoard", dependencies: ["MLBenchPluginKit", "SerialDriver"], path: "Plugins/tc3xx/Sources"),
+        .target(name: "TC3xxBoardPlugin", dependencies: ["TC3xxBoard"], path: "Plugins/tc3xx/Entry"),
 
         // What device plugins share: probe streaming, relay banks, USB device selection.
         .target(name: "MLBenchDeviceKit", dependencies: ["MLBenchPluginKit", "USBDriver"], path: "Plugins/DeviceKit"),
@@ -119,6 +132,7 @@ let package = Package(
                           path: "Benchmarks/ProbePipeline"),
 
         .testTarget(name: "MLBenchTests", dependencies: ["MLBench", "MLBenchCore", "SQLiteDriver", "OpenSSLDriver",
+                                                         "MLBenchPluginKit", "LinuxBoardKit", "JetsonBoard", "ZynqBoard", "TC3xxBoard", "SerialDriver",
                                                          .product(name: "Yams", package: "Yams")],
                     path: "Tests/MLBenchTests"),
         // Emulated USB devices behind umockdev (usbdevfs ioctl handlers), and the

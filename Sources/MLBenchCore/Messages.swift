@@ -258,12 +258,28 @@ public struct MemoryRegion: Codable, Sendable, Equatable {
 public struct BoardDescription: Codable, Sendable, Equatable {
     public var name: String
     public var architecture: String
+    /// Each memory the board has (RAM; on a microcontroller each SRAM and flash
+    /// region), with its size and, where known, how much is used.
     public var memories: [MemoryRegion]
+    /// Accelerators beside the CPU ("gpu", "dla0", "dpu", ...), for compatibility
+    /// checks and the scheduler.
+    public var accelerators: [String]?
+    /// The runner kinds the board can host ("onnxruntime", "tensorrt", "uart-harness", ...).
+    public var runners: [String]?
+    /// The conditions the board can control (names accepted by `ConditionsRequest.apply`).
+    public var conditions: [String]?
+    /// How the board shows it is ready after a reset ("ssh user@host:22", "console login prompt", "harness banner").
+    public var readiness: String?
 
-    public init(name: String, architecture: String, memories: [MemoryRegion] = []) {
+    public init(name: String, architecture: String, memories: [MemoryRegion] = [], accelerators: [String]? = nil,
+                runners: [String]? = nil, conditions: [String]? = nil, readiness: String? = nil) {
         self.name = name
         self.architecture = architecture
         self.memories = memories
+        self.accelerators = accelerators
+        self.runners = runners
+        self.conditions = conditions
+        self.readiness = readiness
     }
 }
 

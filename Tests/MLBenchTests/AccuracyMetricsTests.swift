@@ -1,6 +1,7 @@
 import Foundation
 @testable import MLBench
 import XCTest
+import MLBenchCore
 
 /// Accuracy against labels: every expected value below is worked out by hand.
 final class AccuracyMetricsTests: XCTestCase {

@@ -1,6 +1,7 @@
 import Foundation
 @testable import MLBench
 import XCTest
+import MLBenchCore
 
 /// Experiment and inventory files: mistakes are named by file, line and field.
 final class ConfigurationTests: XCTestCase {

@@ -211,6 +211,7 @@ final class ExperimentEndToEndTests: LabTestCase {
             try FileManager.default.copyItem(at: fixture.appendingPathComponent(name), to: folder.appendingPathComponent(name))
         }
         let compile = try ChildProcess.run(["cc", "-shared", "-fPIC", "-I", MLBenchBinary.repository.appendingPathComponent("Sources/CMLBenchPlugin/include").path,
+                                            "-I", MLBenchBinary.repository.appendingPathComponent("Tests/Fixtures/include").path,
                                             fixture.appendingPathComponent("faulty.c").path, "-o", folder.appendingPathComponent("libmlbench-faulty.so").path],
                                            timeout: 120)
         XCTAssertEqual(compile.status, 0, compile.stderr)

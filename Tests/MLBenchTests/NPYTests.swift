@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
-@testable import MLBench
+import MLBench
+@testable import MLBenchCore
 
 final class NPYTests: XCTestCase {
     /// A `.npy` file built by hand, independently of `NPY.encode`: the header padded with

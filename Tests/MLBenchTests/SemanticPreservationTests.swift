@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import MLBench
+import MLBenchCore
 
 final class SemanticPreservationTests: XCTestCase {
     /// Four samples of a 3-class output and four of a [2, 2] output.

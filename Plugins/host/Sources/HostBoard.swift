@@ -18,7 +18,7 @@ final class HostBoard: Board, @unchecked Sendable {
     private let defaultCPUs: [Int]?
     /// Conditions applied for the current experiment, and how to put them back.
     private var tuning = HostTuning()
-    private var sessions: [String: ChildProcess] = [:]
+    private let sessions = RunnerSessions()
     private let lock = NSLock()
 
     init(_ configuration: PluginConfiguration) throws {
@@ -71,9 +71,7 @@ final class HostBoard: Board, @unchecked Sendable {
         do {
             try files.createDirectory(at: directory, withIntermediateDirectories: true)
             for file in request.files {
-                guard !file.name.contains("/"), file.name != "..", !file.name.isEmpty else {
-                    throw PluginFailure(.invalidRequest, "deploy: '\(file.name)' is not a plain file name")
-                }
+                try PlainFileName.check(file.name, step: "deploy")
                 guard files.fileExists(atPath: file.source) else {
                     throw PluginFailure(.invalidRequest, "deploy: '\(file.source)' does not exist")
                 }
@@ -97,20 +95,8 @@ final class HostBoard: Board, @unchecked Sendable {
         } catch {
             throw PluginFailure(.failed, "\(error)")
         }
-        let greeting: String
-        do {
-            guard let line = try child.readLine(timeout: Double(request.startTimeoutMs) / 1000) else {
-                let status = try? child.wait(timeout: 5)
-                throw PluginFailure(.failed, "the runner exited before it was ready (status \(status.map(String.init) ?? "?")): \(child.stderr.suffix(4000))")
-            }
-            greeting = line
-        } catch let error as ChildProcessError {
-            child.terminate()
-            throw PluginFailure(.timeout, "\(error); stderr: \(child.stderr.suffix(4000))")
-        }
-        let id = UUID().uuidString.lowercased()
+        let (id, greeting) = try sessions.start(child, startTimeoutMs: request.startTimeoutMs)
         lock.lock()
-        sessions[id] = child
         // After the greeting and before the first request: the runtime starts its
         // threads when it loads the model, and they inherit CPUs and priority.
         var applied = tuning.applyToRunner(pid: child.pid)
@@ -121,58 +107,15 @@ final class HostBoard: Board, @unchecked Sendable {
     }
 
     func exchange(_ request: RunnerExchange) throws -> RunnerExchangeReply {
-        let child = try session(request.session)
-        do {
-            try child.writeLine(request.message)
-            if let line = try child.readLine(timeout: Double(request.timeoutMs) / 1000) {
-                return RunnerExchangeReply(message: line)
-            }
-        } catch let error as ChildProcessError where error.kind == .timedOut {
-            child.terminate()
-            throw PluginFailure(.timeout, "the runner gave no answer within \(request.timeoutMs) ms and was killed")
-        } catch let error as ChildProcessError {
-            // A write to a dead runner fails; report how it ended below.
-            _ = error
-        }
-        let status = try? child.wait(timeout: 5)
-        let how = status.map { $0 < 0 ? "killed by signal \(-$0)" : "exited with status \($0)" } ?? "stopped answering"
-        throw PluginFailure(.failed, "the runner \(how); its last words: \(child.stderr.suffix(4000))")
+        try sessions.exchange(request)
     }
 
     func stopRunner(_ request: RunnerStop) throws -> RunnerExit {
-        let child = try session(request.session)
-        lock.lock()
-        sessions[request.session] = nil
-        lock.unlock()
-        child.closeInput()
-        let status: Int32
-        if let code = try? child.wait(timeout: 10) {
-            status = code
-        } else {
-            child.terminate()
-            status = (try? child.wait(timeout: 5)) ?? -9
-        }
-        return RunnerExit(exitStatus: status, stderr: String(child.stderr.suffix(16_000)))
+        try sessions.stop(request)
     }
 
     func fetch(_ request: FetchRequest) throws {
-        let source = try deployment(request.directory)
-        let files = FileManager.default
-        do {
-            try files.createDirectory(atPath: request.destination, withIntermediateDirectories: true)
-            for name in request.names {
-                guard !name.contains("/"), !name.isEmpty, name != ".." else {
-                    throw PluginFailure(.invalidRequest, "fetch: '\(name)' is not a plain file name")
-                }
-                let target = URL(fileURLWithPath: request.destination).appendingPathComponent(name).path
-                try? files.removeItem(atPath: target)
-                try files.copyItem(atPath: source.appendingPathComponent(name).path, toPath: target)
-            }
-        } catch let failure as PluginFailure {
-            throw failure
-        } catch {
-            throw PluginFailure(.device, "fetch from \(source.path): \(error.localizedDescription)")
-        }
+        try LocalFiles.copy(request.names, from: try deployment(request.directory), to: request.destination)
     }
 
     func cleanup(_ request: CleanupRequest) throws {
@@ -186,13 +129,6 @@ final class HostBoard: Board, @unchecked Sendable {
             throw PluginFailure(.invalidRequest, "'\(directory)' is not a deployment of this board")
         }
         return target
-    }
-
-    private func session(_ id: String) throws -> ChildProcess {
-        lock.lock()
-        defer { lock.unlock() }
-        guard let child = sessions[id] else { throw PluginFailure(.invalidRequest, "no runner session '\(id)'") }
-        return child
     }
 }
 

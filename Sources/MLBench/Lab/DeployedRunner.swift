@@ -46,6 +46,8 @@ final class DeployedRunner {
         let deployment = try runner.stage(stagePrefix + "deploy") { try board.deploy(DeployRequest(files: files)) }
         self.deployment = deployment
         runner.log(&result, stagePrefix + "deploy", "\(files.count) files deployed to \(deployment.directory)")
+        // The board as deployed: one that flashes a program reports each memory's use by it now.
+        if stagePrefix.isEmpty, let described = try? board.describe() { result.board?.description = described }
         launchSpec = (spec, deployedInputs)
         try launch(result: &result)
     }

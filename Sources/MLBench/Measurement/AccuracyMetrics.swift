@@ -1,4 +1,5 @@
 import Foundation
+import MLBenchCore
 
 /// What the labels of an experiment are: class indices, or target values.
 public enum AccuracyTask: String, Codable, Sendable, CaseIterable {

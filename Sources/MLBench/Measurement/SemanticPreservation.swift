@@ -1,4 +1,5 @@
 import Foundation
+import MLBenchCore
 
 /// How far a deployed output may be from the reference output of the same sample.
 ///

@@ -9,25 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "mlbench_plugin.h"
+#include "fixture_plugin.h"
 
 typedef struct { char directory[4096]; char fault[32]; } faulty;
-
-static void reply(mlb_reply *r, const char *text) { if (r && r->write) r->write(r, text, strlen(text)); }
-
-/* The string value of "key" in flat JSON without escapes (what the core sends for paths). */
-static int json_string(const char *json, const char *key, char *out, size_t cap) {
-    char pattern[128];
-    snprintf(pattern, sizeof pattern, "\"%s\":\"", key);
-    const char *start = strstr(json, pattern);
-    if (!start) return 0;
-    start += strlen(pattern);
-    const char *end = strchr(start, '"');
-    if (!end || (size_t)(end - start) >= cap) return 0;
-    memcpy(out, start, (size_t)(end - start));
-    out[end - start] = 0;
-    return 1;
-}
 
 static mlb_status create(const char *config, void **instance, mlb_reply *r) {
     faulty *self = calloc(1, sizeof *self);

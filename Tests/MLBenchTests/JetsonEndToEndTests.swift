@@ -1,0 +1,127 @@
+import Foundation
+import MLBench
+import JetsonBoard
+import MLBenchCore
+import MLBenchPluginKit
+import XCTest
+
+/// An experiment on the Jetson board plugin through the whole pipeline (`mlbench
+/// run`), over a real SSH connection to a stand-in board: the recorded AGX Orin
+/// of Tests/Fixtures/jetson-agx-orin (sysfs files; nvpmodel, jetson_clocks and
+/// tegrastats as stand-in scripts).
+final class JetsonEndToEndTests: XCTestCase {
+    var board: StandInBoard!
+
+    override func setUpWithError() throws { board = try StandInBoard(fixture: "jetson-agx-orin") }
+    override func tearDown() { board?.remove() }
+
+    func testExperimentOnJetsonRecordsAppliesAndRestoresConditions() throws {
+        let (outcome, result) = try board.run(inventory: try board.inventory(plugin: "jetson", board: "orin", probe: "jetson-rails"),
+                                              experiment: try board.experiment(board: "orin", #"conditions: {nvpmodel: "2", jetson_clocks: "true", governor: performance}"#))
+        XCTAssertEqual(result.status, .succeeded, "\(result.failure?.stage ?? ""): \(result.failure?.reason ?? "")\n\(outcome.stderr.suffix(3000))")
+        XCTAssertEqual(result.semanticPreservation?.ratio, 1.0)
+        XCTAssertGreaterThanOrEqual(result.measurement?.durationsNs.count ?? 0, 50)
+
+        // The descriptor, from the board's files.
+        let description = try XCTUnwrap(result.board?.description)
+        XCTAssertEqual(description.name, "NVIDIA Jetson AGX Orin Developer Kit")
+        XCTAssertEqual(description.memories.first?.name, "ram")
+        XCTAssertEqual(description.memories.first?.sizeBytes, 31_268_700 * 1024)
+        XCTAssertEqual(description.accelerators, ["gpu", "dla0", "dla1"])
+        XCTAssertEqual(description.conditions, ["nvpmodel", "jetson_clocks", "governor"])
+        XCTAssertEqual(description.runners?.contains("onnxruntime"), true)
+
+        // Applied, with the state before; observed from sysfs, the rails and tegrastats.
+        let conditions = try XCTUnwrap(result.board?.conditions)
+        XCTAssertEqual(conditions.applied["nvpmodel"], "2 (MODE_30W)")
+        XCTAssertEqual(conditions.applied["jetson_clocks"], "true")
+        XCTAssertEqual(conditions.applied["governor"], "performance")
+        XCTAssertEqual(conditions.before?["nvpmodel"], "0")
+        XCTAssertEqual(conditions.before?["governor"], "schedutil")
+        XCTAssertEqual(conditions.observed["nvpmodel"], "2 (MODE_30W)", "observed after applying")
+        XCTAssertEqual(conditions.observed["governor"], "performance")
+        XCTAssertEqual(conditions.observed["l4t_release"], "35.4.1")
+        XCTAssertEqual(conditions.observed["jetpack"], "5")
+        XCTAssertEqual(conditions.observed["temperature_tj-therm_c"], "46.781")
+        XCTAssertEqual(Double(conditions.observed["rail_VDD_GPU_SOC_mw"] ?? ""), 19936.0 * 139 / 1000)
+        XCTAssertNil(conditions.observed["rail_NC_mw"], "unconnected channels are skipped")
+        XCTAssertNotNil(conditions.observed["tegrastats_VDD_GPU_SOC_mw"])
+        XCTAssertEqual(conditions.observed["tegrastats_ram_used_mb"], "1634")
+
+        // Put back when the experiment ended: on the board's state, not only in the record.
+        let restored = try XCTUnwrap(result.board?.restored)
+        XCTAssertEqual(restored.applied["nvpmodel"], "0")
+        XCTAssertEqual(restored.applied["governor"], "schedutil")
+        XCTAssertNotNil(restored.applied["jetson_clocks"])
+        XCTAssertEqual(try board.state("state/nvpmodel"), "0")
+        XCTAssertEqual(try board.state("state/clocks"), "default")
+        for cpu in 0..<12 {
+            XCTAssertEqual(try board.state("sys/devices/system/cpu/cpu\(cpu)/cpufreq/scaling_governor"), "schedutil")
+        }
+        XCTAssertEqual(board.deploymentsLeft(), [], "the user's files left the board")
+
+        // The INA3221 rails streamed as a probe through warm-up and measurement, in W.
+        let rails = try XCTUnwrap(result.probes?.first { $0.name == "orin-probe" })
+        XCTAssertNil(rails.failure, rails.failure ?? "")
+        XCTAssertEqual(rails.channels.map(\.name), ["VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0", "VDDQ_VDD2_1V8AO"])
+        XCTAssertEqual(rails.channels.first?.unit, "W")
+        let gpu = rails.samples.filter { $0.channel == 0 }
+        XCTAssertGreaterThan(gpu.count, 2, "sampled every 50 ms while measuring")
+        XCTAssertTrue(gpu.allSatisfy { abs($0.value - 19936.0 * 139 / 1e6) < 1e-9 }, "\(gpu.prefix(3))")
+        XCTAssertEqual(rails.samples.map(\.timestampNs), rails.samples.map(\.timestampNs).sorted())
+        XCTAssertTrue(result.log.contains { $0.stage == "reset" && $0.message.contains("ssh") }, "readiness over SSH is logged")
+    }
+
+    /// A board whose SSH refuses: bounded retries, then a stored failure that names the board and the step.
+    func testRefusedSSHIsAStoredTransientFailureNamingBoardAndStep() throws {
+        let port = board.sshd.port
+        board.sshd.stop()
+        let (outcome, result) = try board.run(inventory: try board.inventory(plugin: "jetson", board: "orin", port: port),
+                                              experiment: try board.experiment(board: "orin"))
+        XCTAssertEqual(outcome.status, 1)
+        XCTAssertEqual(result.status, .failed)
+        XCTAssertEqual(result.failure?.kind, .transient)
+        XCTAssertEqual(result.attempts, 2, "the lab retried the experiment once (max_retries: 1)")
+        let reason = result.failure?.reason ?? ""
+        XCTAssertTrue(reason.contains("board 'orin'") && reason.contains("connection refused after 3 attempts"), reason)
+        XCTAssertTrue(["setup", "reset"].contains(result.failure?.stage ?? ""), result.failure?.stage ?? "")
+    }
+
+    /// A condition the board does not control is refused by name, and nothing is left changed.
+    func testUnknownConditionIsRefusedByName() throws {
+        let (_, result) = try board.run(inventory: try board.inventory(plugin: "jetson", board: "orin"),
+                                        experiment: try board.experiment(board: "orin", #"conditions: {fan: "max"}"#))
+        XCTAssertEqual(result.status, .failed)
+        XCTAssertEqual(result.failure?.stage, "conditions")
+        XCTAssertEqual(result.failure?.kind, .userInput)
+        XCTAssertTrue(result.failure?.reason.contains("condition 'fan' cannot be controlled on a Jetson (it controls: nvpmodel, jetson_clocks, governor)") == true,
+                      result.failure?.reason ?? "")
+    }
+
+    /// JetPack 4 (a recorded Nano): INA3221 rails through the iio driver, tegrastats
+    /// without units, L4T R32 — through the plugin's own code path, in process.
+    func testJetPack4NanoIsDescribedObservedAndRestored() throws {
+        let nano = try StandInBoard(fixture: "jetson-nano")
+        defer { nano.remove() }
+        let jetson = try JetsonBoard(PluginConfiguration(kind: "jetson", pluginDirectory: nano.home.path, settings: nano.settings(board: "nano")))
+        let description = try jetson.describe()
+        XCTAssertEqual(description.name, "NVIDIA Jetson Nano Developer Kit")
+        XCTAssertEqual(description.accelerators, ["gpu"], "no DLA on a Nano")
+        XCTAssertTrue(try jetson.reset(ResetRequest(timeoutMs: 5000)).ready)
+
+        let applied = try jetson.conditions(ConditionsRequest(apply: ["nvpmodel": "1"]))
+        XCTAssertEqual(applied.applied["nvpmodel"], "1 (5W)")
+        XCTAssertEqual(applied.observed["jetpack"], "4")
+        XCTAssertEqual(applied.observed["l4t_release"], "32.7.4")
+        XCTAssertEqual(applied.observed["rail_POM_5V_IN_mw"], "2545.0")
+        XCTAssertEqual(applied.observed["rail_POM_5V_CPU_ma"], "108.0")
+        XCTAssertEqual(applied.observed["tegrastats_POM_5V_IN_mw"], "2545.0")
+        XCTAssertEqual(applied.observed["temperature_PMIC-Die_c"], "100.0")
+        XCTAssertThrowsError(try jetson.conditions(ConditionsRequest(apply: ["nvpmodel": "7"]))) { error in
+            XCTAssertTrue("\(error)".contains("NVPM ERROR: Invalid mode id 7"), "the tool's own words: \(error)")
+        }
+        let restored = try jetson.conditions(ConditionsRequest(restore: true))
+        XCTAssertEqual(restored.applied["nvpmodel"], "0")
+        XCTAssertEqual(try nano.state("state/nvpmodel"), "0")
+    }
+}

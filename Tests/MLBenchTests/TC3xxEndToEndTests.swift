@@ -1,0 +1,132 @@
+import Foundation
+import MLBench
+import MLBenchCore
+import XCTest
+
+/// An experiment on the TC3xx board plugin through the whole pipeline (`mlbench
+/// run`): a stand-in TriCore toolchain (Tests/Fixtures/harness-toolchain) links the
+/// harness and a model's C at TC397 addresses (for the memory table) and for the
+/// host; a stand-in flasher boots the host build on a pseudo-terminal at the
+/// board's UART path; the plugin drives it through the termios driver.
+final class TC3xxEndToEndTests: XCTestCase {
+    var home: URL!
+    var oldProgram: ChildProcess?
+
+    override func setUpWithError() throws { home = try MLBenchBinary.temporaryHome() }
+
+    override func tearDown() {
+        oldProgram?.terminate()
+        _ = try? oldProgram?.wait(timeout: 5)
+        TC3xxFixtures.stopBoard(pidFile: home.appendingPathComponent("harness.pid"))
+        try? FileManager.default.removeItem(at: home)
+    }
+
+    func floats(_ rows: [[Float]]) -> Tensor {
+        Tensor(shape: [rows.count, rows[0].count], dtype: "<f4", values: rows.flatMap { $0.map(Double.init) })
+    }
+
+    func testExperimentOnATC397StoresTimingsCountersAndTheMemoryTable() throws {
+        let repository = MLBenchBinary.repository
+        let fixture = repository.appendingPathComponent("Tests/Fixtures/harness-toolchain")
+        // The stand-in toolchain, compiled as the plugin loader expects it.
+        let plugin = home.appendingPathComponent("plugins/harness-c")
+        try FileManager.default.createDirectory(at: plugin, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: fixture.appendingPathComponent("plugin.yaml"), to: plugin.appendingPathComponent("plugin.yaml"))
+        let compile = try ChildProcess.run(["cc", "-shared", "-fPIC", "-I", repository.appendingPathComponent("Sources/CMLBenchPlugin/include").path,
+                                            "-I", repository.appendingPathComponent("Tests/Fixtures/include").path,
+                                            fixture.appendingPathComponent("harness_toolchain.c").path,
+                                            "-o", plugin.appendingPathComponent("libmlbench-harness-c.so").path], timeout: 120)
+        XCTAssertEqual(compile.status, 0, compile.stderr)
+
+        // The board runs an older harness program when the experiment starts.
+        let link = home.appendingPathComponent("ttyTC3").path
+        oldProgram = try ChildProcess([try TC3xxFixtures.hostHarness().path, "--link", link])
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: link), Date() < deadline { usleep(10_000) }
+
+        // The stand-in flasher: the host build beside the flashed ELF becomes the board's program.
+        let flasher = home.appendingPathComponent("flash.sh")
+        let pidFile = home.appendingPathComponent("harness.pid").path
+        try """
+            #!/bin/sh
+            [ -f "$1" ] || { echo "flash.sh: no ELF at $1" >&2; exit 1; }
+            [ -x "$(dirname "$1")/program-host" ] || { echo "flash.sh: no host build beside $1" >&2; exit 1; }
+            [ -f '\(pidFile)' ] && kill "$(cat '\(pidFile)')" 2>/dev/null
+            kill \(oldProgram!.pid) 2>/dev/null
+            rm -f '\(link)'
+            nohup "$(dirname "$1")/program-host" --link '\(link)' >/dev/null 2>&1 &
+            echo $! > '\(pidFile)'
+            for i in $(seq 50); do [ -e '\(link)' ] && exit 0; sleep 0.1; done
+            echo "flash.sh: the board did not come up" >&2; exit 1
+            """.write(to: flasher, atomically: true, encoding: .utf8)
+        chmod(flasher.path, 0o755)
+
+        let inventory = home.appendingPathComponent("lab.yaml")
+        try """
+            plugin_paths: [plugins]
+            boards:
+              tc397:
+                plugin: tc3xx
+                reset_timeout_s: 3
+                settings:
+                  name: tc397
+                  device: \(link)
+                  memory_map: tc397
+                  flasher: [\(flasher.path), "{elf}"]
+                  work_root: \(home.appendingPathComponent("work").path)
+                  reply_timeout_s: 5
+                  transcript: \(home.appendingPathComponent("uart.log").path)
+            toolchains:
+              harness-c:
+                plugin: harness-c
+                settings:
+                  harness: \(repository.appendingPathComponent("Plugins/tc3xx/harness").path)
+                  linker_script: \(repository.appendingPathComponent("Tests/Fixtures/tc3xx-elf/tc397.ld").path)
+            """.write(to: inventory, atomically: true, encoding: .utf8)
+
+        // Inputs 0, e3, 2·e3, -e3: the dense layer gives bias + k × its fourth weight column, exactly.
+        let e3: [Float] = [0, 0, 0, 1, 0, 0, 0, 0]
+        try NPY.write(floats([[Float](repeating: 0, count: 8), e3, e3.map { 2 * $0 }, e3.map { -$0 }]),
+                      to: home.appendingPathComponent("inputs.npy"))
+        let bias: [Float] = [0.1, -0.2, 0.3, 0.0], column: [Float] = [1.0, -0.125, 0.0, 0.5]
+        try NPY.write(floats([0, 1, 2, -1].map { k in zip(bias, column).map { $0 + Float(k) * $1 } }),
+                      to: home.appendingPathComponent("reference.npy"))
+        let experiment = home.appendingPathComponent("tc397.yaml")
+        try """
+            name: dense-on-tc397
+            model: \(repository.appendingPathComponent("Plugins/tc3xx/harness/model_dense.c").path)
+            inputs: {x: \(home.appendingPathComponent("inputs.npy").path)}
+            reference: {outputs: {y: \(home.appendingPathComponent("reference.npy").path)}}
+            toolchain: {name: harness-c, target: tc397, options: {description: \(fixture.appendingPathComponent("model_dense.json").path)}}
+            board: tc397
+            measurement: {min_iterations: 50, min_time_s: 0.2, max_time_s: 2, max_warmup_iterations: 200, canary: false}
+            semantic_preservation: {metric: max_abs, threshold: 1.0e-6}
+            """.write(to: experiment, atomically: true, encoding: .utf8)
+
+        let outcome = try MLBenchBinary.run(["run", "--json", "-q", "--inventory", inventory.path, experiment.path], home: home)
+        let result = try ResultCoding.decoder.decode(ExperimentResult.self, from: Data(outcome.stdout.utf8))
+        XCTAssertEqual(result.status, .succeeded, "\(result.failure?.stage ?? ""): \(result.failure?.reason ?? "")\n\(outcome.stderr.suffix(3000))")
+        XCTAssertEqual(result.semanticPreservation?.ratio, 1.0, "the outputs came back over the UART bit for bit")
+        XCTAssertGreaterThanOrEqual(result.measurement?.durationsNs.count ?? 0, 50)
+        XCTAssertTrue(result.measurement?.durationsNs.allSatisfy { $0 % 1000 == 0 } == true, "per-inference µs from the board's timer")
+
+        // The memory table of the flashed program, in the stored description.
+        let memories = Dictionary(uniqueKeysWithValues: (result.board?.description?.memories ?? []).map { ($0.name, $0) })
+        XCTAssertEqual(memories.count, 19, "every TC397 memory is listed")
+        XCTAssertGreaterThan(memories["DSPR0"]?.usedBytes ?? 0, 8192, "the harness buffers are in DSPR0")
+        XCTAssertGreaterThan(memories["PFlash"]?.usedBytes ?? 0, 0, "code and constants are in PFlash")
+        XCTAssertEqual(memories["LMU"]?.usedBytes, 0)
+        XCTAssertEqual(result.board?.description?.architecture, "tricore")
+
+        // Counters of the last measured batch, observed after the run: cycles where the port has them.
+        let after = try XCTUnwrap(result.board?.conditionsAfter?.observed)
+        XCTAssertEqual(after["counter_icnt_per_inference"], "not available", "the host port has no instruction counter")
+        #if arch(x86_64)
+        XCTAssertGreaterThan(Double(after["counter_ccnt_per_inference"] ?? "") ?? 0, 0)
+        #endif
+        XCTAssertEqual(after["memory_DSPR0_used_bytes"].flatMap(UInt64.init), memories["DSPR0"]?.usedBytes)
+        XCTAssertTrue(((try? FileManager.default.contentsOfDirectory(atPath: home.appendingPathComponent("work").path)) ?? []).isEmpty,
+                      "the deployment is removed")
+        XCTAssertTrue(try String(contentsOf: home.appendingPathComponent("uart.log"), encoding: .utf8).contains("> infer "))
+    }
+}
