@@ -69,6 +69,11 @@ final class JetsonEndToEndTests: XCTestCase {
         XCTAssertGreaterThan(gpu.count, 2, "sampled every 50 ms while measuring")
         XCTAssertTrue(gpu.allSatisfy { abs($0.value - 19936.0 * 139 / 1e6) < 1e-9 }, "\(gpu.prefix(3))")
         XCTAssertEqual(rails.samples.map(\.timestampNs), rails.samples.map(\.timestampNs).sorted())
+        // Energy per inference: the rail's power integrated over each measured iteration's window.
+        let energy = try XCTUnwrap(result.energy?.first { $0.probe == "orin-probe" && $0.channel == "VDD_GPU_SOC" })
+        XCTAssertGreaterThan(energy.iterations, 0)
+        XCTAssertEqual(energy.iterations + energy.uncoveredIterations, result.measurement?.durationsNs.count)
+        XCTAssertEqual(try XCTUnwrap(energy.meanPowerW), 19936.0 * 139 / 1e6, accuracy: 1e-6)
         XCTAssertTrue(result.log.contains { $0.stage == "reset" && $0.message.contains("ssh") }, "readiness over SSH is logged")
     }
 

@@ -505,6 +505,13 @@ public final class ExperimentRunner {
         guard let probes else { return }
         let records = probes.stop()
         result.probes = records
+        if let measurement = result.measurement {
+            let energy = records.flatMap { EnergyPerInference.analyze($0, startsNs: measurement.startsNs, durationsNs: measurement.durationsNs) }
+            if !energy.isEmpty {
+                result.energy = energy
+                for record in energy { log(&result, "measure", "energy, \(record.probe).\(record.channel): \(record.note)") }
+            }
+        }
         for record in records {
             if let failure = record.failure {
                 log(&result, "measure", String(format: "probe %@: %d samples, then a gap of %.3f s: %@", record.name, record.samples.count,

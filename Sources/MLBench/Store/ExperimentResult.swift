@@ -35,6 +35,8 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
     public var attempts: Int?
     /// The wait for the board to cool back to its baseline after the experiment.
     public var coolDown: CoolDownRecord?
+    /// Energy per inference of each power channel of the board's probes.
+    public var energy: [EnergyRecord]?
     /// The inventory probes of the board, recorded through warm-up and measurement: raw
     /// samples, and for a probe that failed or stopped early its error and gap
     /// (nil in results stored before probes were recorded).

@@ -93,6 +93,7 @@ public enum ResultPresenter {
                 lines.append("  probe      \(record.name): \(record.samples.count) samples on \(record.channels.map { "\($0.name) (\($0.unit))" }.joined(separator: ", "))")
             }
         }
+        for energy in result.energy ?? [] { lines.append("  energy     \(energy.probe).\(energy.channel): \(energy.note)") }
         if let coolDown = result.coolDown { lines.append("  cool-down  \(coolDown.note)") }
         if let report = result.semanticPreservation {
             lines.append(String(format: "  semantic preservation  ratio %.4f (%d/%d samples, %@)",

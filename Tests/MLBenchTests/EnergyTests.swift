@@ -1,0 +1,55 @@
+import Foundation
+import MLBenchCore
+import XCTest
+@testable import MLBench
+
+/// Energy per inference from power samples and iteration windows, against integrals
+/// worked out by hand.
+final class EnergyTests: XCTestCase {
+    /// A meter at 100 S/s from t = 0 to 1 s on channel 0 (W) and channel 1 (V), power given by `watts(t)`.
+    func record(watts: (Double) -> Double, gap: ProbeRecorder.Gap? = nil) -> ProbeRecorder.Record {
+        let times = stride(from: Int64(0), through: 1_000_000_000, by: 10_000_000)
+        let samples = times.flatMap { t in
+            [ProbeSample(timestampNs: t, channel: 0, value: watts(Double(t) / 1e9)), ProbeSample(timestampNs: t, channel: 1, value: 5)]
+        }
+        return ProbeRecorder.Record(name: "fnb58", channels: [ProbeChannel(name: "power", unit: "W"), ProbeChannel(name: "vbus", unit: "V")],
+                                    rateHz: 100, samples: samples, startedNs: 0, stoppedNs: 1_000_000_000, failure: gap == nil ? nil : "unplugged",
+                                    gap: gap)
+    }
+
+    func testConstantPowerGivesPowerTimesDuration() throws {
+        // 1 ms iterations every 50 ms, from 0.1 s on, at a constant 2 W: 2 mJ each.
+        let starts = (0..<10).map { Int64(100_000_000 + $0 * 50_000_000) }
+        let durations = [Int64](repeating: 1_000_000, count: 10)
+        let records = EnergyPerInference.analyze(record(watts: { _ in 2 }), startsNs: starts, durationsNs: durations)
+        XCTAssertEqual(records.count, 1, "only the channel in watts")
+        let energy = try XCTUnwrap(records.first)
+        XCTAssertEqual(energy.channel, "power")
+        XCTAssertEqual(energy.iterations, 10)
+        XCTAssertEqual(energy.uncoveredIterations, 0)
+        XCTAssertEqual(try XCTUnwrap(energy.medianJ), 0.002, accuracy: 1e-12)
+        XCTAssertEqual(try XCTUnwrap(energy.meanPowerW), 2, accuracy: 1e-9)
+    }
+
+    func testRampIsIntegratedAcrossSamplesAndWithinOne() throws {
+        // P(t) = 10·t W. Over [a, b] the energy is 5 (b² − a²) J.
+        let samples = record(watts: { 10 * $0 }).samples.filter { $0.channel == 0 }
+        // Inside one 10 ms interval: [0.101, 0.104].
+        XCTAssertEqual(try XCTUnwrap(EnergyPerInference.integrate(samples, from: 101_000_000, to: 104_000_000)),
+                       5 * (0.104 * 0.104 - 0.101 * 0.101), accuracy: 1e-12)
+        // Across several samples: [0.205, 0.437].
+        XCTAssertEqual(try XCTUnwrap(EnergyPerInference.integrate(samples, from: 205_000_000, to: 437_000_000)),
+                       5 * (0.437 * 0.437 - 0.205 * 0.205), accuracy: 1e-9)
+        XCTAssertNil(EnergyPerInference.integrate(samples, from: 990_000_000, to: 1_010_000_000), "past the last sample")
+    }
+
+    func testIterationsOutsideTheSamplesOrInAGapAreCountedNotGuessed() throws {
+        let starts: [Int64] = [200_000_000, 500_000_000, 1_200_000_000]
+        let durations: [Int64] = [1_000_000, 1_000_000, 1_000_000]
+        let gap = ProbeRecorder.Gap(fromNs: 450_000_000, toNs: 600_000_000)
+        let energy = try XCTUnwrap(EnergyPerInference.analyze(record(watts: { _ in 1 }, gap: gap), startsNs: starts, durationsNs: durations).first)
+        XCTAssertEqual(energy.iterations, 1)
+        XCTAssertEqual(energy.uncoveredIterations, 2)
+        XCTAssertEqual(try XCTUnwrap(energy.meanPowerW), 1, accuracy: 1e-9, "the mean power is over the covered iterations only")
+    }
+}
