@@ -402,11 +402,12 @@ public final class ExperimentRunner {
         let recordFile = cached.appendingPathComponent("artifact.json")
         var cacheOutcome = "built"
         if let data = try? Data(contentsOf: recordFile) {
-            if let record = try? JSONDecoder().decode(CacheRecord.self, from: data), let problem = Self.damage(of: cached, record) {
+            let record = try? JSONDecoder().decode(CacheRecord.self, from: data)
+            if let record, let problem = Self.damage(of: cached, record) {
                 log(&result, buildStage, "cache entry \(key.prefix(12)) is corrupted (\(problem)); removing it and building again")
                 try? FileManager.default.removeItem(at: cached)
                 cacheOutcome = "rebuilt"
-            } else if let record = try? JSONDecoder().decode(CacheRecord.self, from: data) {
+            } else if let record {
                 log(&result, buildStage, "cache hit: reusing artifact \(key.prefix(12)), all \(record.files?.count ?? 1) file(s) match their SHA-256")
                 return Artifact(directory: cached, file: record.artifact, hash: record.hash, log: record.log,
                                 effectiveOptions: record.effectiveOptions, cache: "cache hit")

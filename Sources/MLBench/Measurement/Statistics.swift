@@ -350,10 +350,11 @@ public enum Statistics {
         precondition(!groups.isEmpty && groups.allSatisfy { !$0.isEmpty }, "invocations without timings")
         precondition(level > 0 && level < 1, "confidence level \(level) outside (0, 1)")
         let inner = max(200, resamples / 4)
-        let perGroup = groups.enumerated().map { index, values in
-            bootstrapEstimates(sorted: values.sorted(), resamples: inner, seed: seed &+ UInt64(index) &+ 1).medians
+        let sortedGroups = groups.map { $0.sorted() }
+        let perGroup = sortedGroups.enumerated().map { index, values in
+            bootstrapEstimates(sorted: values, resamples: inner, seed: seed &+ UInt64(index) &+ 1).medians
         }
-        let estimate = quantile(sorted: groups.map { quantile(sorted: $0.sorted(), 0.5) }.sorted(), 0.5)
+        let estimate = quantile(sorted: sortedGroups.map { quantile(sorted: $0, 0.5) }.sorted(), 0.5)
         var generator = Xoshiro256StarStar(seed: seed)
         var estimates = [Double](repeating: 0, count: resamples)
         var drawn = [Double](repeating: 0, count: groups.count)

@@ -552,9 +552,7 @@ class _Session:
         iterations = _field(request, "iterations", int)
         if iterations < 1:
             raise RequestError(f"field 'iterations' must be at least 1, got {iterations}")
-        feeds = self._feeds(_field(request, "sample", int, default=0, required=False))
-        prepare = getattr(self.backend, "prepare", None)
-        call: Callable[[], Any] = prepare(feeds) if prepare else (lambda: self.backend.infer(feeds))
+        call = self._prepared_call(_field(request, "sample", int, default=0, required=False))
 
         canary = _field(request, "canary", bool, default=False, required=False)
         last_phases = getattr(self.backend, "last_phases_ns", None)
@@ -595,9 +593,7 @@ class _Session:
         if not arrivals or not all(isinstance(a, int) and not isinstance(a, bool) and a >= 0 for a in arrivals) \
                 or any(b < a for a, b in zip(arrivals, arrivals[1:])):
             raise RequestError("field 'arrivals_ns' must be a non-empty, non-decreasing list of non-negative integers")
-        feeds = self._feeds(_field(request, "sample", int, default=0, required=False))
-        prepare = getattr(self.backend, "prepare", None)
-        call: Callable[[], Any] = prepare(feeds) if prepare else (lambda: self.backend.infer(feeds))
+        call = self._prepared_call(_field(request, "sample", int, default=0, required=False))
         latencies, durations, waits = [], [], []
         # A millisecond's lead so the first arrival is not already late.
         origin = time.perf_counter_ns() + 1_000_000
@@ -680,6 +676,13 @@ class _Session:
     def _require_loaded(self) -> None:
         if self.inputs is None:
             raise RequestError("no model loaded: send a 'load' request first")
+
+    def _prepared_call(self, sample: int) -> Callable[[], Any]:
+        """One inference of `sample`, inputs already converted when the backend can
+        prepare them, so a timed call measures the runtime alone."""
+        feeds = self._feeds(sample)
+        prepare = getattr(self.backend, "prepare", None)
+        return prepare(feeds) if prepare else (lambda: self.backend.infer(feeds))
 
     def _feeds(self, sample: int) -> dict[str, np.ndarray]:
         self._require_loaded()
