@@ -269,6 +269,12 @@ def test_runner_session(toolchain, sample, tmp_path, tmp_path_factory):
         assert all(isinstance(d, int) and d > 0 for d in timings["durations_ns"])
         assert timings["peak_memory_bytes"] > 1 << 20
         assert "canary_ns" not in timings, "the canary runs only when asked for"
+        # Every runtime here can hold the inputs in its own memory: device placement is the default.
+        assert timings["input_placement"] == "device" and timings["input_placement_detail"], timings
+        hosted = runner.request(op="run", iterations=3, sample=1, placement="host")
+        assert hosted["ok"] and hosted["input_placement"] == "host", hosted
+        served = runner.request(op="server", arrivals_ns=[0, 1_000_000], placement="host")
+        assert served["ok"] and served["input_placement"] == "host", served
 
         checked = runner.request(op="run", iterations=6, sample=0, canary=True)
         assert checked["ok"], checked
@@ -315,6 +321,7 @@ def test_runner_error_replies_keep_serving(toolchain, sample, tmp_path, tmp_path
         assert "iterations" in error_of(runner.request(op="run", iterations=0, sample=0))
         assert "iterations" in error_of(runner.request(op="run", iterations="3", sample=0))
         assert "directory" in error_of(runner.request(op="outputs"))
+        assert "'placement'" in error_of(runner.request(op="run", iterations=1, sample=0, placement="gpu"))
         assert runner.request(op="run", iterations=2, sample=1)["ok"]
         assert runner.quit() == 0
 
@@ -518,6 +525,53 @@ def test_kit_reports_the_runtime_split_and_native_benchmark(kit, tmp_path, monke
     _, _, plain_run, no_bench = serve_lines(kit, [load, json.dumps({"op": "run", "iterations": 2}), bench])
     assert "phases_ns" not in plain_run
     assert "the fake runner has no native benchmark tool" in no_bench["error"]
+
+
+class PlacingBackend(FakeBackend):
+    """A fake runtime that can hold inputs in its own memory, except when told it has none."""
+
+    name = "placing"
+    device_memory = "the fake device"
+
+    def __init__(self, has_device=True):
+        self.has_device, self.placed, self.device_calls = has_device, [], 0
+
+    def place_inputs(self, feeds):
+        if not self.has_device:
+            return None
+        self.placed.append(feeds["a"].copy())
+
+        def call():
+            self.device_calls += 1
+        return call
+
+
+def test_kit_places_inputs_where_asked_and_says_where_they_were(kit, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.fake").write_text("")
+    np.save("a.npy", np.arange(6, dtype=np.float32).reshape(3, 2))
+    np.save("b.npy", np.ones((3, 3), dtype=np.int64))
+    load = json.dumps({"op": "load", "artifact": "model.fake", "inputs": {"a": "a.npy", "b": "b.npy"}})
+    run = lambda **fields: json.dumps({"op": "run", "iterations": 4, **fields})  # noqa: E731
+
+    placing = PlacingBackend()
+    _, _, device, host, served = serve_lines(kit, [
+        load, run(sample=2), run(placement="host"),
+        json.dumps({"op": "server", "arrivals_ns": [0, 1000], "placement": "device"})], backend=placing)
+    assert (device["input_placement"], device["input_placement_detail"]) == ("device", "the fake device")
+    # The sample was placed once, and the timed calls ran on it: no host feeds per iteration.
+    np.testing.assert_array_equal(placing.placed[0], [[4, 5]])
+    assert placing.device_calls == 4 + 2
+    assert (host["input_placement"], host["input_placement_detail"]) == ("host", "numpy arrays in, numpy arrays out")
+    assert served["input_placement"] == "device"
+
+    # Without device memory (no place_inputs, or none for this configuration) the runner
+    # times from host memory and says why, rather than failing or pretending.
+    for backend in (FakeBackend(), PlacingBackend(has_device=False)):
+        _, _, fallback, bad = serve_lines(kit, [load, run(), run(placement="GPU")], backend=backend)
+        assert fallback["ok"] and fallback["input_placement"] == "host", fallback
+        assert "cannot place inputs in device memory" in fallback["input_placement_detail"]
+        assert bad["ok"] is False and "'placement' must be \"device\" or \"host\"" in bad["error"]
 
 
 # -- toolchain options ------------------------------------------------------

@@ -586,8 +586,9 @@ def test_runner_reports_tensorrts_split_per_iteration(trt_runner, tmp_path):
     refused = request(op="load", artifact="garbage.engine", inputs={"x": "x.npy"})
     assert "cannot deserialize 'garbage.engine'" in refused["error"]
     assert request(op="load", artifact="model.engine", inputs={"x": "x.npy"})["ok"]
-    timed = request(op="run", iterations=5, sample=2)
-    assert timed["ok"], timed
+    # Host placement: every iteration copies the inputs up and the outputs back.
+    timed = request(op="run", iterations=5, sample=2, placement="host")
+    assert timed["ok"] and timed["input_placement"] == "host", timed
     phases = timed["phases_ns"]
     assert sorted(phases) == ["compute", "d2h", "h2d"]
     assert all(len(values) == 5 for values in phases.values())
@@ -597,6 +598,12 @@ def test_runner_reports_tensorrts_split_per_iteration(trt_runner, tmp_path):
     # The host clock covers the three phases.
     assert all(d >= h + c + o for d, h, c, o in zip(timed["durations_ns"], phases["h2d"], phases["compute"],
                                                     phases["d2h"]))
+    # Device placement (the default): one upload before timing, then compute alone.
+    resident = request(op="run", iterations=5, sample=2)
+    assert resident["input_placement"] == "device", resident
+    assert "CUDA device buffers" in resident["input_placement_detail"]
+    assert sorted(resident["phases_ns"]) == ["compute"]
+    assert all(value >= 1_000_000 for value in resident["phases_ns"]["compute"])
     written = request(op="outputs", directory="out")
     assert written["ok"] and written["order"] == ["y"]
     np.testing.assert_array_equal(np.load(folder / "out" / written["outputs"]["y"]), samples * 2)

@@ -9,10 +9,12 @@
 /// Requests (`op`):
 /// - `load`: `{"op":"load","artifact":NAME,"inputs":{INPUT:FILE.npy}}` → `RunnerLoaded`.
 ///   Each input file holds all samples, stacked on a leading axis.
-/// - `run`: `{"op":"run","iterations":N,"sample":K}` → `RunnerTimings`.
+/// - `run`: `{"op":"run","iterations":N,"sample":K,"placement":"device"}` → `RunnerTimings`.
+///   `placement` asks where the inputs live while iterations are timed (`InputPlacement`);
+///   the reply says where they did.
 /// - `outputs`: `{"op":"outputs","directory":DIR}` → `RunnerOutputs`: runs every
 ///   sample once and writes each output stacked as `DIR/OUTPUT.npy`.
-/// - `server`: `{"op":"server","arrivals_ns":[...],"sample":K}` → `RunnerServed`: one
+/// - `server`: `{"op":"server","arrivals_ns":[...],"sample":K,"placement":P}` → `RunnerServed`: one
 ///   query per arrival time (ns from the start), served in order by one worker;
 ///   each latency runs from the query's arrival, queueing included.
 /// - `offline`: `{"op":"offline","queries":N}` → `RunnerOffline`: N inferences back
@@ -25,6 +27,19 @@
 public enum RunnerProtocol {
     /// Bumped on any incompatible change; runners report theirs in the greeting.
     public static let version = 1
+}
+
+/// Where a runner keeps the inputs while it times iterations: the initial
+/// condition of every timed call.
+public enum InputPlacement: String, Codable, Sendable, CaseIterable {
+    /// Placed once, before timing, in the memory the runtime computes from (GPU
+    /// buffers, the runtime's own tensors); a timed iteration moves no input or
+    /// output data. What the runtime alone costs.
+    case device
+    /// Kept in host memory; every timed iteration hands them to the runtime and
+    /// takes the outputs back, copies and conversions included. What an
+    /// application calling the runtime sees.
+    case host
 }
 
 public struct RunnerGreeting: Codable, Sendable, Equatable {
@@ -55,15 +70,19 @@ public struct RunnerCommand: Codable, Sendable, Equatable {
     public var arrivalsNs: [Int64]?
     /// How many queries the offline scenario runs.
     public var queries: Int?
+    /// Where the inputs of `run` and `server` live while timed.
+    public var placement: InputPlacement?
 
     public static func load(artifact: String, inputs: [String: String]) -> RunnerCommand {
         RunnerCommand(op: "load", artifact: artifact, inputs: inputs)
     }
 
-    public static func run(iterations: Int, sample: Int = 0, canary: Bool = false) -> RunnerCommand {
+    public static func run(iterations: Int, sample: Int = 0, canary: Bool = false,
+                           placement: InputPlacement? = nil) -> RunnerCommand {
         var command = RunnerCommand(op: "run", iterations: iterations, sample: sample)
         // Left out when not wanted, so runners that predate the canary see the request they know.
         if canary { command.canary = true }
+        command.placement = placement
         return command
     }
 
@@ -76,9 +95,10 @@ public struct RunnerCommand: Codable, Sendable, Equatable {
     }
 
     /// The server scenario: queries arriving at the given times.
-    public static func server(arrivalsNs: [Int64], sample: Int = 0) -> RunnerCommand {
+    public static func server(arrivalsNs: [Int64], sample: Int = 0, placement: InputPlacement? = nil) -> RunnerCommand {
         var command = RunnerCommand(op: "server", sample: sample)
         command.arrivalsNs = arrivalsNs
+        command.placement = placement
         return command
     }
 
@@ -134,14 +154,21 @@ public struct RunnerTimings: Codable, Sendable, Equatable {
     /// runtimes that do not split. (Dictionary keys are kept as the runner wrote
     /// them: the snake_case conversion of the wire applies to field names only.)
     public var phasesNs: [String: [Int64]]?
+    /// Where the inputs lived while these iterations were timed (nil from runners
+    /// that predate input placement), and in which of the runtime's memories.
+    public var inputPlacement: InputPlacement?
+    public var inputPlacementDetail: String?
 
     public init(startsNs: [Int64], durationsNs: [Int64], peakMemoryBytes: Int64, canaryNs: [Int64]? = nil,
-                phasesNs: [String: [Int64]]? = nil) {
+                phasesNs: [String: [Int64]]? = nil, inputPlacement: InputPlacement? = nil,
+                inputPlacementDetail: String? = nil) {
         self.startsNs = startsNs
         self.durationsNs = durationsNs
         self.peakMemoryBytes = peakMemoryBytes
         self.canaryNs = canaryNs
         self.phasesNs = phasesNs
+        self.inputPlacement = inputPlacement
+        self.inputPlacementDetail = inputPlacementDetail
     }
 }
 
@@ -160,6 +187,9 @@ public struct RunnerServed: Codable, Sendable, Equatable {
     /// From arrival to start: the time spent queued.
     public var waitsNs: [Int64]
     public var peakMemoryBytes: Int64
+    /// As in `RunnerTimings`.
+    public var inputPlacement: InputPlacement?
+    public var inputPlacementDetail: String?
 }
 
 public struct RunnerOffline: Codable, Sendable, Equatable {

@@ -53,6 +53,9 @@ final class ExperimentEndToEndTests: LabTestCase {
         XCTAssertNotNil(measurement.summary.meanInterval)
         // The canary ran beside every measured iteration.
         XCTAssertEqual(measurement.canary?.canaryNs.count, measurement.durationsNs.count)
+        // The initial condition: TVM held the inputs as its own tensors before timing.
+        XCTAssertEqual(measurement.inputPlacement, .init(requested: .device, effective: .device,
+                                                         detail: "TVM tensors on tvm.cpu(0), converted once"))
         // Every step is in the log, in order, with its time.
         let stages = result.log.map(\.stage)
         for step in ["inputs", "setup", "reset", "conditions", "build", "deploy", "load", "warm-up", "measure", "filter", "outputs", "compare"] {
@@ -68,7 +71,8 @@ final class ExperimentEndToEndTests: LabTestCase {
         // The human summary shows the statistics a user reads.
         let shown = try MLBenchBinary.run(["results", "show", String(result.id.prefix(8))], home: home)
         XCTAssertEqual(shown.status, 0)
-        for word in ["median", "p90", "p95", "p99", "std", "CI", "raw", "filtered", "shape", "ratio 1.0000"] {
+        for word in ["median", "p90", "p95", "p99", "std", "CI", "raw", "filtered", "shape", "ratio 1.0000",
+                     "inputs placed in device memory before timing"] {
             XCTAssertTrue(shown.stdout.contains(word), "summary lacks '\(word)':\n\(shown.stdout)")
         }
     }
@@ -351,7 +355,10 @@ final class ExperimentEndToEndTests: LabTestCase {
         XCTAssertGreaterThanOrEqual(figures.totalNs, figures.durationsNs.reduce(0, +))
 
         // 200 queries/s of a model that takes microseconds: a 50 ms p99 target is met with room to spare.
-        let server = try stored(try scenario("server", "scenario: server, server_rate_per_s: 200, server_target_latency_ms: 50, scenario_queries: 700"))
+        // Inputs handed over from host memory on every query, as an application would.
+        let server = try stored(try scenario("server", "scenario: server, server_rate_per_s: 200, server_target_latency_ms: 50, scenario_queries: 700, input_placement: host"))
+        XCTAssertEqual(server.measurement?.inputPlacement?.effective, .host)
+        XCTAssertEqual(server.measurement?.inputPlacement?.requested, .host)
         XCTAssertEqual(server.status, .succeeded, server.failure?.reason ?? "")
         let served = try XCTUnwrap(server.measurement?.scenario?.server)
         XCTAssertEqual(served.latenciesNs?.count, 700)
@@ -362,6 +369,9 @@ final class ExperimentEndToEndTests: LabTestCase {
         let missing = try scenario("server-no-target", "scenario: server")
         XCTAssertEqual(missing.status, 2)
         XCTAssertTrue(missing.stderr.contains("server_target_latency_ms"), missing.stderr)
+        let misplaced = try scenario("misplaced", "input_placement: gpu")
+        XCTAssertEqual(misplaced.status, 2)
+        XCTAssertTrue(misplaced.stderr.contains("input_placement"), misplaced.stderr)
     }
 
     /// Several invocations: a fresh runner process each, warmed up and measured in

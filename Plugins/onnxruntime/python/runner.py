@@ -27,6 +27,10 @@ except ImportError as error:  # pragma: no cover - deployment error
 
 SESSION_SIDECAR_SUFFIX = ".session.json"
 DEFAULT_PROVIDER = "CPUExecutionProvider"
+# Execution providers -> the OrtValue device their inputs can be bound on; the
+# others get no device placement (they copy from CPU memory inside run).
+PROVIDER_DEVICES = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda",
+                    "TensorrtExecutionProvider": "cuda"}
 
 # Level names of the build option -> GraphOptimizationLevel member names.
 OPTIMIZATION_LEVELS = {
@@ -82,6 +86,7 @@ class OnnxRuntimeBackend:
         self._inputs: list[str] = []
         self._outputs: list[str] = []
         self._specs: dict = {}
+        self._device: str | None = None
 
     def load(self, artifact_path: str) -> None:
         ort = self._ort
@@ -106,6 +111,7 @@ class OnnxRuntimeBackend:
         self._session = None
         session = ort.InferenceSession(artifact_path, options, providers=[provider])
         self._session = session
+        self._device = PROVIDER_DEVICES.get(provider)
         self._inputs = [i.name for i in session.get_inputs()]
         self._outputs = [o.name for o in session.get_outputs()]
         self._specs = {
@@ -122,6 +128,26 @@ class OnnxRuntimeBackend:
 
     def input_specs(self) -> dict:
         return dict(self._specs)
+
+    @property
+    def device_memory(self) -> str:
+        return f"OrtValues on {self._device}, bound once through IOBinding"
+
+    def place_inputs(self, feeds):
+        if self._device is None:
+            return None
+        session, binding = self._session, self._session.io_binding()
+        # The OrtValues must outlive the binding: the closure keeps them.
+        values = [self._ort.OrtValue.ortvalue_from_numpy(feeds[name], self._device, 0) for name in self._inputs]
+        for name, value in zip(self._inputs, values):
+            binding.bind_ortvalue_input(name, value)
+        for name in self._outputs:
+            # Outputs stay where the provider computes them: nothing is copied back.
+            binding.bind_output(name, self._device)
+
+        def call(values=values):
+            session.run_with_iobinding(binding)
+        return call
 
     def infer(self, feeds):
         return self._session.run(self._outputs, feeds)

@@ -129,7 +129,12 @@ final class HarnessRunner {
 
     private struct Refusal: Encodable { var ok: Bool; var error: String }
     private struct Loaded: Encodable { var ok = true; var samples: Int; var loadNs: Int64 }
-    private struct Timings: Encodable { var ok = true; var startsNs: [Int64]; var durationsNs: [Int64]; var peakMemoryBytes: Int64 }
+    private struct Timings: Encodable {
+        var ok = true; var startsNs: [Int64]; var durationsNs: [Int64]; var peakMemoryBytes: Int64
+        // `db load` puts the sample in the harness's RAM before `infer` times anything.
+        var inputPlacement = InputPlacement.device
+        var inputPlacementDetail = "the harness's input buffer in RAM, loaded by db load before infer"
+    }
     private struct Outputs: Encodable { var ok = true; var outputs: [String: String]; var order: [String] }
 
     private func load(_ command: RunnerCommand) throws -> String {

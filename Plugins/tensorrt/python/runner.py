@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """mlbench runner for TensorRT: a serialized engine run with the TensorRT Python API.
 
-Speaks the runner protocol (mlbench_runner.py) on stdin/stdout. Each timed
-iteration copies the inputs to the GPU, runs the engine and copies the outputs
-back, synchronously on one CUDA stream; CUDA events between the three steps give
-TensorRT's own split (h2d, compute, d2h) per iteration, reported as phases_ns
+Speaks the runner protocol (mlbench_runner.py) on stdin/stdout. With inputs
+placed on the device (the default), the inputs are copied to the GPU once and
+each timed iteration runs the engine alone, outputs left on the GPU (trtexec's
+--noDataTransfers). With host placement, each timed iteration copies the inputs
+to the GPU, runs the engine and copies the outputs back, synchronously on one
+CUDA stream. CUDA events between the steps give TensorRT's own split (h2d,
+compute, d2h; compute alone on the device) per iteration, reported as phases_ns
 beside the host-clock duration. native_benchmark runs trtexec on the engine when
 trtexec is on PATH and returns its performance summary and per-iteration trace.
 """
@@ -41,6 +44,7 @@ class TensorRTBackend:
         self.version = trt.__version__
         self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self._engine = self._context = None
+        self._transfers = True
         self._inputs: list[dict] = []
         self._outputs: list[dict] = []
         self._stream = cuda_memory.call(cuda_memory.runtime().cudaStreamCreate(), "cudaStreamCreate")
@@ -90,31 +94,50 @@ class TensorRTBackend:
     def input_specs(self) -> dict:
         return {t["name"]: (t["shape"], t["dtype"].name) for t in self._inputs}
 
+    device_memory = "CUDA device buffers, copied once; outputs left on the GPU"
+
     def prepare(self, feeds):
-        # The feeds are placed in the host buffers once; each call copies them to the GPU.
+        # Host placement: the feeds are placed in the host buffers once; each call
+        # copies them to the GPU and the outputs back.
         for tensor in self._inputs:
             tensor["host"][...] = feeds[tensor["name"]]
+        self._transfers = True
+        return self._execute
+
+    def place_inputs(self, feeds):
+        # Device placement: one upload before timing; each call computes alone.
+        cuda, stream = self._cuda, self._stream
+        for tensor in self._inputs:
+            tensor["host"][...] = feeds[tensor["name"]]
+            cuda.copy_to_device(tensor["device"], tensor["host"], stream)
+        cuda.call(cuda.runtime().cudaStreamSynchronize(stream), "cudaStreamSynchronize")
+        self._transfers = False
         return self._execute
 
     def _execute(self) -> None:
         cuda, stream, (start, uploaded, computed, downloaded) = self._cuda, self._stream, self._events
         record = cuda.runtime().cudaEventRecord
+        transfers = self._transfers
         cuda.call(record(start, stream), "cudaEventRecord")
-        for tensor in self._inputs:
-            cuda.copy_to_device(tensor["device"], tensor["host"], stream)
+        if transfers:
+            for tensor in self._inputs:
+                cuda.copy_to_device(tensor["device"], tensor["host"], stream)
         cuda.call(record(uploaded, stream), "cudaEventRecord")
         # TensorRT takes the stream as its integer handle.
         if not self._context.execute_async_v3(int(stream)):
             raise RuntimeError("TensorRT execute_async_v3 failed (see stderr)")
         cuda.call(record(computed, stream), "cudaEventRecord")
-        for tensor in self._outputs:
-            cuda.copy_to_host(tensor["host"], tensor["device"], stream)
+        if transfers:
+            for tensor in self._outputs:
+                cuda.copy_to_host(tensor["host"], tensor["device"], stream)
         cuda.call(record(downloaded, stream), "cudaEventRecord")
         cuda.call(cuda.runtime().cudaStreamSynchronize(stream), "cudaStreamSynchronize")
 
     def last_phases_ns(self) -> dict:
         start, uploaded, computed, downloaded = self._events
         elapsed = self._cuda.elapsed_ns
+        if not self._transfers:
+            return {"compute": elapsed(uploaded, computed)}
         return {"h2d": elapsed(start, uploaded), "compute": elapsed(uploaded, computed),
                 "d2h": elapsed(computed, downloaded)}
 

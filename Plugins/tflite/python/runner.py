@@ -89,7 +89,9 @@ class LiteRTBackend:
         for entry in self._inputs:
             self._interpreter.set_tensor(entry["index"], feeds[entry["name"]])
 
-    def prepare(self, feeds):
+    device_memory = "the interpreter's input tensors, set once"
+
+    def place_inputs(self, feeds):
         # The inputs are copied into the interpreter once; `run` times invoke alone.
         self._set(feeds)
         return self._interpreter.invoke

@@ -83,7 +83,9 @@ class TVMBackend:
         device = self._tvm.cpu()
         return [self._to_tensor(feeds[entry["name"]], device) for entry in self._inputs]
 
-    def prepare(self, feeds):
+    device_memory = "TVM tensors on tvm.cpu(0), converted once"
+
+    def place_inputs(self, feeds):
         # Inputs become TVM tensors once, so `run` times the VM call alone.
         main, arguments = self._main, self._arguments(feeds)
         return lambda: main(*arguments)

@@ -165,6 +165,11 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
     /// Runner processes started one after the other, each warmed up and measured with
     /// its share of the time budget; above 1 the result gets an interval across them.
     public var invocations: Int = 1
+    /// Where the runner keeps the inputs while iterations are timed: placed once in
+    /// the runtime's device memory (the default: the runtime alone), or handed over
+    /// from host memory on every iteration (copies included). A runner that cannot
+    /// place them on the device says so, and the result records what was done.
+    public var inputPlacement: InputPlacement = .device
 
     enum CodingKeys: String, CodingKey {
         case minIterations = "min_iterations", maxIterations = "max_iterations"
@@ -182,6 +187,7 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         case serverTargetLatencyMs = "server_target_latency_ms", serverPercentile = "server_percentile"
         case serverRatePerS = "server_rate_per_s", serverSearchSteps = "server_search_steps"
         case invocations
+        case inputPlacement = "input_placement"
     }
 
     public init() {}
@@ -212,6 +218,7 @@ public struct MeasurementPlan: Codable, Sendable, Equatable {
         serverRatePerS = try container.decodeIfPresent(Double.self, forKey: .serverRatePerS)
         serverSearchSteps = try container.decodeIfPresent(Int.self, forKey: .serverSearchSteps) ?? defaults.serverSearchSteps
         invocations = try container.decodeIfPresent(Int.self, forKey: .invocations) ?? defaults.invocations
+        inputPlacement = try container.decodeIfPresent(InputPlacement.self, forKey: .inputPlacement) ?? defaults.inputPlacement
         if scenario == .server, serverTargetLatencyMs == nil {
             throw DecodingError.dataCorruptedError(forKey: .serverTargetLatencyMs, in: container,
                                                    debugDescription: "the server scenario needs server_target_latency_ms")

@@ -91,7 +91,8 @@ public enum Schemas {
             "server_percentile": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "description": "Server: the latency percentile held to the target (default 0.99)."},
             "server_rate_per_s": {"type": "number", "exclusiveMinimum": 0, "description": "Server: the Poisson arrival rate; without it, the highest rate meeting the target is searched."},
             "invocations": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Runner processes measured one after the other, each with its own warm-up and a share of max_time_s; above 1 the result has an interval across them (default 1)."},
-            "server_search_steps": {"type": "integer", "minimum": 1, "description": "Server: bisection steps of the rate search (default 5)."}
+            "server_search_steps": {"type": "integer", "minimum": 1, "description": "Server: bisection steps of the rate search (default 5)."},
+            "input_placement": {"enum": ["device", "host"], "description": "Where the inputs live while iterations are timed: placed once in the runtime's device memory, no data moved per iteration (device, the default), or handed over from host memory with the outputs taken back on every iteration (host). A runner that cannot place inputs on its device falls back to host; the result records both."}
           }
         },
         "semantic_preservation": {

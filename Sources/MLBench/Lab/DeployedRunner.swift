@@ -91,15 +91,16 @@ final class DeployedRunner {
         runner.log(&result, stagePrefix + "load", "\(hello.runtime) \(hello.runtimeVersion) loaded the artifact in \(loaded.loadNs / 1_000_000) ms; \(loaded.samples) samples")
     }
 
-    func run(iterations: Int, stage: String, canary: Bool = false) throws -> RunnerTimings {
-        try request(.run(iterations: iterations, canary: canary), stage: stagePrefix + stage)
+    func run(iterations: Int, stage: String, canary: Bool = false, placement: InputPlacement) throws -> RunnerTimings {
+        try request(.run(iterations: iterations, canary: canary, placement: placement), stage: stagePrefix + stage)
     }
 
     /// Serves queries arriving at `arrivalsNs` (the server scenario).
-    func server(arrivalsNs: [Int64]) throws -> RunnerServed {
+    func server(arrivalsNs: [Int64], placement: InputPlacement) throws -> RunnerServed {
         // The schedule itself lasts until its last arrival: the timeout allows for it.
         let scheduleMs = Int((arrivalsNs.last ?? 0) / 1_000_000)
-        return try request(.server(arrivalsNs: arrivalsNs), stage: stagePrefix + "scenario", timeoutMs: timeoutMs + scheduleMs)
+        return try request(.server(arrivalsNs: arrivalsNs, placement: placement), stage: stagePrefix + "scenario",
+                           timeoutMs: timeoutMs + scheduleMs)
     }
 
     /// Runs `queries` inferences back to back (the offline scenario).

@@ -275,7 +275,7 @@ public final class ExperimentRunner {
             func measure(_ rate: Double) throws -> (latencies: [Int64], served: RunnerServed) {
                 schedules += 1
                 let arrivals = ServerScenario.arrivals(ratePerS: rate, count: queries, seed: schedules)
-                let served = try session.server(arrivalsNs: arrivals)
+                let served = try session.server(arrivalsNs: arrivals, placement: plan.inputPlacement)
                 return (ServerScenario.latencies(arrivalsNs: arrivals, serviceNs: served.durationsNs), served)
             }
             if let rate = plan.serverRatePerS {
@@ -527,6 +527,7 @@ public final class ExperimentRunner {
         var starts = [Int64](), durations = [Int64](), canary = [Int64]()
         var canaryComplete = plan.canary
         var split = RuntimeSplit()
+        var placement = InputPlacementRecord.Collector(requested: plan.inputPlacement)
         var peak: Int64 = 0
         var reason = ""
         var rule = StoppingRule.maximumIterations
@@ -542,7 +543,8 @@ public final class ExperimentRunner {
             var warmUp = [Int64]()
             var detector = WarmUpDetector(minimumIterations: min(plan.minWarmupIterations, plan.maxWarmupIterations))
             while warmUp.count < plan.maxWarmupIterations {
-                let batch = try session.run(iterations: min(plan.batchIterations, plan.maxWarmupIterations - warmUp.count), stage: "warm-up")
+                let batch = try session.run(iterations: min(plan.batchIterations, plan.maxWarmupIterations - warmUp.count), stage: "warm-up",
+                                            placement: plan.inputPlacement)
                 warmUp += batch.durationsNs
                 if detector.add(batch.durationsNs.map(Double.init)) { break }
             }
@@ -560,7 +562,9 @@ public final class ExperimentRunner {
             var own = [Int64]()
             let began = Date()
             while true {
-                let batch = try session.run(iterations: plan.batchIterations, stage: "measure", canary: plan.canary)
+                let batch = try session.run(iterations: plan.batchIterations, stage: "measure", canary: plan.canary,
+                                            placement: plan.inputPlacement)
+                placement.add(batch)
                 starts += batch.startsNs
                 durations += batch.durationsNs
                 own += batch.durationsNs
@@ -612,6 +616,9 @@ public final class ExperimentRunner {
                 + "; median of medians \(ResultPresenter.duration(between.estimate)), 95% interval across invocations ["
                 + "\(ResultPresenter.duration(between.interval.lower)), \(ResultPresenter.duration(between.interval.upper))]")
         }
+        let placed = placement.record
+        result.measurement?.inputPlacement = placed
+        log(&result, "measure", placed.note)
         if let phases = split.record {
             result.measurement?.phases = phases
             log(&result, "measure", "the runtime's own split kept: \(phases.keys.sorted().joined(separator: ", "))")

@@ -129,6 +129,8 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
         public var invocations: [InvocationRecord]?
         /// The median of the invocations' medians and its interval across invocations.
         public var invocationSummary: InvocationSummary?
+        /// Where the inputs lived while the iterations were timed (nil in older results).
+        public var inputPlacement: InputPlacementRecord?
     }
 
     /// One runner process of a measurement made of several.

@@ -45,6 +45,7 @@ public enum ResultPresenter {
         if let measurement = result.measurement {
             let s = measurement.summary
             lines.append("  latency    \(s.count) iterations (stopped on \(measurement.stoppedBecause))")
+            if let placement = measurement.inputPlacement { lines.append("    \(placement.note)") }
             lines.append(contentsOf: summaryLines(s, label: "raw"))
             if let filtered = measurement.filteredSummary {
                 lines.append(contentsOf: summaryLines(filtered, label: "filtered"))

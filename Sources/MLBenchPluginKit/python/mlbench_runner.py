@@ -6,13 +6,15 @@ one JSON object per line (see Sources/MLBenchCore/RunnerProtocol.swift):
     greeting  {"protocol_version":1,"runtime":NAME,"runtime_version":VER}
     load      {"op":"load","artifact":FILE,"inputs":{NAME:FILE.npy}}
               -> {"ok":true,"samples":N,"load_ns":NS}
-    server    {"op":"server","arrivals_ns":[...],"sample":K}
+    server    {"op":"server","arrivals_ns":[...],"sample":K,"placement":P}
               -> {"ok":true,"latencies_ns":[...],"durations_ns":[...],"waits_ns":[...],
-                  "peak_memory_bytes":B}    (the server scenario: queries at arrival times)
+                  "peak_memory_bytes":B,"input_placement":P,...}
+                  (the server scenario: queries at arrival times)
     offline   {"op":"offline","queries":N}
               -> {"ok":true,"total_ns":NS,"durations_ns":[...],"peak_memory_bytes":B}
-    run       {"op":"run","iterations":N,"sample":K,"canary":BOOL}
+    run       {"op":"run","iterations":N,"sample":K,"canary":BOOL,"placement":"device"|"host"}
               -> {"ok":true,"starts_ns":[...],"durations_ns":[...],"peak_memory_bytes":B,
+                  "input_placement":"device"|"host","input_placement_detail":TEXT,
                   "canary_ns":[...],    (canary_ns only when asked for)
                   "phases_ns":{PHASE:[...]}}   (phases_ns only from backends that split)
     native_benchmark {"op":"native_benchmark","seconds":S,"threads":T}
@@ -37,11 +39,19 @@ and optionally
         shape is a list whose dynamic dimensions are None, dtype a numpy dtype
         name or None; lets load reject mismatched input files with a clear
         message instead of a runtime-specific one at the first run.
+    place_inputs(feeds) -> callable()
+        device placement: puts the feeds once in the memory the runtime
+        computes from (its own tensors, GPU buffers) and returns a call that
+        runs one inference on them, moving no input or output data; with
+        `device_memory`, a short text naming that memory. `run` and `server`
+        time that call when asked for "device" (the default). A backend
+        without it, or whose place_inputs returns None, answers "device"
+        requests with host placement, and says so.
     prepare(feeds) -> callable()
-        returns a call that runs one inference on feeds already converted to the
-        runtime's tensors; `run` times that call, so per-iteration timings
-        measure the runtime rather than numpy conversions. Defaults to
-        infer(feeds).
+        host placement with the conversions done once: the returned call still
+        moves the inputs from host memory to the runtime and the outputs back
+        on every call (TensorRT's copies). Without it, host placement times
+        infer(feeds), numpy in and numpy out.
     last_phases_ns() -> {phase: ns}
         the runtime's own split of the inference just run (host-to-device copy,
         device compute, device-to-host copy, ...); `run` then reports each phase
@@ -552,7 +562,7 @@ class _Session:
         iterations = _field(request, "iterations", int)
         if iterations < 1:
             raise RequestError(f"field 'iterations' must be at least 1, got {iterations}")
-        call = self._prepared_call(_field(request, "sample", int, default=0, required=False))
+        call, placed = self._prepared_call(request)
 
         canary = _field(request, "canary", bool, default=False, required=False)
         last_phases = getattr(self.backend, "last_phases_ns", None)
@@ -574,7 +584,7 @@ class _Session:
                 canary_workload()
                 canaries.append(time.perf_counter_ns() - begin)
         reply = {"ok": True, "starts_ns": starts, "durations_ns": durations,
-                 "peak_memory_bytes": _peak_memory_bytes()}
+                 "peak_memory_bytes": _peak_memory_bytes(), **placed}
         if canary:
             reply["canary_ns"] = canaries
         if phases:
@@ -593,7 +603,7 @@ class _Session:
         if not arrivals or not all(isinstance(a, int) and not isinstance(a, bool) and a >= 0 for a in arrivals) \
                 or any(b < a for a, b in zip(arrivals, arrivals[1:])):
             raise RequestError("field 'arrivals_ns' must be a non-empty, non-decreasing list of non-negative integers")
-        call = self._prepared_call(_field(request, "sample", int, default=0, required=False))
+        call, placed = self._prepared_call(request)
         latencies, durations, waits = [], [], []
         # A millisecond's lead so the first arrival is not already late.
         origin = time.perf_counter_ns() + 1_000_000
@@ -612,7 +622,7 @@ class _Session:
             waits.append(begin - due)
             latencies.append(end - due)
         return {"ok": True, "latencies_ns": latencies, "durations_ns": durations, "waits_ns": waits,
-                "peak_memory_bytes": _peak_memory_bytes()}
+                "peak_memory_bytes": _peak_memory_bytes(), **placed}
 
     def offline(self, request: dict) -> dict:
         """The offline scenario: `queries` inferences back to back over every
@@ -677,12 +687,28 @@ class _Session:
         if self.inputs is None:
             raise RequestError("no model loaded: send a 'load' request first")
 
-    def _prepared_call(self, sample: int) -> Callable[[], Any]:
-        """One inference of `sample`, inputs already converted when the backend can
-        prepare them, so a timed call measures the runtime alone."""
-        feeds = self._feeds(sample)
+    def _prepared_call(self, request: dict) -> tuple[Callable[[], Any], dict]:
+        """The call a timed iteration makes for the request's sample, with the
+        inputs where the request's `placement` asks (device by default), and the
+        reply fields that say where they really were."""
+        placement = _field(request, "placement", str, default="device", required=False)
+        if placement not in ("device", "host"):
+            raise RequestError(f"field 'placement' must be \"device\" or \"host\", got {json.dumps(placement)}")
+        feeds = self._feeds(_field(request, "sample", int, default=0, required=False))
+        place_inputs = getattr(self.backend, "place_inputs", None)
+        # place_inputs may answer None: this configuration of the runtime (an
+        # execution provider, say) has no device memory it can be handed.
+        call = place_inputs(feeds) if placement == "device" and place_inputs is not None else None
+        if call is not None:
+            memory = getattr(self.backend, "device_memory", None) or f"the {self.backend.name} runtime's memory"
+            return call, {"input_placement": "device", "input_placement_detail": memory}
         prepare = getattr(self.backend, "prepare", None)
-        return prepare(feeds) if prepare else (lambda: self.backend.infer(feeds))
+        detail = ("host buffers filled once, copied in and out by each call" if prepare
+                  else "numpy arrays in, numpy arrays out")
+        if placement == "device":
+            detail = f"the {self.backend.name} runner cannot place inputs in device memory; {detail}"
+        call = prepare(feeds) if prepare else (lambda: self.backend.infer(feeds))
+        return call, {"input_placement": "host", "input_placement_detail": detail}
 
     def _feeds(self, sample: int) -> dict[str, np.ndarray]:
         self._require_loaded()
