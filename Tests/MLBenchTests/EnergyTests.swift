@@ -52,4 +52,58 @@ final class EnergyTests: XCTestCase {
         XCTAssertEqual(energy.uncoveredIterations, 2)
         XCTAssertEqual(try XCTUnwrap(energy.meanPowerW), 1, accuracy: 1e-9, "the mean power is over the covered iterations only")
     }
+
+    /// A meter that went silent for 200 ms without failing: the iteration inside the
+    /// silence is not integrated over a straight line drawn across it.
+    func testIterationInASamplingGapIsUncovered() throws {
+        var silent = record(watts: { _ in 3 })
+        silent.samples.removeAll { $0.timestampNs > 400_000_000 && $0.timestampNs < 600_000_000 }
+        silent.sampling = ChannelSampling.analyze(silent)
+        XCTAssertEqual(silent.sampling?.first?.gaps, [ProbeRecorder.Gap(fromNs: 400_000_000, toNs: 600_000_000)])
+        let energy = try XCTUnwrap(EnergyPerInference.analyze(silent, startsNs: [300_000_000, 500_000_000], durationsNs: [1_000_000, 1_000_000]).first)
+        XCTAssertEqual(energy.iterations, 1)
+        XCTAssertEqual(energy.uncoveredIterations, 1)
+    }
+}
+
+/// Sampling against the methodology's goals: power every 20 ms, temperature every 100 ms.
+final class ProbeSamplingTests: XCTestCase {
+    func channel(_ unit: String, every intervalNs: Int64, count: Int, nominalHz: Double, dropping dropped: Range<Int>? = nil) -> ChannelSampling {
+        let times = (0..<count).filter { !(dropped?.contains($0) ?? false) }.map { Int64($0) * intervalNs }
+        return ChannelSampling.analyze(channel: ProbeChannel(name: "c", unit: unit), timestampsNs: times, nominalHz: nominalHz)
+    }
+
+    func testPowerAtOneHundredHertzMeetsTheGoal() {
+        let power = channel("W", every: 10_000_000, count: 200, nominalHz: 100)
+        XCTAssertEqual(power.verdict, .met)
+        XCTAssertEqual(try XCTUnwrap(power.achievedHz), 100, accuracy: 1e-9)
+        XCTAssertEqual(power.goalIntervalNs, 20_000_000)
+        XCTAssertTrue(power.gaps.isEmpty)
+    }
+
+    func testSlowProbeIsLimitedNotMissed() {
+        // An INA3221 read over sysfs every 50 ms: the probe cannot do 20 ms.
+        let power = channel("W", every: 50_000_000, count: 40, nominalHz: 20)
+        XCTAssertEqual(power.verdict, .probeLimited)
+        XCTAssertTrue(power.note.contains("20 Hz at most"), power.note)
+        // A thermal zone every 100 ms meets the temperature goal.
+        XCTAssertEqual(channel("°C", every: 100_000_000, count: 20, nominalHz: 10).verdict, .met)
+    }
+
+    func testLostSamplesMissTheGoalAndShowAsGaps() {
+        // Nominally 100 Hz, but every other sample lost: 50 ms intervals.
+        let thinned = channel("W", every: 50_000_000, count: 40, nominalHz: 100)
+        XCTAssertEqual(thinned.verdict, .missed)
+        XCTAssertTrue(thinned.note.contains("samples were lost"), thinned.note)
+        // A half-second hole in a 100 Hz stream: the median still meets the goal, the hole is a gap.
+        let holed = channel("W", every: 10_000_000, count: 300, nominalHz: 100, dropping: 101..<150)
+        XCTAssertEqual(holed.verdict, .met)
+        XCTAssertEqual(holed.gaps, [ProbeRecorder.Gap(fromNs: 1_000_000_000, toNs: 1_500_000_000)])
+        XCTAssertEqual(holed.maxIntervalNs, 500_000_000)
+    }
+
+    func testUnitsWithoutAGoalAndEmptyChannels() {
+        XCTAssertEqual(channel("V", every: 10_000_000, count: 10, nominalHz: 100).verdict, .noGoal)
+        XCTAssertEqual(channel("W", every: 10_000_000, count: 1, nominalHz: 100).verdict, .tooFewSamples)
+    }
 }

@@ -35,6 +35,12 @@ final class ExperimentProbeTests: XCTestCase {
         XCTAssertNil(memory.failure)
         XCTAssertEqual(memory.channels.map(\.name), ["peak_rss", "rss"])
         XCTAssertGreaterThan(memory.samples.count, 10, "the measurement lasts at least 1 s at 50 Hz")
+        // Each channel's achieved rate is judged and stored: memory has no goal, and 50 Hz shows as such.
+        let sampling = try XCTUnwrap(memory.sampling)
+        XCTAssertEqual(sampling.map(\.channel), ["peak_rss", "rss"])
+        XCTAssertTrue(sampling.allSatisfy { $0.verdict == .noGoal && $0.samples > 10 }, "\(sampling)")
+        let achieved = try XCTUnwrap(sampling[1].achievedHz)
+        XCTAssertTrue((20...55).contains(achieved), "interval_ms 20 gives about 50 Hz, less on a loaded 2-core host: \(achieved)")
         let measurement = try XCTUnwrap(result.measurement)
         let firstIteration = try XCTUnwrap(measurement.startsNs.first)
         XCTAssertLessThanOrEqual(memory.startedNs, firstIteration, "the probes run on the iterations' clock, from before the first measured one")

@@ -520,6 +520,9 @@ public final class ExperimentRunner {
             } else {
                 log(&result, "measure", "probe \(record.name): \(record.samples.count) samples on \(record.channels.count) channel(s)")
             }
+            for sampling in record.sampling ?? [] where sampling.verdict != .noGoal || !sampling.gaps.isEmpty {
+                log(&result, "measure", "probe \(record.name).\(sampling.channel): \(sampling.note)")
+            }
         }
     }
 

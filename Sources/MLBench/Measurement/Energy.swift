@@ -5,19 +5,22 @@ import MLBenchCore
 /// the power of each channel in watts, linearly interpolated between its samples
 /// (both on CLOCK_MONOTONIC, the clock of the iteration timestamps), integrated
 /// over each measured iteration's window. An iteration outside the samples (before
-/// the first, after the last, or across a gap) is counted as uncovered, never guessed.
+/// the first, after the last, or across a gap: a failure's or a sampling gap of
+/// `ChannelSampling`) is counted as uncovered, never guessed.
 public enum EnergyPerInference {
     /// One record per channel measured in watts.
     public static func analyze(_ record: ProbeRecorder.Record, startsNs: [Int64], durationsNs: [Int64]) -> [EnergyRecord] {
         record.channels.enumerated().compactMap { index, channel -> EnergyRecord? in
             guard channel.unit == "W" else { return nil }
             let samples = record.samples.filter { $0.channel == UInt32(index) }.sorted { $0.timestampNs < $1.timestampNs }
+            // The failure's gap and the channel's own gaps: no power is interpolated across them.
+            let gaps = [record.gap].compactMap { $0 } + (record.sampling?.first { $0.channel == channel.name }?.gaps ?? [])
             var joules = [Double]()
             var uncovered = 0
             var covered = 0.0  // ns of the iterations whose energy is known
             for (start, duration) in zip(startsNs, durationsNs) {
                 let end = start + duration
-                let inGap = record.gap.map { start < $0.toNs && end > $0.fromNs } ?? false
+                let inGap = gaps.contains { start < $0.toNs && end > $0.fromNs }
                 if !inGap, let energy = integrate(samples, from: start, to: end) {
                     joules.append(energy)
                     covered += Double(duration)

@@ -23,6 +23,9 @@ public final class ProbeRecorder: @unchecked Sendable {
         public var failure: String?
         /// The interval without samples that the failure left, on CLOCK_MONOTONIC.
         public var gap: Gap?
+        /// Each channel's achieved sampling against the methodology's goals, and the
+        /// gaps inside the recording (nil in results stored before it was judged).
+        public var sampling: [ChannelSampling]?
     }
 
     /// An interval without samples.
@@ -86,8 +89,10 @@ public final class ProbeRecorder: @unchecked Sendable {
                 // Nothing after the last sample (or at all) until the recording ended.
                 gap = Gap(fromNs: samples.map(\.timestampNs).max() ?? startedNs, toNs: stoppedNs)
             }
-            return Record(name: entry.name, channels: entry.description.channels, rateHz: entry.description.rateHz, samples: samples,
-                          startedNs: startedNs, stoppedNs: stoppedNs, failure: failure, gap: gap)
+            var record = Record(name: entry.name, channels: entry.description.channels, rateHz: entry.description.rateHz,
+                                samples: samples, startedNs: startedNs, stoppedNs: stoppedNs, failure: failure, gap: gap)
+            record.sampling = ChannelSampling.analyze(record)
+            return record
         }
     }
 }

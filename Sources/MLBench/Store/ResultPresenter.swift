@@ -93,6 +93,9 @@ public enum ResultPresenter {
             } else {
                 lines.append("  probe      \(record.name): \(record.samples.count) samples on \(record.channels.map { "\($0.name) (\($0.unit))" }.joined(separator: ", "))")
             }
+            for sampling in record.sampling ?? [] where sampling.verdict != .noGoal || !sampling.gaps.isEmpty {
+                lines.append("    \(sampling.channel): \(sampling.note)")
+            }
         }
         for energy in result.energy ?? [] { lines.append("  energy     \(energy.probe).\(energy.channel): \(energy.note)") }
         if let coolDown = result.coolDown { lines.append("  cool-down  \(coolDown.note)") }
