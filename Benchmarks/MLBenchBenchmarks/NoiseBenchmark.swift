@@ -55,10 +55,23 @@ enum NoiseBenchmark {
         func meanAbsError(_ values: [Double]) -> Double {
             values.map { abs($0 - quietMedian) / quietMedian }.reduce(0, +) / Double(max(1, values.count)) * 100
         }
-        let coverage = Double(noisy.filter { $0.interval.contains(quietMedian) }.count) / Double(max(1, noisy.count)) * 100
-        print(String(format: "   under interference: our mean |error| %.1f%% (raw median %.1f%%), naive %.1f%%; our interval covers the quiet median in %.0f%% of trials",
-                     meanAbsError(noisy.map(\.ours)), meanAbsError(noisy.map(\.rawMedian)), meanAbsError(noisy.map(\.naive)), coverage))
+        let covered = noisy.filter { $0.interval.contains(quietMedian) }.count
+        let coverage = Double(covered) / Double(max(1, noisy.count)) * 100
+        let (low, high) = wilsonInterval(successes: covered, trials: noisy.count)
+        print(String(format: "   under interference: our mean |error| %.1f%% (raw median %.1f%%), naive %.1f%%; our interval covers the quiet median in %d of %d trials, %.0f%% (95%% Wilson interval %.0f–%.0f%%)",
+                     meanAbsError(noisy.map(\.ours)), meanAbsError(noisy.map(\.rawMedian)), meanAbsError(noisy.map(\.naive)),
+                     covered, noisy.count, coverage, low * 100, high * 100))
         print("   Goal: our error ≤ 2 % where the naive error is ≥ 10 %; coverage ≥ 90 %.")
+    }
+
+    /// The 95 % Wilson score interval of a proportion: how far a coverage seen in a
+    /// few trials can be from the true one.
+    static func wilsonInterval(successes: Int, trials: Int) -> (Double, Double) {
+        guard trials > 0 else { return (0, 1) }
+        let z = 1.959964, n = Double(trials), p = Double(successes) / n
+        let centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        let half = z / (1 + z * z / n) * (p * (1 - p) / n + z * z / (4 * n * n)).squareRoot()
+        return (max(0, centre - half), min(1, centre + half))
     }
 
     static func trial(_ runner: ExperimentRunner, _ file: ExperimentFile) throws -> Trial {

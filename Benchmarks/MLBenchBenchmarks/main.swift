@@ -3,11 +3,24 @@ import MLBench
 
 // The measurement-methodology benchmarks: programs that print figures, not tests.
 //   mlbench-bench warm-up [EXPERIMENT]   synthetic traces, then real first runs of EXPERIMENT
-//   mlbench-bench noise [EXPERIMENT]     quiet vs injected interference
+//   mlbench-bench noise [EXPERIMENT] [--quiet-trials N] [--noisy-trials N]
+//                                        quiet vs injected interference (default 3 and 5 trials)
 //   mlbench-bench scheduler [POSTGRES_URL]  queue overhead with SQLite (and PostgreSQL when a URL is given)
 // scripts/bench runs both and the runner-overhead benchmark (Benchmarks/overhead.py).
 
-let arguments = Array(CommandLine.arguments.dropFirst())
+var arguments = Array(CommandLine.arguments.dropFirst())
+/// The value of `--name N` (removed from the arguments), or `fallback`.
+@MainActor func count(_ name: String, default fallback: Int) -> Int {
+    guard let index = arguments.firstIndex(of: name) else { return fallback }
+    guard index + 1 < arguments.count, let value = Int(arguments[index + 1]), value > 0 else {
+        FileHandle.standardError.write(Data("mlbench-bench: \(name) needs a positive whole number\n".utf8))
+        exit(2)
+    }
+    arguments.removeSubrange(index...(index + 1))
+    return value
+}
+let quietTrials = count("--quiet-trials", default: 3)
+let noisyTrials = count("--noisy-trials", default: 5)
 let which = arguments.first ?? "all"
 let experiment = arguments.count > 1 ? arguments[1] : "Examples/sample/experiment.yaml"
 
@@ -18,7 +31,7 @@ do {
         WarmUpBenchmark.run(offline: false)
         try realWarmUps(experiment)
     case "noise":
-        try NoiseBenchmark.run(experimentPath: experiment, quietTrials: 3, noisyTrials: 5, seconds: 4)
+        try NoiseBenchmark.run(experimentPath: experiment, quietTrials: quietTrials, noisyTrials: noisyTrials, seconds: 4)
     case "scheduler":
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mlbench-scheduler-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -30,9 +43,9 @@ do {
         WarmUpBenchmark.run(offline: true)
         WarmUpBenchmark.run(offline: false)
         try realWarmUps(experiment)
-        try NoiseBenchmark.run(experimentPath: experiment, quietTrials: 3, noisyTrials: 5, seconds: 4)
+        try NoiseBenchmark.run(experimentPath: experiment, quietTrials: quietTrials, noisyTrials: noisyTrials, seconds: 4)
     default:
-        FileHandle.standardError.write(Data("usage: mlbench-bench [warm-up|noise|all] [EXPERIMENT.yaml] | scheduler [POSTGRES_URL]\n".utf8))
+        FileHandle.standardError.write(Data("usage: mlbench-bench [warm-up|noise|all] [EXPERIMENT.yaml] [--quiet-trials N] [--noisy-trials N] | scheduler [POSTGRES_URL]\n".utf8))
         exit(2)
     }
 } catch {
