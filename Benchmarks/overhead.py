@@ -66,13 +66,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -83,6 +81,8 @@ INPUTS = SAMPLE / "inputs" / "image.npy"
 INPUT_NAME = "image"
 PLUGIN_SOURCES = REPO / "Plugins" / "tvm" / "python"
 KIT = REPO / "Sources" / "MLBenchPluginKit" / "python" / "mlbench_runner.py"
+sys.path.insert(0, str(KIT.parent))
+from mlbench_runner_client import RunnerClientError, RunnerProcess  # noqa: E402
 TARGET = "llvm -mcpu=native"
 OPTIONS = {"opt_level": 3}
 TIMEOUT_S = 300
@@ -152,38 +152,20 @@ def deploy(artifact: Path, directory: Path) -> str:
     return artifact.name
 
 
-class Runner:
-    """A runner process spoken to over its stdin/stdout, with a timeout on every reply."""
+class Runner(RunnerProcess):
+    """The kit's runner client; a refusal or a silent runner ends the benchmark."""
 
     def __init__(self, script: Path, cwd: Path, stderr_path: Path, env: dict) -> None:
-        self.stderr_path = stderr_path
-        self._stderr = open(stderr_path, "w")
-        self.process = subprocess.Popen([sys.executable, str(script)], cwd=cwd, text=True, env=env,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=self._stderr)
-        self._lines: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.greeting = self._reply()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def _reply(self) -> dict:
         try:
-            line = self._lines.get(timeout=TIMEOUT_S)
-        except queue.Empty:
-            die(f"the runner did not answer within {TIMEOUT_S} s", 1)
-        if line is None:
-            self._stderr.flush()
-            die("the runner closed stdout; its stderr:\n" + self.stderr_path.read_text()[-4000:], 1)
-        return json.loads(line)
+            super().__init__(script, cwd, stderr_path, env=env, timeout_s=TIMEOUT_S)
+        except RunnerClientError as error:
+            die(str(error), 1)
 
     def request(self, **fields) -> dict:
-        self.process.stdin.write(json.dumps(fields) + "\n")
-        self.process.stdin.flush()
-        reply = self._reply()
+        try:
+            reply = super().request(**fields)
+        except RunnerClientError as error:
+            die(str(error), 1)
         if not reply.get("ok"):
             die(f"the runner refused {fields.get('op')}: {reply.get('error')}", 1)
         return reply
@@ -191,12 +173,10 @@ class Runner:
     def close(self) -> None:
         if self.process.poll() is None:
             try:
-                self.request(op="quit")
-                self.process.wait(timeout=30)
-            except (SystemExit, OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
-        self._stderr.close()
+                self.quit()
+            except (SystemExit, OSError, RunnerClientError, subprocess.TimeoutExpired):
+                pass
+        super().close()
 
 
 # -- TVM's own timer, in this process ----------------------------------------

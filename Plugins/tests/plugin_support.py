@@ -8,18 +8,18 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import queue
 import shutil
 import stat
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 KIT = REPO / "Sources" / "MLBenchPluginKit" / "python" / "mlbench_runner.py"
+sys.path.insert(0, str(KIT.parent))
+from mlbench_runner_client import RunnerClientError, RunnerProcess  # noqa: E402
 # Generous: the first TVM build of a session compiles for a few seconds.
 TIMEOUT_S = 300
 
@@ -44,61 +44,24 @@ def module(plugin: str, name: str):
     return loaded
 
 
-class Runner:
-    """A runner process spoken to over its stdin/stdout, with a timeout on every reply."""
+class Runner(RunnerProcess):
+    """A runner process of the kit's client whose failures to answer fail the test."""
 
     def __init__(self, script: Path, cwd: Path, stderr_path: Path, modules: Path | None = None) -> None:
         """modules: a folder put first on the runner's PYTHONPATH (stand-ins for a vendor runtime)."""
-        self.stderr_path = stderr_path
-        self._stderr = open(stderr_path, "w")
         environment = dict(os.environ)
         if modules is not None:
             environment["PYTHONPATH"] = os.pathsep.join([str(modules), environment.get("PYTHONPATH", "")])
-        self.process = subprocess.Popen([sys.executable, str(script)], cwd=cwd, text=True, env=environment,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=self._stderr)
-        self._lines: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.greeting = self._reply()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
+        try:
+            super().__init__(script, cwd, stderr_path, env=environment, timeout_s=TIMEOUT_S)
+        except RunnerClientError as error:
+            pytest.fail(str(error))
 
     def _reply(self) -> dict:
         try:
-            line = self._lines.get(timeout=TIMEOUT_S)
-        except queue.Empty:
-            pytest.fail(f"runner did not answer within {TIMEOUT_S} s")
-        if line is None:
-            self._stderr.flush()
-            pytest.fail("runner closed stdout; stderr:\n" + self.stderr_path.read_text()[-4000:])
-        return json.loads(line)
-
-    def send(self, line: str) -> dict:
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
-        return self._reply()
-
-    def request(self, **fields) -> dict:
-        return self.send(json.dumps(fields))
-
-    def quit(self) -> int:
-        assert self.request(op="quit") == {"ok": True}
-        return self.process.wait(timeout=TIMEOUT_S)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self._stderr.close()
-
-    def __enter__(self) -> "Runner":
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.close()
+            return super()._reply()
+        except RunnerClientError as error:
+            pytest.fail(str(error))
 
 
 class StandInRunners:
