@@ -36,13 +36,14 @@ class TVMBackend:
     def __init__(self) -> None:
         # TVM sizes its thread pool from the environment on first use, so the
         # variable must be set before tvm is imported.
+        # A bad value is reported at load, where a request can answer with it.
         self._thread_error = None
-        threads = os.environ.get("MLBENCH_THREADS", "").strip()
-        if threads:
-            if threads.isdigit() and int(threads) > 0:
-                os.environ["TVM_NUM_THREADS"] = str(int(threads))
-            else:
-                self._thread_error = f"MLBENCH_THREADS must be a positive integer, got '{threads}'"
+        try:
+            threads = mlbench_runner.threads_from_env()
+        except RequestError as error:
+            threads, self._thread_error = None, str(error)
+        if threads is not None:
+            os.environ["TVM_NUM_THREADS"] = str(threads)
         import tvm
         from tvm import relax
 
@@ -60,7 +61,7 @@ class TVMBackend:
             raise RequestError(self._thread_error)
         io = read_io_sidecar(artifact_path, IO_FORMAT, IO_VERSION)
         threads = io.get("threads")  # checked by read_io_sidecar
-        if threads is not None and not os.environ.get("MLBENCH_THREADS", "").strip():
+        if threads is not None and mlbench_runner.threads_from_env() is None:
             os.environ["TVM_NUM_THREADS"] = str(threads)
         self._machine = self._main = None
         library = self._tvm.runtime.load_module(artifact_path)
