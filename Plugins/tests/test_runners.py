@@ -326,6 +326,16 @@ def test_runner_error_replies_keep_serving(toolchain, sample, tmp_path, tmp_path
         assert runner.quit() == 0
 
 
+def test_bad_thread_count_is_refused_at_load(toolchain, sample, tmp_path, tmp_path_factory, monkeypatch):
+    deployment = tmp_path / "deploy"
+    artifact = deploy(build(toolchain, sample / "model.onnx", tmp_path_factory), sample, deployment)
+    monkeypatch.setenv("MLBENCH_THREADS", "two")
+    with Runner(toolchain["plugin"] / "runner.py", deployment, tmp_path / "runner.err") as runner:
+        refused = runner.request(op="load", artifact=artifact, inputs={"image": "image.npy"})
+        assert refused["ok"] is False and "MLBENCH_THREADS must be a positive integer, got 'two'" in refused["error"]
+        assert runner.quit() == 0
+
+
 def test_scenario_ops_serve_schedules_and_run_offline(toolchain, sample, tmp_path, tmp_path_factory):
     deployment = tmp_path / "deploy"
     artifact = deploy(build(toolchain, sample / "model.onnx", tmp_path_factory), sample, deployment)
