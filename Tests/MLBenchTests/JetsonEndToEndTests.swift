@@ -16,7 +16,8 @@ final class JetsonEndToEndTests: XCTestCase {
     override func tearDown() { board?.remove() }
 
     func testExperimentOnJetsonRecordsAppliesAndRestoresConditions() throws {
-        let (outcome, result) = try board.run(inventory: try board.inventory(plugin: "jetson", board: "orin", probe: "jetson-rails"),
+        let (outcome, result) = try board.run(inventory: try board.inventory(plugin: "jetson", board: "orin", probe: "jetson-rails",
+                                                                                 probes: ["jetson-thermal", "jetson-tegrastats"]),
                                               experiment: try board.experiment(board: "orin", #"conditions: {nvpmodel: "2", jetson_clocks: "true", governor: performance}"#))
         XCTAssertEqual(result.status, .succeeded, "\(result.failure?.stage ?? ""): \(result.failure?.reason ?? "")\n\(outcome.stderr.suffix(3000))")
         XCTAssertEqual(result.semanticPreservation?.ratio, 1.0)
@@ -66,9 +67,46 @@ final class JetsonEndToEndTests: XCTestCase {
         XCTAssertEqual(rails.channels.map(\.name), ["VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0", "VDDQ_VDD2_1V8AO"])
         XCTAssertEqual(rails.channels.first?.unit, "W")
         let gpu = rails.samples.filter { $0.channel == 0 }
-        XCTAssertGreaterThan(gpu.count, 2, "sampled every 50 ms while measuring")
+        XCTAssertGreaterThan(gpu.count, 2, "sampled every 20 ms while measuring")
         XCTAssertTrue(gpu.allSatisfy { abs($0.value - 19936.0 * 139 / 1e6) < 1e-9 }, "\(gpu.prefix(3))")
         XCTAssertEqual(rails.samples.map(\.timestampNs), rails.samples.map(\.timestampNs).sorted())
+        // Sampled on the board at 20 ms, stamped with the board's clock (the runner's): the rate achieved is recorded.
+        XCTAssertEqual(rails.clock, "board")
+        XCTAssertNil(rails.clockOffsetNs, "board-clock samples are already on the iterations' timeline")
+        XCTAssertEqual(rails.rateHz, 50)
+        XCTAssertGreaterThan(try XCTUnwrap(rails.achievedRateHz), 20, "a loop on the board, not a round trip per sample")
+        XCTAssertNotNil(rails.gapCount)
+        let measurement = try XCTUnwrap(result.measurement)
+        let window = (measurement.startsNs.min()!, zip(measurement.startsNs, measurement.durationsNs).map { $0 + $1 }.max()!)
+        XCTAssertLessThanOrEqual(gpu.first!.timestampNs, window.0, "sampling before the first measured iteration")
+        XCTAssertGreaterThanOrEqual(gpu.last!.timestampNs, window.1, "and after the last")
+        XCTAssertTrue(rails.samples.allSatisfy { $0.timestampNs >= rails.startedNs && $0.timestampNs <= rails.stoppedNs })
+
+        // The runner's clock against the host's, by `clock` exchanges over the SSH channel:
+        // on loopback both are one clock, so the estimate is 0 within its bound.
+        let clock = try XCTUnwrap(result.clock, "the runner answered 'clock'")
+        XCTAssertEqual(clock.before.exchanges, 16)
+        XCTAssertLessThanOrEqual(abs(clock.before.offsetNs), clock.before.uncertaintyNs, "\(clock)")
+        XCTAssertLessThan(clock.before.uncertaintyNs, 50_000_000, "half a round trip over the SSH channel")
+        let after = try XCTUnwrap(clock.after)
+        XCTAssertLessThanOrEqual(abs(after.offsetNs), after.uncertaintyNs, "\(clock)")
+        XCTAssertNotNil(clock.driftPpm)
+
+        // Thermal zones at 100 ms and tegrastats (JetPack 5 lines), also sampled on the board.
+        let thermal = try XCTUnwrap(result.probes?.first { $0.name == "orin-jetson-thermal" })
+        XCTAssertNil(thermal.failure, thermal.failure ?? "")
+        XCTAssertEqual(thermal.rateHz, 10)
+        XCTAssertEqual(thermal.clock, "board")
+        let tj = try XCTUnwrap(thermal.channels.firstIndex { $0.name == "tj-therm" }, "\(thermal.channels)")
+        XCTAssertEqual(thermal.channels[tj].unit, "°C")
+        XCTAssertTrue(thermal.samples.contains { $0.channel == UInt32(tj) && abs($0.value - 46.781) < 1e-9 })
+        let tegrastats = try XCTUnwrap(result.probes?.first { $0.name == "orin-jetson-tegrastats" })
+        XCTAssertNil(tegrastats.failure, tegrastats.failure ?? "")
+        let soc = try XCTUnwrap(tegrastats.channels.firstIndex { $0.name == "VDD_GPU_SOC" }, "\(tegrastats.channels)")
+        XCTAssertEqual(tegrastats.channels[soc].unit, "W")
+        XCTAssertTrue(Set(tegrastats.samples.filter { $0.channel == UInt32(soc) }.map(\.value)).isSubset(of: [2.788, 7.167]),
+                      "the instantaneous power of the two recorded lines")
+        XCTAssertTrue(tegrastats.channels.contains { $0.name == "temp_tj" && $0.unit == "°C" })
         // Energy per inference: the rail's power integrated over each measured iteration's window.
         let energy = try XCTUnwrap(result.energy?.first { $0.probe == "orin-probe" && $0.channel == "VDD_GPU_SOC" })
         XCTAssertGreaterThan(energy.iterations, 0)
