@@ -1,6 +1,7 @@
 import Foundation
 import MLBench
 import JetsonBoard
+import LinuxBoardKit
 import MLBenchCore
 import MLBenchPluginKit
 import XCTest
@@ -166,5 +167,35 @@ final class JetsonEndToEndTests: XCTestCase {
         let restored = try jetson.conditions(ConditionsRequest(restore: true))
         XCTAssertEqual(restored.applied["nvpmodel"], "0")
         XCTAssertEqual(try nano.state("state/nvpmodel"), "0")
+    }
+
+    /// JetPack 4's layouts streamed by the samplers on the board: the INA3221 iio
+    /// files and tegrastats lines without units, stamped on the board's clock (the
+    /// host's, on loopback: so inside the host's recording window).
+    func testJetPack4NanoRailsAndTegrastatsStreamOnTheBoardsClock() throws {
+        let nano = try StandInBoard(fixture: "jetson-nano")
+        defer { nano.remove() }
+        let configuration = PluginConfiguration(kind: "jetson", pluginDirectory: nano.home.path, settings: nano.settings(board: "nano"))
+        let rails = try BoardFilesProbe.rails(configuration, kind: "jetson", patterns: INA3221Rails.patterns, discover: INA3221Rails.channels)
+        let tegrastats = try TegraStatsProbe(configuration)
+        let recorder = ProbeRecorder(probes: [(name: "rails", probe: rails), (name: "tegrastats", probe: tegrastats)])
+        XCTAssertEqual(recorder.start(), [], "both samplers delivered before the 5 s allowed")
+        Thread.sleep(forTimeInterval: 0.5)
+        let records = recorder.stop()
+        for record in records {
+            XCTAssertNil(record.failure, "\(record.name): \(record.failure ?? "")")
+            XCTAssertEqual(record.clock, "board")
+            XCTAssertFalse(record.samples.isEmpty, record.name)
+            XCTAssertTrue(record.samples.allSatisfy { $0.timestampNs >= record.startedNs && $0.timestampNs <= record.stoppedNs }, record.name)
+        }
+        let railRecord = records[0]
+        XCTAssertEqual(railRecord.channels.map(\.name), ["POM_5V_IN", "POM_5V_GPU", "POM_5V_CPU"])
+        XCTAssertEqual(railRecord.rateHz, 50)
+        XCTAssertTrue(railRecord.samples.filter { $0.channel == 0 }.allSatisfy { $0.value == 2.545 }, "in_power0_input is mW")
+        XCTAssertGreaterThan(railRecord.samples.filter { $0.channel == 0 }.count, 5, "0.5 s at 20 ms")
+        let stats = records[1]
+        let input = try XCTUnwrap(stats.channels.firstIndex { $0.name == "POM_5V_IN" }, "\(stats.channels)")
+        XCTAssertTrue(stats.samples.filter { $0.channel == UInt32(input) }.allSatisfy { $0.value == 2.545 }, "'POM_5V_IN 2545/2547': the first is now")
+        XCTAssertTrue(stats.channels.contains { $0.name == "temp_PMIC" && $0.unit == "°C" }, "\(stats.channels)")
     }
 }
