@@ -42,6 +42,25 @@ else:
     sys.exit("sampler: '%s' ended with status %s" % (sys.argv[2], child.wait()))
 """#
 
+    private struct Settings: Decodable {
+        var intervalMs: Int?
+    }
+
+    /// A board probe's settings: those of the board (host, user, key, files_root, …),
+    /// which it reaches as the board plugin does, and `interval_ms` (10 to 60000,
+    /// `defaultIntervalMs` when not given).
+    public static func settings(_ configuration: PluginConfiguration, kind: String,
+                                defaultIntervalMs: Int) throws -> (remote: RemoteLinuxBoard, intervalMs: Int) {
+        let keys = LinuxBoardSettings.keys.union(["interval_ms"])
+        let common = try configuration.decodeSettings(LinuxBoardSettings.self, known: keys)
+        let own = try configuration.decodeSettings(Settings.self, known: keys)
+        let intervalMs = own.intervalMs ?? defaultIntervalMs
+        guard (10...60_000).contains(intervalMs) else {
+            throw PluginFailure(.invalidConfiguration, "setting 'interval_ms': \(intervalMs) is not between 10 and 60000")
+        }
+        return (try RemoteLinuxBoard(name: common.name ?? common.host ?? kind, settings: common), intervalMs)
+    }
+
     /// The board command that samples `paths` every `intervalMs`.
     public static func files(_ paths: [String], intervalMs: Int) -> String {
         "exec python3 -u -c \(shellQuote(script)) files \(intervalMs) " + paths.map(shellQuote).joined(separator: " ")
@@ -94,10 +113,6 @@ public struct SampledChannel: Sendable {
 /// plugin says where the files are (`patterns`, `discover`). Timestamps are the
 /// board's CLOCK_MONOTONIC (`clock: board`): the lab moves host-clock series onto them.
 public final class BoardFilesProbe: Probe, @unchecked Sendable {
-    struct Settings: Decodable {
-        var intervalMs: Int?
-    }
-
     let remote: RemoteLinuxBoard
     let intervalMs: Int
     private let patterns: [String]
@@ -110,14 +125,7 @@ public final class BoardFilesProbe: Probe, @unchecked Sendable {
     /// (`defaultIntervalMs` when not given). `what` names the files in messages.
     public init(_ configuration: PluginConfiguration, kind: String, what: String, defaultIntervalMs: Int, patterns: [String],
                 discover: @escaping ([String: String]) -> [SampledChannel]) throws {
-        let keys = LinuxBoardSettings.keys.union(["interval_ms"])
-        let common = try configuration.decodeSettings(LinuxBoardSettings.self, known: keys)
-        let own = try configuration.decodeSettings(Settings.self, known: keys)
-        remote = try RemoteLinuxBoard(name: common.name ?? common.host ?? kind, settings: common)
-        intervalMs = own.intervalMs ?? defaultIntervalMs
-        guard (10...60_000).contains(intervalMs) else {
-            throw PluginFailure(.invalidConfiguration, "setting 'interval_ms': \(intervalMs) is not between 10 and 60000")
-        }
+        (remote, intervalMs) = try BoardSampler.settings(configuration, kind: kind, defaultIntervalMs: defaultIntervalMs)
         self.patterns = patterns
         self.what = what
         self.discover = discover

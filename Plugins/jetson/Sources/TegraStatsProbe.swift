@@ -9,10 +9,6 @@ import MLBenchPluginKit
 /// rail's instantaneous power (W), each temperature sensor that reads (°C, as
 /// `temp_<sensor>`), the GPU load (%) and the RAM in use (MB), as the first line shows them.
 public final class TegraStatsProbe: Probe, @unchecked Sendable {
-    struct Settings: Decodable {
-        var intervalMs: Int?
-    }
-
     let remote: RemoteLinuxBoard
     let intervalMs: Int
     private let slot = ProbeStreamSlot()
@@ -21,14 +17,7 @@ public final class TegraStatsProbe: Probe, @unchecked Sendable {
     /// Settings: those of the board and `interval_ms`, tegrastats's own interval
     /// (default 100; the INA3221 rails probe, jetson-rails, is the 20 ms power source).
     public init(_ configuration: PluginConfiguration) throws {
-        let keys = LinuxBoardSettings.keys.union(["interval_ms"])
-        let common = try configuration.decodeSettings(LinuxBoardSettings.self, known: keys)
-        let own = try configuration.decodeSettings(Settings.self, known: keys)
-        remote = try RemoteLinuxBoard(name: common.name ?? common.host ?? "jetson", settings: common)
-        intervalMs = own.intervalMs ?? 100
-        guard (10...60_000).contains(intervalMs) else {
-            throw PluginFailure(.invalidConfiguration, "setting 'interval_ms': \(intervalMs) is not between 10 and 60000")
-        }
+        (remote, intervalMs) = try BoardSampler.settings(configuration, kind: "jetson", defaultIntervalMs: 100)
     }
 
     /// The quantities of one line, by channel name.
