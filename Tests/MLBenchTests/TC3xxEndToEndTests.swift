@@ -132,6 +132,13 @@ final class TC3xxEndToEndTests: XCTestCase {
         XCTAssertEqual(memories["LMU"]?.usedBytes, 0)
         XCTAssertEqual(result.board?.description?.architecture, "tricore")
 
+        // Conditions: nothing is controllable on a TC3xx; what it is running is observed before the run.
+        let conditions = try XCTUnwrap(result.board?.conditions)
+        XCTAssertEqual(conditions.applied, [:])
+        XCTAssertEqual(conditions.observed["memory_map"], "tc397")
+        XCTAssertEqual(conditions.observed["device"], link)
+        XCTAssertNotNil(conditions.observed["harness_timer"], "the harness answered its profile: \(conditions.observed)")
+
         // Counters of the last measured batch, observed after the run: cycles where the port has them.
         let after = try XCTUnwrap(result.board?.conditionsAfter?.observed)
         XCTAssertEqual(after["counter_icnt_per_inference"], "not available", "the host port has no instruction counter")
