@@ -44,7 +44,9 @@ final class ClockAlignmentTests: XCTestCase {
         XCTAssertEqual(alignment.runnerTime(hostNs: before.atHostNs), before.atHostNs + 2_000_000)
         XCTAssertEqual(alignment.runnerTime(hostNs: 6_000_100_000), 6_000_100_000 + 2_050_000, "halfway: half the drift")
         XCTAssertEqual(ClockAlignment(before: before, after: nil).runnerTime(hostNs: 42), 42 + 2_000_000)
-        XCTAssertTrue(alignment.note.contains("drift 10.0 ppm"), alignment.note)
+        // Each estimate is good to ± 0.1 ms: over 10 s the drift is good to ± 20 ppm.
+        XCTAssertEqual(try XCTUnwrap(alignment.driftBoundPpm), 20, accuracy: 1e-9)
+        XCTAssertTrue(alignment.note.contains("drift 10.0 ± 20.0 ppm"), alignment.note)
     }
 
     func record(rateHz: Double, times: [Int64]) -> ProbeRecorder.Record {

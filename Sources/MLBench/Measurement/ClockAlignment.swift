@@ -60,6 +60,9 @@ public struct ClockAlignment: Codable, Sendable, Equatable {
     public var after: ClockOffset?
     /// (after − before) / elapsed, in parts per million; nil without `after`.
     public var driftPpm: Double?
+    /// How far the drift may be off: the two offsets' bounds over the time between
+    /// them (a drift under it is not told apart from none).
+    public var driftBoundPpm: Double?
     /// What was done, in words.
     public var note: String
 
@@ -67,12 +70,14 @@ public struct ClockAlignment: Codable, Sendable, Equatable {
         self.before = before
         self.after = after
         if let after, after.atHostNs != before.atHostNs {
-            driftPpm = Double(after.offsetNs - before.offsetNs) / Double(after.atHostNs - before.atHostNs) * 1e6
+            let elapsed = Double(after.atHostNs - before.atHostNs)
+            driftPpm = Double(after.offsetNs - before.offsetNs) / elapsed * 1e6
+            driftBoundPpm = Double(after.uncertaintyNs + before.uncertaintyNs) / abs(elapsed) * 1e6
         }
         let bound = max(before.uncertaintyNs, after?.uncertaintyNs ?? 0)
         note = String(format: "host-clock series moved onto the runner's clock by %.3f ms (± %.3f ms, best round trip %.3f ms of %d exchanges)",
                       Double(before.offsetNs) / 1e6, Double(bound) / 1e6, Double(before.roundTripNs) / 1e6, before.exchanges)
-            + (driftPpm.map { String(format: "; drift %.1f ppm, interpolated", $0) } ?? "")
+            + (driftPpm.map { [driftBoundPpm] in String(format: "; drift %.1f ± %.1f ppm, interpolated", $0, driftBoundPpm ?? 0) } ?? "")
     }
 
     /// The runner's clock at host time `hostNs`: the offset interpolated linearly
