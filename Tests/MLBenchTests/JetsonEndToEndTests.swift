@@ -198,4 +198,24 @@ final class JetsonEndToEndTests: XCTestCase {
         XCTAssertTrue(stats.samples.filter { $0.channel == UInt32(input) }.allSatisfy { $0.value == 2.545 }, "'POM_5V_IN 2545/2547': the first is now")
         XCTAssertTrue(stats.channels.contains { $0.name == "temp_PMIC" && $0.unit == "°C" }, "\(stats.channels)")
     }
+
+    /// A sampler that dies on the board ends its probe's stream with an error naming
+    /// the board and what the sampler said; the recording keeps the gap after it.
+    func testASamplerThatDiesOnTheBoardIsANamedProbeFailure() throws {
+        let nano = try StandInBoard(fixture: "jetson-nano")
+        defer { nano.remove() }
+        let configuration = PluginConfiguration(kind: "jetson", pluginDirectory: nano.home.path, settings: nano.settings(board: "nano"))
+        let rails = try BoardFilesProbe.rails(configuration, kind: "jetson", patterns: INA3221Rails.patterns, discover: INA3221Rails.channels)
+        let recorder = ProbeRecorder(probes: [(name: "rails", probe: rails)])
+        XCTAssertEqual(recorder.start(), [])
+        // The rail file empties (a driver that stops answering): the sampler exits saying which.
+        let file = try XCTUnwrap(FileManager.default.enumerator(atPath: nano.root.path)?.compactMap { $0 as? String }.first { $0.hasSuffix("in_power0_input") })
+        try Data().write(to: nano.root.appendingPathComponent(file))
+        Thread.sleep(forTimeInterval: 0.5)
+        let record = try XCTUnwrap(recorder.stop().first)
+        let failure = try XCTUnwrap(record.failure)
+        XCTAssertTrue(failure.contains("the sampler on board 'nano' ended") && failure.contains("in_power0_input is empty"), failure)
+        XCTAssertFalse(record.samples.isEmpty, "the samples before it are kept")
+        XCTAssertGreaterThan(try XCTUnwrap(record.gap).seconds, 0.2)
+    }
 }
