@@ -96,7 +96,7 @@ let package = Package(
         // What the Linux board plugins (Jetson, Zynq) share: the SSH transport and the remote runner host.
         .target(name: "LinuxBoardKit", dependencies: ["MLBenchPluginKit", "MLBenchDeviceKit", "SerialDriver"], path: "Plugins/LinuxBoardKit/Sources"),
         // Board plugins: the board in one module (linked by the tests), the exported entry in another.
-        .target(name: "JetsonBoard", dependencies: ["LinuxBoardKit"], path: "Plugins/jetson/Sources"),
+        .target(name: "JetsonBoard", dependencies: ["LinuxBoardKit", "MLBenchDeviceKit"], path: "Plugins/jetson/Sources"),
         .target(name: "JetsonBoardPlugin", dependencies: ["JetsonBoard"], path: "Plugins/jetson/Entry"),
         .target(name: "ZynqBoard", dependencies: ["LinuxBoardKit"], path: "Plugins/zynq/Sources"),
         .target(name: "ZynqBoardPlugin", dependencies: ["ZynqBoard"], path: "Plugins/zynq/Entry"),

@@ -515,6 +515,24 @@ def test_kit_ends_on_end_of_input(kit):
     assert len(replies) == 2 and "no model loaded" in replies[1]["error"]
 
 
+def test_kit_clock_is_the_clock_of_the_starts(kit, tmp_path, monkeypatch):
+    """'clock' answers CLOCK_MONOTONIC (time.monotonic_ns), before any load too: the
+    lab places probe series against it, and the starts of 'run' are on it."""
+    import time
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.fake").write_text("")
+    np.save("a.npy", np.arange(6, dtype=np.float32).reshape(3, 2))
+    np.save("b.npy", np.ones((3, 3), dtype=np.int64))
+    before = time.monotonic_ns()
+    _, first, _, run, last = serve_lines(kit, [
+        json.dumps({"op": "clock"}),
+        json.dumps({"op": "load", "artifact": "model.fake", "inputs": {"a": "a.npy", "b": "b.npy"}}),
+        json.dumps({"op": "run", "iterations": 2}), json.dumps({"op": "clock"})])
+    after = time.monotonic_ns()
+    assert first["ok"] and last["ok"]
+    assert before <= first["now_ns"] <= run["starts_ns"][0] <= run["starts_ns"][1] <= last["now_ns"] <= after
+
+
 def test_kit_reports_the_runtime_split_and_native_benchmark(kit, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "model.fake").write_text("")

@@ -446,10 +446,16 @@ public struct ProbeChannel: Codable, Sendable, Equatable {
 
 public struct ProbeDescription: Codable, Sendable, Equatable {
     public var channels: [ProbeChannel]
+    /// The rate asked for (the probe's setting); the recording reports the rate achieved.
     public var rateHz: Double
-    public init(channels: [ProbeChannel], rateHz: Double) {
+    /// Whose CLOCK_MONOTONIC the timestamps are on: nil or "host" for the lab host's
+    /// (a meter on the host), "board" for the board's own (a sampler running on the
+    /// board the probe is attached to, the clock its runner stamps iterations with).
+    public var clock: String?
+    public init(channels: [ProbeChannel], rateHz: Double, clock: String? = nil) {
         self.channels = channels
         self.rateHz = rateHz
+        self.clock = clock
     }
 }
 

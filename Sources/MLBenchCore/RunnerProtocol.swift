@@ -21,6 +21,10 @@
 ///   to back over every sample in turn.
 /// - `native_benchmark`: `{"op":"native_benchmark","seconds":S,"threads":T}` →
 ///   the vendor tool's own figures (`{"tool":...}`), from runners that have one.
+/// - `clock`: `{"op":"clock"}` → `RunnerClock`: the runner's CLOCK_MONOTONIC now, the
+///   clock of its `startsNs`; the lab times a few of these to place the runner's clock
+///   against its own (probes on the lab host sample on the host's clock). A runner
+///   that does not know it is taken to share the host's clock.
 /// - `quit`: `{"op":"quit"}` → `{"ok":true}`, then the runner exits.
 ///
 /// Every reply has `"ok"`; when false, `"error"` says why.
@@ -115,6 +119,9 @@ public struct RunnerCommand: Codable, Sendable, Equatable {
 
     public static let quit = RunnerCommand(op: "quit")
 
+    /// Asks for the runner's clock (`RunnerClock`).
+    public static let clock = RunnerCommand(op: "clock")
+
     public init(op: String, artifact: String? = nil, inputs: [String: String]? = nil,
                 iterations: Int? = nil, sample: Int? = nil, directory: String? = nil) {
         self.op = op
@@ -170,6 +177,12 @@ public struct RunnerTimings: Codable, Sendable, Equatable {
         self.inputPlacement = inputPlacement
         self.inputPlacementDetail = inputPlacementDetail
     }
+}
+
+/// The runner's CLOCK_MONOTONIC when it answered `clock`.
+public struct RunnerClock: Codable, Sendable, Equatable {
+    public var nowNs: Int64
+    public init(nowNs: Int64) { self.nowNs = nowNs }
 }
 
 public struct RunnerOutputs: Codable, Sendable, Equatable {

@@ -11,6 +11,8 @@ final class ProbeRecorderTests: XCTestCase {
     final class TestProbe: Probe, @unchecked Sendable {
         let dies: Int?
         let refuses: Bool
+        /// Seconds before the first sample (a sampler coming up), or nil: never one.
+        var firstAfter: Double? = 0
         private var thread: Thread?
         private let lock = NSLock()
         private var running = false
@@ -27,6 +29,8 @@ final class ProbeRecorderTests: XCTestCase {
             if refuses { throw PluginFailure(.device, "meter serial 'X' not found") }
             lock.lock(); running = true; lock.unlock()
             let thread = Thread { [self] in
+                guard let firstAfter else { return }
+                Thread.sleep(forTimeInterval: firstAfter)
                 var count = 0
                 while true {
                     lock.lock(); let go = running; lock.unlock()
@@ -47,6 +51,26 @@ final class ProbeRecorderTests: XCTestCase {
             lock.lock(); running = false; let ended = self.ended; lock.unlock()
             if ended { throw PluginFailure(.device, "meter: the stream ended early") }
         }
+    }
+
+    /// Measuring starts once every probe samples: a slow starter is waited for, a
+    /// silent one no longer than the timeout, and named.
+    func testStartWaitsForEveryProbesFirstSampleWithinATimeout() throws {
+        let slow = TestProbe()
+        slow.firstAfter = 0.3
+        let began = Date()
+        let recorder = ProbeRecorder(probes: [(name: "slow", probe: slow), (name: "quick", probe: TestProbe())])
+        XCTAssertEqual(recorder.start(firstSampleTimeout: 5), [])
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(began), 0.3)
+        XCTAssertFalse(recorder.stop()[0].samples.isEmpty)
+
+        let silent = TestProbe()
+        silent.firstAfter = nil
+        let again = Date()
+        let quiet = ProbeRecorder(probes: [(name: "silent", probe: silent), (name: "quick", probe: TestProbe())])
+        XCTAssertEqual(quiet.start(firstSampleTimeout: 0.3), ["silent"])
+        XCTAssertLessThan(Date().timeIntervalSince(again), 2)
+        _ = quiet.stop()
     }
 
     func testAFailingProbeLeavesANamedGapAndTheOthersGoOn() throws {

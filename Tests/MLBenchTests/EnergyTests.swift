@@ -102,6 +102,17 @@ final class ProbeSamplingTests: XCTestCase {
         XCTAssertEqual(holed.maxIntervalNs, 500_000_000)
     }
 
+    func testPausesWithinTheGoalAreNoGaps() {
+        // A 3.5 kHz meter read in bursts: 1 ms pauses lose nothing a 20 ms power goal needs,
+        // while the same pauses in its voltage channel (no goal) are gaps of three periods.
+        let times = (0..<400).map { Int64($0) * 280_000 + Int64($0 / 10) * 1_000_000 }
+        let power = ChannelSampling.analyze(channel: ProbeChannel(name: "p", unit: "W"), timestampsNs: times, nominalHz: 3571)
+        XCTAssertEqual(power.gapCount, 0)
+        XCTAssertEqual(power.verdict, .met)
+        let volts = ChannelSampling.analyze(channel: ProbeChannel(name: "v", unit: "V"), timestampsNs: times, nominalHz: 3571)
+        XCTAssertEqual(volts.gapCount, 39)
+    }
+
     func testUnitsWithoutAGoalAndEmptyChannels() {
         XCTAssertEqual(channel("V", every: 10_000_000, count: 10, nominalHz: 100).verdict, .noGoal)
         XCTAssertEqual(channel("W", every: 10_000_000, count: 1, nominalHz: 100).verdict, .tooFewSamples)

@@ -7,7 +7,10 @@ import XCTest
 /// run`): a stand-in TriCore toolchain (Tests/Fixtures/harness-toolchain) links the
 /// harness and a model's C at TC397 addresses (for the memory table) and for the
 /// host; a stand-in flasher boots the host build on a pseudo-terminal at the
-/// board's UART path; the plugin drives it through the termios driver.
+/// board's UART path; the plugin drives it through the termios driver. The board's
+/// supply is measured as on the bench, by an external meter: an INA226 on an FT232H
+/// (the ina2xx probe plugin, through the real libftdi and libusb), emulated by
+/// umockdev around the `mlbench run` process (Tests/USBEmulation, serve-ina226).
 final class TC3xxEndToEndTests: XCTestCase {
     var home: URL!
     var oldProgram: ChildProcess?
@@ -76,6 +79,11 @@ final class TC3xxEndToEndTests: XCTestCase {
                   work_root: \(home.appendingPathComponent("work").path)
                   reply_timeout_s: 5
                   transcript: \(home.appendingPathComponent("uart.log").path)
+            probes:
+              tc397-supply:
+                plugin: ina2xx
+                board: tc397
+                settings: {serial: FT232HTC, address: 64, shunt_ohms: 0.1, current_lsb: 0.0001, conversion_time_us: 140}
             toolchains:
               harness-c:
                 plugin: harness-c
@@ -103,7 +111,13 @@ final class TC3xxEndToEndTests: XCTestCase {
             semantic_preservation: {metric: max_abs, threshold: 1.0e-6}
             """.write(to: experiment, atomically: true, encoding: .utf8)
 
-        let outcome = try MLBenchBinary.run(["run", "--json", "-q", "--inventory", inventory.path, experiment.path], home: home)
+        // The meter: an emulated FT232H + INA226 that the mlbench process (and nothing else) sees.
+        let emulation = MLBenchBinary.executable.deletingLastPathComponent().appendingPathComponent("mlbench-usb-emulation").path
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: emulation), "\(emulation) is not built (swift build --build-tests builds it)")
+        let wrapper = try XCTUnwrap(["/usr/bin/umockdev-wrapper", "/usr/local/bin/umockdev-wrapper"].first(where: FileManager.default.isExecutableFile),
+                                    "umockdev-wrapper is missing: install the Debian package umockdev (scripts/setup does)")
+        let outcome = try MLBenchBinary.run(["run", "--json", "-q", "--inventory", inventory.path, experiment.path], home: home,
+                                            through: [wrapper, emulation, "serve-ina226"])
         let result = try ResultCoding.decoder.decode(ExperimentResult.self, from: Data(outcome.stdout.utf8))
         XCTAssertEqual(result.status, .succeeded, "\(result.failure?.stage ?? ""): \(result.failure?.reason ?? "")\n\(outcome.stderr.suffix(3000))")
         XCTAssertEqual(result.semanticPreservation?.ratio, 1.0, "the outputs came back over the UART bit for bit")
@@ -118,6 +132,13 @@ final class TC3xxEndToEndTests: XCTestCase {
         XCTAssertEqual(memories["LMU"]?.usedBytes, 0)
         XCTAssertEqual(result.board?.description?.architecture, "tricore")
 
+        // Conditions: nothing is controllable on a TC3xx; what it is running is observed before the run.
+        let conditions = try XCTUnwrap(result.board?.conditions)
+        XCTAssertEqual(conditions.applied, [:])
+        XCTAssertEqual(conditions.observed["memory_map"], "tc397")
+        XCTAssertEqual(conditions.observed["device"], link)
+        XCTAssertNotNil(conditions.observed["harness_timer"], "the harness answered its profile: \(conditions.observed)")
+
         // Counters of the last measured batch, observed after the run: cycles where the port has them.
         let after = try XCTUnwrap(result.board?.conditionsAfter?.observed)
         XCTAssertEqual(after["counter_icnt_per_inference"], "not available", "the host port has no instruction counter")
@@ -128,5 +149,27 @@ final class TC3xxEndToEndTests: XCTestCase {
         XCTAssertTrue(((try? FileManager.default.contentsOfDirectory(atPath: home.appendingPathComponent("work").path)) ?? []).isEmpty,
                       "the deployment is removed")
         XCTAssertTrue(try String(contentsOf: home.appendingPathComponent("uart.log"), encoding: .utf8).contains("> infer "))
+
+        // The supply meter's series, through warm-up and measurement, on the iterations' timeline.
+        let supply = try XCTUnwrap(result.probes?.first { $0.name == "tc397-supply" }, "\(result.probes?.map(\.name) ?? [])")
+        XCTAssertNil(supply.failure, supply.failure ?? "")
+        XCTAssertEqual(supply.channels.map(\.name), ["bus_voltage", "shunt_voltage", "current", "power"])
+        let power = supply.samples.filter { $0.channel == 3 }
+        XCTAssertGreaterThan(power.count, 10)
+        // 2.5 mV across 0.1 Ω at 12.0 V: 0.3 W, in the INA226's 2.5 mW steps.
+        XCTAssertTrue(power.allSatisfy { abs($0.value - 0.3) < 1e-9 }, "\(power.prefix(3))")
+        let times = supply.samples.map(\.timestampNs)
+        XCTAssertEqual(times, times.sorted())
+        XCTAssertTrue(times.allSatisfy { $0 >= supply.startedNs && $0 <= supply.stoppedNs }, "samples inside the recording")
+        let measurement = try XCTUnwrap(result.measurement)
+        let window = (measurement.startsNs.min()!, zip(measurement.startsNs, measurement.durationsNs).map { $0 + $1 }.max()!)
+        XCTAssertLessThanOrEqual(power.first!.timestampNs, window.0, "the meter was sampling before the first measured iteration")
+        XCTAssertGreaterThanOrEqual(power.last!.timestampNs, window.1, "and after the last")
+        XCTAssertGreaterThan(power.filter { $0.timestampNs >= window.0 && $0.timestampNs <= window.1 }.count, 0, "samples inside the measurement window")
+        // Every measured iteration lies within the samples: energy per inference for each.
+        let energy = try XCTUnwrap(result.energy?.first { $0.probe == "tc397-supply" && $0.channel == "power" })
+        XCTAssertEqual(energy.iterations, measurement.durationsNs.count)
+        XCTAssertEqual(energy.uncoveredIterations, 0, "\(supply.sampling?.last?.note ?? "")")
+        XCTAssertEqual(try XCTUnwrap(energy.meanPowerW), 0.3, accuracy: 1e-9)
     }
 }

@@ -70,5 +70,17 @@ final class ZynqTests: XCTestCase {
         XCTAssertEqual(rails.channels, [ProbeChannel(name: "ina226_u42", unit: "W")])
         XCTAssertGreaterThan(rails.samples.count, 2)
         XCTAssertTrue(rails.samples.allSatisfy { $0.value == 12.24375 }, "\(rails.samples.prefix(3))")
+        XCTAssertEqual(rails.clock, "board")
+        XCTAssertEqual(rails.rateHz, 50, "20 ms by default")
+        XCTAssertNotNil(rails.sampling?.first?.achievedHz)
+        let measurement = try XCTUnwrap(result.measurement)
+        let window = (measurement.startsNs.min()!, zip(measurement.startsNs, measurement.durationsNs).map { $0 + $1 }.max()!)
+        XCTAssertLessThanOrEqual(rails.samples.first!.timestampNs, window.0, "the rails cover the measured iterations")
+        XCTAssertGreaterThanOrEqual(rails.samples.last!.timestampNs, window.1)
+        let energy = try XCTUnwrap(result.energy?.first { $0.probe == "zcu104-probe" })
+        XCTAssertEqual(energy.iterations, measurement.durationsNs.count, "every measured iteration within the samples")
+        XCTAssertEqual(try XCTUnwrap(energy.meanPowerW), 12.24375, accuracy: 1e-9)
+        let clock = try XCTUnwrap(result.clock)
+        XCTAssertLessThanOrEqual(abs(clock.before.offsetNs), clock.before.uncertaintyNs, "one clock on loopback: \(clock)")
     }
 }

@@ -9,5 +9,8 @@ public func mlbenchPluginEntry() -> UnsafeRawPointer {
     PluginExport.descriptor(
         name: "jetson", version: "1.0.0",
         description: "NVIDIA Jetson (Nano, Xavier, Orin; JetPack 4-6) over SSH",
-        factories: [.board("jetson") { try JetsonBoard($0) }, .probe("jetson-rails") { try RailsProbe($0, kind: "jetson", patterns: INA3221Rails.patterns, discover: INA3221Rails.channels) }])
+        factories: [.board("jetson") { try JetsonBoard($0) },
+                    .probe("jetson-rails") { try BoardFilesProbe.rails($0, kind: "jetson", patterns: INA3221Rails.patterns, discover: INA3221Rails.channels) },
+                    .probe("jetson-thermal") { try BoardFilesProbe.thermal($0, kind: "jetson") },
+                    .probe("jetson-tegrastats") { try TegraStatsProbe($0) }])
 }

@@ -119,6 +119,8 @@ final class HarnessRunner {
             case "run": return try run(command)
             case "outputs": return try outputs(command)
             case "quit": return #"{"ok":true}"#
+            // The clock the starts are taken on (the host's: the harness sends only laps).
+            case "clock": return try JSONCoding.encode(Clock(nowNs: Int64(DispatchTime.now().uptimeNanoseconds)))
             default: throw PluginFailure(.invalidRequest, "unknown op '\(command.op)'")
             }
         } catch {
@@ -128,6 +130,7 @@ final class HarnessRunner {
     }
 
     private struct Refusal: Encodable { var ok: Bool; var error: String }
+    private struct Clock: Encodable { var ok = true; var nowNs: Int64 }
     private struct Loaded: Encodable { var ok = true; var samples: Int; var loadNs: Int64 }
     private struct Timings: Encodable {
         var ok = true; var startsNs: [Int64]; var durationsNs: [Int64]; var peakMemoryBytes: Int64

@@ -9,5 +9,5 @@ public func mlbenchPluginEntry() -> UnsafeRawPointer {
         name: "zynq", version: "1.0.0",
         description: "Zynq UltraScale+ (ZCU102, ZCU104, KV260) with PetaLinux and Vitis AI, over SSH",
         factories: [.board("zynq") { try ZynqBoard($0) },
-                    .probe("zynq-rails") { try RailsProbe($0, kind: "zynq", patterns: INA2xxRails.patterns, discover: INA2xxRails.channels) }])
+                    .probe("zynq-rails") { try BoardFilesProbe.rails($0, kind: "zynq", patterns: INA2xxRails.patterns, discover: INA2xxRails.channels) }])
 }

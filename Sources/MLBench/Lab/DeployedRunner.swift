@@ -91,6 +91,18 @@ final class DeployedRunner {
         runner.log(&result, stagePrefix + "load", "\(hello.runtime) \(hello.runtimeVersion) loaded the artifact in \(loaded.loadNs / 1_000_000) ms; \(loaded.samples) samples")
     }
 
+    /// The runner's clock against the host's from `count` `clock` exchanges (the one
+    /// with the smallest round trip wins); throws when the runner does not answer `clock`.
+    func clockOffset(exchanges count: Int = 16) throws -> ClockOffset? {
+        var exchanges = [ClockExchange]()
+        for _ in 0..<count {
+            let sent = ProbeRecorder.now()
+            let reply: RunnerClock = try request(.clock, stage: stagePrefix + "clock")
+            exchanges.append(ClockExchange(sentNs: sent, runnerNs: reply.nowNs, receivedNs: ProbeRecorder.now()))
+        }
+        return ClockOffset.estimate(exchanges)
+    }
+
     func run(iterations: Int, stage: String, canary: Bool = false, placement: InputPlacement) throws -> RunnerTimings {
         try request(.run(iterations: iterations, canary: canary, placement: placement), stage: stagePrefix + stage)
     }

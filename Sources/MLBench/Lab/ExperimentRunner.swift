@@ -195,14 +195,20 @@ public final class ExperimentRunner {
         // The board's probes sample through warm-up and measurement, on the iterations'
         // clock; a probe that fails is recorded with its gap and never stops the run.
         let probes = boardProbes(experiment.board, result: &result)
-        probes?.start()
+        // Host-clock series go onto the runner's clock: its offset before the probes
+        // start and after the measurement (the drift between), while they still sample.
+        let clockBefore = probes == nil ? nil : clockOffset(session, result: &result)
+        if let late = probes?.start(), !late.isEmpty {
+            log(&result, "measure", "probe(s) \(late.joined(separator: ", ")) gave no sample within 5 s of starting; measuring anyway")
+        }
         do {
             try warmUpAndMeasure(session, plan: plan, result: &result)
         } catch {
-            recordProbes(probes, into: &result)
+            recordProbes(probes, alignment: clockBefore.map { ClockAlignment(before: $0, after: nil) }, into: &result)
             throw error
         }
-        recordProbes(probes, into: &result)
+        let clockAfter = clockBefore == nil ? nil : clockOffset(session, result: &result)
+        recordProbes(probes, alignment: clockBefore.map { ClockAlignment(before: $0, after: clockAfter) }, into: &result)
         try runScenario(session, plan: plan, result: &result)
         if plan.nativeBenchmarkS > 0 {
             // The vendor's figures are context, not the measurement: a runner without
@@ -501,11 +507,31 @@ public final class ExperimentRunner {
         return ProbeRecorder(probes: probes)
     }
 
-    /// Stops the recording and stores each probe's record, logging failures and gaps.
-    private func recordProbes(_ probes: ProbeRecorder?, into result: inout ExperimentResult) {
+    /// The runner's clock against the host's, logged; nil (and logged) when the runner
+    /// does not answer `clock`: its clock is then taken to be the host's.
+    private func clockOffset(_ session: DeployedRunner, result: inout ExperimentResult) -> ClockOffset? {
+        do {
+            guard let offset = try session.clockOffset() else { return nil }
+            log(&result, "measure", String(format: "runner clock − host clock: %.3f ms ± %.3f ms (best round trip %.3f ms of %d)",
+                                           Double(offset.offsetNs) / 1e6, Double(offset.uncertaintyNs) / 1e6,
+                                           Double(offset.roundTripNs) / 1e6, offset.exchanges))
+            return offset
+        } catch {
+            log(&result, "measure", "the runner's clock is taken to be the host's: it did not answer 'clock' (\(error))")
+            return nil
+        }
+    }
+
+    /// Stops the recording and stores each probe's record on the runner's clock,
+    /// logging failures, gaps and rates not met.
+    private func recordProbes(_ probes: ProbeRecorder?, alignment: ClockAlignment?, into result: inout ExperimentResult) {
         guard let probes else { return }
-        let records = probes.stop()
+        let records = probes.stop(alignment: alignment)
         result.probes = records
+        if let alignment {
+            result.clock = alignment
+            log(&result, "measure", alignment.note)
+        }
         if let measurement = result.measurement {
             let energy = records.flatMap { EnergyPerInference.analyze($0, startsNs: measurement.startsNs, durationsNs: measurement.durationsNs) }
             if !energy.isEmpty {
@@ -520,7 +546,7 @@ public final class ExperimentRunner {
             } else {
                 log(&result, "measure", "probe \(record.name): \(record.samples.count) samples on \(record.channels.count) channel(s)")
             }
-            for sampling in record.sampling ?? [] where sampling.verdict != .noGoal || !sampling.gaps.isEmpty {
+            for sampling in record.sampling ?? [] where sampling.isWorthNoting {
                 log(&result, "measure", "probe \(record.name).\(sampling.channel): \(sampling.note)")
             }
         }

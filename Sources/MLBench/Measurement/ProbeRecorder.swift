@@ -23,9 +23,15 @@ public final class ProbeRecorder: @unchecked Sendable {
         public var failure: String?
         /// The interval without samples that the failure left, on CLOCK_MONOTONIC.
         public var gap: Gap?
-        /// Each channel's achieved sampling against the methodology's goals, and the
-        /// gaps inside the recording (nil in results stored before it was judged).
-        public var sampling: [ChannelSampling]?
+        /// Whose clock the probe stamped with ("host" or "board", as it declared), and
+        /// what was added to host-clock times to put them on the runner's clock (the
+        /// iterations' timeline): every time in the record is on that timeline.
+        public var clock: String? = nil
+        public var clockOffsetNs: Int64? = nil
+        /// Each channel's achieved sampling against the requested rate and the
+        /// methodology's goals, with the gaps inside the recording (nil in results
+        /// stored before it was judged).
+        public var sampling: [ChannelSampling]? = nil
     }
 
     /// An interval without samples.
@@ -60,7 +66,23 @@ public final class ProbeRecorder: @unchecked Sendable {
     }
 
     /// Starts every probe; one that cannot start is recorded as failed, not thrown.
-    public func start() {
+    /// Then waits, up to `firstSampleTimeout` seconds, until every started probe has
+    /// delivered a sample: a sampler that takes time to come up (a loop started over
+    /// SSH on a board) must not miss the first iterations. Returns the names of the
+    /// probes that had not delivered by then (they go on; their series starts late).
+    @discardableResult
+    public func start(firstSampleTimeout: Double = 5) -> [String] {
+        startSampling()
+        let deadline = ProbeRecorder.now() + Int64(firstSampleTimeout * 1e9)
+        var waiting = running.filter { $0.failure == nil && $0.sink.count == 0 }
+        while !waiting.isEmpty, ProbeRecorder.now() < deadline {
+            usleep(2_000)
+            waiting = waiting.filter { $0.sink.count == 0 }
+        }
+        return waiting.map(\.name)
+    }
+
+    private func startSampling() {
         startedNs = ProbeRecorder.now()
         running = probes.map { name, probe in
             let sink = ProbeSampleBuffer()
@@ -75,22 +97,33 @@ public final class ProbeRecorder: @unchecked Sendable {
         }
     }
 
-    /// Stops every probe and returns what each gave.
-    public func stop() -> [Record] {
-        let stoppedNs = ProbeRecorder.now()
-        return running.map { entry in
-            var failure = entry.failure
-            if failure == nil {
-                do { try entry.probe.stop() } catch { failure = "\(error)" }
+    /// Stops every probe and returns what each gave. With an `alignment`, every time
+    /// in the records is moved onto the runner's clock: host-clock samples and the
+    /// recording's own start and stop by it, board-clock samples left as they are.
+    public func stop(alignment: ClockAlignment? = nil) -> [Record] {
+        // Every probe stopped first: the recording ends after the last sample it delivered.
+        let failures = running.map { entry -> String? in
+            guard entry.failure == nil else { return entry.failure }
+            do { try entry.probe.stop() } catch { return "\(error)" }
+            return nil
+        }
+        let onRunner = { (hostNs: Int64) in alignment?.runnerTime(hostNs: hostNs) ?? hostNs }
+        let (started, stopped) = (onRunner(startedNs), onRunner(ProbeRecorder.now()))
+        return zip(running, failures).map { entry, failure in
+            let onBoard = entry.description.clock == "board"
+            var samples = entry.sink.all
+            if let alignment, !onBoard {
+                samples = samples.map { ProbeSample(timestampNs: alignment.runnerTime(hostNs: $0.timestampNs), channel: $0.channel, value: $0.value) }
             }
-            let samples = entry.sink.all
             var gap: Gap?
             if failure != nil {
                 // Nothing after the last sample (or at all) until the recording ended.
-                gap = Gap(fromNs: samples.map(\.timestampNs).max() ?? startedNs, toNs: stoppedNs)
+                gap = Gap(fromNs: samples.map(\.timestampNs).max() ?? started, toNs: stopped)
             }
-            var record = Record(name: entry.name, channels: entry.description.channels, rateHz: entry.description.rateHz,
-                                samples: samples, startedNs: startedNs, stoppedNs: stoppedNs, failure: failure, gap: gap)
+            var record = Record(name: entry.name, channels: entry.description.channels, rateHz: entry.description.rateHz, samples: samples,
+                                startedNs: started, stoppedNs: stopped, failure: failure, gap: gap)
+            record.clock = onBoard ? "board" : "host"
+            if let alignment, !onBoard { record.clockOffsetNs = alignment.before.offsetNs }
             record.sampling = ChannelSampling.analyze(record)
             return record
         }

@@ -2,23 +2,39 @@ import Foundation
 import MLBenchCore
 
 /// How densely each channel of a probe was sampled during a recording, against
-/// the methodology's goals: power every 20 ms or finer, temperature every 100 ms
-/// or finer, where the probe allows. Intervals without samples longer than three
-/// expected periods are gaps: energy is not interpolated across them.
+/// the rate the probe was asked for and the methodology's goals: power every
+/// 20 ms or finer, temperature every 100 ms or finer, where the probe allows.
+/// Intervals without samples longer than three expected periods, and longer than
+/// the goal's interval where there is one, are gaps: energy is not interpolated
+/// across them.
 public struct ChannelSampling: Codable, Sendable, Equatable {
     public var channel: String
     public var unit: String
     public var samples: Int
-    /// Samples per second over the span from the first to the last sample.
+    /// The rate the probe declared it samples at (0: unknown).
+    public var requestedHz: Double
+    /// Samples per second over the span from the first to the last sample (distinct times).
     public var achievedHz: Double?
+    /// True when the achieved rate is under 90 % of the requested one.
+    public var requestedRateMissed: Bool
     public var medianIntervalNs: Int64?
     public var maxIntervalNs: Int64?
     /// The longest interval the methodology allows for this unit (nil: no goal).
     public var goalIntervalNs: Int64?
     public var verdict: Verdict
-    /// Intervals without samples, on CLOCK_MONOTONIC.
+    /// Intervals without samples, on CLOCK_MONOTONIC: the first `maximumGapsListed`;
+    /// `gapCount` counts them all.
     public var gaps: [ProbeRecorder.Gap]
+    public var gapCount: Int
     public var note: String
+
+    /// Whether the step log and the result page should show this channel's note:
+    /// a goal applies, a gap opened, or the requested rate was not met.
+    public var isWorthNoting: Bool { verdict != .noGoal || gapCount > 0 || requestedRateMissed }
+
+    /// How many gaps a channel lists (a probe dropping out every other read would
+    /// otherwise store one per sample).
+    public static let maximumGapsListed = 100
 
     public enum Verdict: String, Codable, Sendable {
         /// Sampled at the goal's interval or finer.
@@ -38,22 +54,23 @@ public struct ChannelSampling: Codable, Sendable, Equatable {
 
     /// An interval counts as on time within this factor of the goal (timer jitter).
     static let tolerance = 1.05
-    /// An interval longer than this many expected periods is a gap.
+    /// An interval longer than this many expected periods (and than the goal) is a gap.
     static let gapPeriods = 3.0
 
     /// One entry per channel of `record`.
     public static func analyze(_ record: ProbeRecorder.Record) -> [ChannelSampling] {
         record.channels.enumerated().map { index, channel in
-            let times = record.samples.lazy.filter { $0.channel == UInt32(index) }.map(\.timestampNs).sorted()
+            // Distinct times: a sample delivered twice is not a second reading.
+            let times = Set(record.samples.lazy.filter { $0.channel == UInt32(index) }.map(\.timestampNs)).sorted()
             return analyze(channel: channel, timestampsNs: times, nominalHz: record.rateHz)
         }
     }
 
     static func analyze(channel: ProbeChannel, timestampsNs times: [Int64], nominalHz: Double) -> ChannelSampling {
         let goal = goalIntervalsNs[channel.unit]
-        var entry = ChannelSampling(channel: channel.name, unit: channel.unit, samples: times.count, achievedHz: nil,
-                                    medianIntervalNs: nil, maxIntervalNs: nil, goalIntervalNs: goal,
-                                    verdict: .tooFewSamples, gaps: [], note: "")
+        var entry = ChannelSampling(channel: channel.name, unit: channel.unit, samples: times.count, requestedHz: nominalHz,
+                                    achievedHz: nil, requestedRateMissed: false, medianIntervalNs: nil, maxIntervalNs: nil,
+                                    goalIntervalNs: goal, verdict: .tooFewSamples, gaps: [], gapCount: 0, note: "")
         guard times.count >= 2, let first = times.first, let last = times.last, last > first else {
             entry.note = "\(times.count) sample(s): no sampling interval to judge"
             return entry
@@ -65,26 +82,34 @@ public struct ChannelSampling: Codable, Sendable, Equatable {
         entry.achievedHz = Double(times.count - 1) / (Double(last - first) / 1e9)
         let nominalNs = nominalHz > 0 ? 1e9 / nominalHz : nil
         let expected = max(nominalNs ?? Double(median), 1)
-        entry.gaps = zip(times, times.dropFirst()).filter { Double($1 - $0) > gapPeriods * expected }
+        // Within the goal's interval a hole is no gap: a power series sampled every
+        // 20 ms meets the methodology, so a kHz meter pausing 1 ms has lost nothing.
+        let gapNs = max(gapPeriods * expected, Double(goal ?? 0))
+        let gaps = zip(times, times.dropFirst()).filter { Double($1 - $0) > gapNs }
             .map { ProbeRecorder.Gap(fromNs: $0, toNs: $1) }
-        let achieved = String(format: "%.1f Hz (median interval %@)", entry.achievedHz ?? 0, ResultPresenter.duration(Double(median)))
-        let gaps = entry.gaps.isEmpty ? "" : String(format: "; %d gap(s), longest %.3f s", entry.gaps.count,
-                                                    entry.gaps.map(\.seconds).max() ?? 0)
+        entry.gaps = Array(gaps.prefix(maximumGapsListed))
+        entry.gapCount = gaps.count
+        let achievedHz = entry.achievedHz ?? 0
+        entry.requestedRateMissed = nominalHz > 0 && achievedHz < 0.9 * nominalHz
+        let achieved = String(format: "%.4g Hz (median interval %@)", achievedHz, ResultPresenter.duration(Double(median)))
+            + (entry.requestedRateMissed ? String(format: ", requested %.4g Hz: the requested rate could not be met", nominalHz) : "")
+        let gapNote = gaps.isEmpty ? "" : String(format: "; %d gap(s) over three periods, longest %.3f s", gaps.count,
+                                                 gaps.map(\.seconds).max() ?? 0)
         guard let goal else {
             entry.verdict = .noGoal
-            entry.note = achieved + gaps
+            entry.note = achieved + gapNote
             return entry
         }
         let goalText = "the goal of one sample every \(ResultPresenter.duration(Double(goal)))"
         if Double(median) <= Double(goal) * tolerance {
             entry.verdict = .met
-            entry.note = "\(achieved), meets \(goalText)" + gaps
+            entry.note = "\(achieved), meets \(goalText)" + gapNote
         } else if let nominalNs, nominalNs > Double(goal) * tolerance {
             entry.verdict = .probeLimited
-            entry.note = String(format: "%@, slower than %@: the probe samples at %g Hz at most", achieved, goalText, nominalHz) + gaps
+            entry.note = String(format: "%@, slower than %@: the probe samples at %g Hz at most", achieved, goalText, nominalHz) + gapNote
         } else {
             entry.verdict = .missed
-            entry.note = "\(achieved), MISSES \(goalText)" + (nominalNs == nil ? "" : String(format: " although the probe runs at %g Hz: samples were lost", nominalHz)) + gaps
+            entry.note = "\(achieved), MISSES \(goalText)" + (nominalNs == nil ? "" : String(format: " although the probe runs at %g Hz: samples were lost", nominalHz)) + gapNote
         }
         return entry
     }

@@ -41,6 +41,10 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
     /// samples, and for a probe that failed or stopped early its error and gap
     /// (nil in results stored before probes were recorded).
     public var probes: [ProbeRecorder.Record]? = nil
+    /// The runner's clock against the lab host's, by which host-clock probe series
+    /// were moved onto the iterations' timeline; nil when the runner does not answer
+    /// `clock` (its clock is then taken to be the host's, and the log says so).
+    public var clock: ClockAlignment? = nil
 
     public struct Failure: Codable, Sendable, Equatable {
         public var stage: String

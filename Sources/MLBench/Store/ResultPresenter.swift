@@ -93,7 +93,7 @@ public enum ResultPresenter {
             } else {
                 lines.append("  probe      \(record.name): \(record.samples.count) samples on \(record.channels.map { "\($0.name) (\($0.unit))" }.joined(separator: ", "))")
             }
-            for sampling in record.sampling ?? [] where sampling.verdict != .noGoal || !sampling.gaps.isEmpty {
+            for sampling in record.sampling ?? [] where sampling.isWorthNoting {
                 lines.append("    \(sampling.channel): \(sampling.note)")
             }
         }

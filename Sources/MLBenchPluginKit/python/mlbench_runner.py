@@ -21,6 +21,7 @@ one JSON object per line (see Sources/MLBenchCore/RunnerProtocol.swift):
               -> {"ok":true,"tool":..., ...the tool's own figures}   (backends that have one)
     outputs   {"op":"outputs","directory":DIR}
               -> {"ok":true,"outputs":{NAME:FILE.npy},"order":[NAME,...]}
+    clock     {"op":"clock"} -> {"ok":true,"now_ns":NS}   (CLOCK_MONOTONIC, the clock of starts_ns)
     quit      {"op":"quit"} -> {"ok":true}, then exit 0
 
 Any failure answers {"ok":false,"error":"..."} and the runner keeps serving.
@@ -641,6 +642,11 @@ class _Session:
         total = time.perf_counter_ns() - begin_all
         return {"ok": True, "total_ns": total, "durations_ns": durations, "peak_memory_bytes": _peak_memory_bytes()}
 
+    def clock(self, request: dict) -> dict:
+        """The runner's CLOCK_MONOTONIC now: the lab estimates the offset of the
+        clock of starts_ns against its own from a few of these (min round trip)."""
+        return {"ok": True, "now_ns": time.monotonic_ns()}
+
     def native_benchmark(self, request: dict) -> dict:
         seconds = _field(request, "seconds", int, default=10, required=False)
         threads = _field(request, "threads", int, default=1, required=False)
@@ -754,7 +760,7 @@ class _Session:
 
 _HANDLERS = {"load": _Session.load, "run": _Session.run, "outputs": _Session.outputs,
              "server": _Session.server, "offline": _Session.offline,
-             "native_benchmark": _Session.native_benchmark}
+             "native_benchmark": _Session.native_benchmark, "clock": _Session.clock}
 
 
 def _answer(session: _Session, line: str) -> tuple[dict, bool]:

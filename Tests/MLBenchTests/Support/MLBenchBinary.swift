@@ -48,9 +48,10 @@ enum MLBenchBinary {
         var output: String { stdout + stderr }
     }
 
-    /// Runs `mlbench ARGUMENTS` with MLBENCH_HOME set to `home`.
+    /// Runs `mlbench ARGUMENTS` with MLBENCH_HOME set to `home`; `through` is a
+    /// command line that starts it (an emulated bench around it).
     static func run(_ arguments: [String], home: URL, environment extra: [String: String] = [:], timeout: Double = 600,
-                    file: StaticString = #filePath, line: UInt = #line) throws -> Outcome {
+                    through: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws -> Outcome {
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
             XCTFail("mlbench is not built at \(executable.path)", file: file, line: line)
             throw XCTSkip("no mlbench binary")
@@ -60,7 +61,7 @@ enum MLBenchBinary {
         environment.removeValue(forKey: "MLBENCH_INVENTORY")
         environment.removeValue(forKey: "MLBENCH_PLUGIN_PATH")
         environment.merge(extra) { _, new in new }
-        let result = try ChildProcess.run([executable.path] + arguments, environment: environment, timeout: timeout)
+        let result = try ChildProcess.run(through + [executable.path] + arguments, environment: environment, timeout: timeout)
         return Outcome(status: result.status, stdout: result.stdout, stderr: result.stderr)
     }
 

@@ -45,8 +45,9 @@ final class StandInBoard {
     }
 
     /// An inventory with this board (as `board`, driven by `plugin`), the host and ONNX
-    /// Runtime; with `probe`, that probe kind of the plugin records during the run as `<board>-probe`.
-    func inventory(plugin: String, board: String, port: Int? = nil, probe: String? = nil) throws -> String {
+    /// Runtime; probe kinds of the plugin record during the run: `probe` as `<board>-probe`,
+    /// each of `probes` as `<board>-<kind>`, with the board's settings and their default rates.
+    func inventory(plugin: String, board: String, port: Int? = nil, probe: String? = nil, probes: [String] = []) throws -> String {
         let file = home.appendingPathComponent("lab.yaml")
         // JSON is YAML: the settings go in as they are.
         try """
@@ -58,11 +59,9 @@ final class StandInBoard {
               host: {plugin: host}
             toolchains:
               onnxruntime: {plugin: onnxruntime}
-            """.appending(try probe.map { kind in
-                var settings = settings(board: board, port: port)
-                if case .object(var members) = settings { members["interval_ms"] = .number(50); settings = .object(members) }
-                return "\nprobes:\n  \(board)-probe: {plugin: \(plugin), kind: \(kind), board: \(board), settings: \(try JSONCoding.encode(settings))}\n"
-            } ?? "").write(to: file, atomically: true, encoding: .utf8)
+            """.appending(probe == nil && probes.isEmpty ? "" : "\nprobes:\n").appending(try ((probe.map { [("probe", $0)] } ?? []) + probes.map { ($0, $0) }).map { name, kind in
+                "  \(board)-\(name): {plugin: \(plugin), kind: \(kind), board: \(board), settings: \(try JSONCoding.encode(settings(board: board, port: port)))}\n"
+            }.joined()).write(to: file, atomically: true, encoding: .utf8)
         return file.path
     }
 

@@ -23,7 +23,31 @@ func fail(_ message: String) -> Never {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count == 3 else { fail("usage: mlbench-usb-emulation fnirsi|usbrelay PLUGIN_PATH") }
+
+// `mlbench-usb-emulation serve-ina226 PROGRAM ARGUMENTS...`: an INA226 at 0x40 (2.5 mV
+// across its shunt at 12.0 V, as in the ina2xx scenario) on an emulated FT232H with
+// serial "FT232HTC" while PROGRAM runs. The program inherits the testbed (UMOCKDEV_DIR
+// and the preload library in its environment; the ioctl handlers answer from this
+// process over umockdev's socket), so a whole `mlbench run` reaches the meter through
+// the real libftdi and libusb, as on a bench. Exits with the program's status.
+if arguments.count >= 3, arguments[1] == "serve-ina226" {
+    var problem: UnsafeMutablePointer<CChar>?
+    guard let bed = emu_testbed_new(&problem) else { fail(String(cString: problem!)) }
+    _ = emu_add_ft232h_ina2xx(bed, 1, "FT232HTC", 226, 0x40, 1000, 9600)
+    guard getenv("UMOCKDEV_DIR") != nil else { fail("the testbed did not set UMOCKDEV_DIR") }
+    // posix_spawn and waitpid: the program gets this process's environment as it is now.
+    var pid = pid_t()
+    let argv = Array(arguments.dropFirst(2)).map { strdup($0) } + [nil]
+    let spawned = posix_spawn(&pid, arguments[2], nil, nil, argv, environ)
+    guard spawned == 0 else { fail("cannot start \(arguments[2]): \(String(cString: strerror(spawned)))") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+    emu_testbed_free(bed)
+    // The program's exit status, or 128 + the signal that ended it, as a shell says.
+    exit((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f))
+}
+
+guard arguments.count == 3 else { fail("usage: mlbench-usb-emulation SCENARIO PLUGIN_PATH, or serve-ina226 PROGRAM ARGUMENTS...") }
 let scenario = arguments[1]
 let catalog = PluginCatalog(searchPath: [arguments[2]])
 var error: UnsafeMutablePointer<CChar>?
