@@ -99,7 +99,7 @@ public struct Call: Sendable {
     }
 
     /// Runs `body` with the store; lab errors become answers (usage errors 400).
-    public func store<T: Sendable>(_ body: @Sendable (LabStore) throws -> T) async throws -> T {
+    public func store<T: Sendable>(_ body: @escaping @Sendable (LabStore) throws -> T) async throws -> T {
         do { return try await service.withStore(body) } catch { throw APIError.from(error) }
     }
 

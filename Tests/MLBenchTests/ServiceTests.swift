@@ -119,6 +119,13 @@ final class ServiceTests: XCTestCase {
             }
             XCTAssertFalse(FileManager.default.fileExists(atPath: refused.path))
         }
+        for path in ["/etc/passwd", "~/x", "../x", "a/../../x"] {
+            let options = definition.replacingOccurrences(of: "target: cpu}", with: "target: cpu, options: {nested: {cache: '\(path)'}}}")
+            XCTAssertThrowsError(try Definitions.prepare(definition: options, files: ["../../etc/passwd": model, "/etc/shadow": input], user: "alice",
+                                                         store: store, blobs: blobs, into: refused)) { error in
+                XCTAssertEqual((error as? APIError)?.field, "definition.toolchain.options.nested.cache", "\(error)")
+            }
+        }
         XCTAssertThrowsError(try Definitions.prepare(definition: "[1, 2]", files: [:], user: "alice", store: store, blobs: blobs, into: refused))
         XCTAssertThrowsError(try Definitions.prepare(definition: "name: x\nmodel: sha256:\(model)\n", files: [:], user: "alice",
                                                      store: store, blobs: blobs, into: refused)) { error in
@@ -152,6 +159,15 @@ final class ServiceTests: XCTestCase {
             let responses = try XCTUnwrap(operation["responses"] as? [String: Any])
             if spec.role != nil { XCTAssertNotNil(responses["401"], "\(spec.path) documents 401") }
         }
+
+        // Every schema the document refers to is in it.
+        let schemas = try XCTUnwrap((document["components"] as? [String: Any])?["schemas"] as? [String: Any])
+        let documentText = String(decoding: try OpenAPI.json(routes.specs), as: UTF8.self)
+        let pattern = try NSRegularExpression(pattern: ##""#/components/schemas/([A-Za-z]+)""##)
+        let matches = pattern.matches(in: documentText, range: NSRange(documentText.startIndex..., in: documentText))
+        let references: [String] = matches.map { match in String(documentText[Range(match.range(at: 1), in: documentText)!]) }
+        XCTAssertFalse(references.isEmpty)
+        for name in Set(references) { XCTAssertNotNil(schemas[name], "schema \(name) is referred to but not defined") }
 
         // Served: every documented operation answers on a live server — 401 without a token
         // for those that need one (an unknown route would be 404), not 404 for the open ones.

@@ -116,6 +116,57 @@ def test_suspend_resume_and_abort(clients, lab):
             ops.enable_board(board)
 
 
+def test_a_sweep_is_one_series_controlled_as_one(clients):
+    alice, bob, ops = clients["alice"], clients["bob"], clients["ops"]
+    for board in ("host-a", "host-b"):
+        ops.disable_board(board, note="held for the sweep test")
+    try:
+        series, experiments = alice.sweep(quick_definition("client-sweep"), base=str(SAMPLE),
+                                          parameters=["measurement.min_iterations=20,40"], series="sweep-test")
+        assert series == "sweep-test"
+        assert sorted((e.board, e.state) for e in experiments) == [("host-a", "queued")] * 2 + [("host-b", "queued")] * 2
+        assert {e.id for e in alice.experiments(series="sweep-test")} == {e.id for e in experiments}
+        with pytest.raises(APIError) as caught:
+            bob.suspend(series="sweep-test")
+        assert caught.value.status == 404, "bob sees none of it"
+        assert alice.suspend(series="sweep-test") == 4
+        assert {e.state for e in alice.experiments(series="sweep-test")} == {"suspended"}
+        assert alice.resume(series="sweep-test") == 4
+        assert ops.abort(series="sweep-test") == 4, "operators control anyone's experiments"
+        assert {e.state for e in alice.experiments(series="sweep-test")} == {"aborted"}
+        with pytest.raises(APIError) as caught:
+            alice.sweep(quick_definition("client-sweep-bad"), base=str(SAMPLE), boards=["host-z"])
+        assert caught.value.status == 400 and "host-z" in caught.value.message
+    finally:
+        for board in ("host-a", "host-b"):
+            ops.enable_board(board)
+
+
+def test_paths_in_toolchain_options_are_refused(clients):
+    definition = quick_definition("client-paths")
+    definition["toolchain"]["options"] = {"calibration_cache": "/etc/passwd"}
+    with pytest.raises(APIError) as caught:
+        clients["alice"].submit(definition, base=str(SAMPLE))
+    assert caught.value.status == 422 and caught.value.field == "definition.toolchain.options.calibration_cache"
+
+
+def test_tokens_are_listed_by_id_and_revoked(clients, server):
+    admin = clients["admin"]
+    token = admin.issue_token("bob", label="to revoke")
+    bob = Client(server, token)
+    assert bob.me()["name"] == "bob"
+    listed = [t for t in bob.request("GET", "/api/v1/tokens") if t["label"] == "to revoke"]
+    assert len(listed) == 1 and token not in json.dumps(listed)
+    with pytest.raises(APIError) as caught:
+        clients["alice"].request("DELETE", f"/api/v1/tokens/{listed[0]['id']}")
+    assert caught.value.status == 404, "alice cannot revoke bob's token"
+    bob.request("DELETE", f"/api/v1/tokens/{listed[0]['id']}")
+    with pytest.raises(APIError) as caught:
+        bob.me()
+    assert caught.value.status == 401
+    assert clients["bob"].me()["name"] == "bob", "his other token still works"
+
+
 # -- access control ----------------------------------------------------------------------------------
 
 def test_an_unshared_result_is_404_for_others_and_200_once_shared(clients):
@@ -287,5 +338,8 @@ def test_prometheus_metrics(server, clients):
         if line and not line.startswith("#"):
             name_and_labels, value = line.rsplit(" ", 1)
             float(value.replace("+Inf", "inf"))
+    assert 'mlbench_probe_sample_rate_hz{probe="memory-a"' in text
+    rates = [float(l.split()[-1]) for l in text.splitlines() if l.startswith('mlbench_probe_sample_rate_hz{probe="memory-a"')]
+    assert rates and rates[0] > 0
     succeeded = [l for l in text.splitlines() if l.startswith('mlbench_experiment_duration_seconds_count{state="succeeded"}')]
     assert succeeded and float(succeeded[0].split()[-1]) >= 1
