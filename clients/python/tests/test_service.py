@@ -93,6 +93,24 @@ def test_a_full_experiment_through_the_client(clients, lab):
     assert csv.splitlines()[0].startswith("id,name,status") and result.id in csv
 
 
+def test_aborting_a_running_experiment_stops_it(clients, lab):
+    alice = clients["alice"]
+    definition = quick_definition("client-long", board="host-b")
+    definition["measurement"].update({"min_iterations": 100000, "max_iterations": 10000000, "min_time_s": 60, "max_time_s": 120})
+    experiment = alice.submit(definition, base=str(SAMPLE))
+    for event in alice.events(experiment.id, timeout=RUN_TIMEOUT_S):
+        if event.name == "log" or (event.name == "state" and event.data["state"] == "running"):
+            break
+    assert alice.experiment(experiment.id).state == "running"
+    assert alice.abort(experiment.id) == 1
+    final = alice.follow(experiment.id, timeout=60)
+    assert final.state == "aborted" and "aborted by alice" in final.note
+    # The worker stops it at its next heartbeat: the board takes the next experiment.
+    after = alice.follow(alice.submit(quick_definition("client-after-abort", board="host-b"), base=str(SAMPLE)).id,
+                         timeout=RUN_TIMEOUT_S)
+    assert after.state == "succeeded", after.note
+
+
 def test_suspend_resume_and_abort(clients, lab):
     alice, ops = clients["alice"], clients["ops"]
     for board in ("host-a", "host-b"):
@@ -241,6 +259,28 @@ def test_an_operator_disables_a_board_and_the_next_experiment_goes_elsewhere(cli
     finally:
         ops.enable_board("host-a")
     assert next(b for b in alice.boards() if b["name"] == "host-a")["enabled"] is True
+
+
+def test_usage_reservations_and_verify(clients):
+    alice, bob, ops = clients["alice"], clients["bob"], clients["ops"]
+    mine = alice.request("GET", "/api/v1/usage")
+    assert [u["user"] for u in mine["users"]] == ["alice"] and mine["users"][0]["board_seconds"] > 0
+    assert {u["user"] for u in ops.request("GET", "/api/v1/usage")["users"]} >= {"alice"}
+    reservation = bob.request("POST", "/api/v1/boards/host-b/reservations",
+                              {"from": "2030-01-01T09:00:00Z", "to": "2030-01-01T10:00:00Z"})
+    assert reservation["user"] == "bob" and reservation["board"] == "host-b"
+    with pytest.raises(APIError) as caught:
+        alice.request("POST", "/api/v1/boards/host-b/reservations", {"from": "2030-01-01T09:30:00Z", "to": "2030-01-01T11:00:00Z"})
+    assert caught.value.status == 400 and "already reserved by bob" in caught.value.message
+    with pytest.raises(APIError) as caught:
+        alice.request("DELETE", f"/api/v1/reservations/{reservation['id']}")
+    assert caught.value.status == 403
+    assert reservation["id"] in [r["id"] for r in alice.request("GET", "/api/v1/reservations")]
+    ops.request("DELETE", f"/api/v1/reservations/{reservation['id']}")
+    assert alice.request("GET", "/api/v1/reservations") == []
+    result_id = next(h.id for h in alice.results() if h.user == "alice")
+    verification = alice.request("GET", f"/api/v1/results/{result_id}/verify")
+    assert verification["intact"] is True and verification["problems"] == []
 
 
 def test_operators_message_users(clients):
