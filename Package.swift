@@ -41,6 +41,8 @@ let package = Package(
         // Imported directly by the PostgreSQL store (futures, logger); postgres-nio needs them anyway.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // mlbench serve: the REST API, server-sent events, /metrics.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // The versioned C ABI between the core and plugins (one header).
@@ -82,8 +84,15 @@ let package = Package(
                                .product(name: "NIOCore", package: "swift-nio"),
                                .product(name: "Logging", package: "swift-log")],
                 path: "Sources/MLBench"),
+        // The service (mlbench serve): users, tokens, sharing, uploads, the REST API and its OpenAPI document.
+        .target(name: "MLBenchService",
+                dependencies: ["MLBench", "OpenSSLDriver",
+                               .product(name: "Hummingbird", package: "hummingbird"),
+                               .product(name: "Yams", package: "Yams"),
+                               .product(name: "Logging", package: "swift-log")],
+                path: "Sources/MLBenchService"),
         .executableTarget(name: "mlbench",
-                          dependencies: ["MLBench", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["MLBench", "MLBenchService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/mlbench"),
 
         // In-tree plugins.
@@ -131,7 +140,7 @@ let package = Package(
         .executableTarget(name: "mlbench-probe-bench", dependencies: ["FNIRSIProtocol", "MLBenchDeviceKit"],
                           path: "Benchmarks/ProbePipeline"),
 
-        .testTarget(name: "MLBenchTests", dependencies: ["MLBench", "MLBenchCore", "SQLiteDriver", "OpenSSLDriver",
+        .testTarget(name: "MLBenchTests", dependencies: ["MLBench", "MLBenchCore", "MLBenchService", "SQLiteDriver", "OpenSSLDriver",
                                                          "MLBenchPluginKit", "LinuxBoardKit", "JetsonBoard", "ZynqBoard", "TC3xxBoard", "SerialDriver",
                                                          .product(name: "Yams", package: "Yams")],
                     path: "Tests/MLBenchTests"),

@@ -9,7 +9,8 @@ struct MLBenchCommand: ParsableCommand {
         commandName: "mlbench",
         abstract: "Benchmark ML inference on real boards.",
         subcommands: [Run.self, Check.self, Guide.self, Features.self, PredictorCommand.self, Plugins.self, LabCommand.self,
-                      Devices.self, Toolchains.self, Results.self, Verify.self, QueueCommand.self, Boards.self, Worker.self, Schema.self])
+                      Devices.self, Toolchains.self, Results.self, Verify.self, QueueCommand.self, Boards.self, Worker.self,
+                      Serve.self, Users.self, Schema.self])
 }
 
 /// Options every command that touches the lab shares.
@@ -39,14 +40,15 @@ struct StoreOptions: ParsableArguments {
 
     /// The store, signing what it stores with the lab's key.
     func open(_ lab: Lab) throws -> LabStore {
-        let store: LabStore
-        if let location = self.store ?? ProcessInfo.processInfo.environment["MLBENCH_STORE"], !location.isEmpty {
-            store = try LabStore.open(location)
-        } else {
-            store = try LabStore(sqlitePath: lab.home.database.path)
-        }
+        let store = try LabStore.open(location(lab))
         store.signer = try BundleSigner.forLab(lab.home)
         return store
+    }
+
+    /// Where the store is: the option, $MLBENCH_STORE, else the lab home's SQLite file.
+    func location(_ lab: Lab) -> String {
+        if let location = self.store ?? ProcessInfo.processInfo.environment["MLBENCH_STORE"], !location.isEmpty { return location }
+        return lab.home.database.path
     }
 }
 

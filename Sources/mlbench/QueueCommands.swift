@@ -26,20 +26,7 @@ struct SubmitOptions: ParsableArguments {
     @OptionGroup var options: LabOptions
     @OptionGroup var storeOptions: StoreOptions
 
-    /// Refuses an experiment the checks find impossible (unsupported format or operator,
-    /// a model too large for the board, a bad option): it never reaches the queue.
-    func refuseImpossible(_ file: ExperimentFile, lab: Lab, what: String) throws {
-        let check = try CompatibilityCheck.run(experiment: file, lab: lab)
-        guard check.compatible else {
-            throw Failure(description: "\(what) is impossible, nothing was queued: \(check.errorSummary)")
-        }
-    }
-
-    /// Queues `definition` (the file's text, or a sweep point's) for `board`, as the current user.
-    func submit(_ file: ExperimentFile, board: String, series: String?, definition: String, to store: LabStore) throws -> QueuedExperiment {
-        try store.submit(Submission(user: currentUser(), name: file.experiment.name, board: board, series: series, definition: definition,
-                                    directory: file.directory.path, notifyEmail: notify.email, notifyWebhook: notify.webhook), at: Date())
-    }
+    var notifyChoice: Submitting.Notify { Submitting.Notify(email: notify.email, webhook: notify.webhook) }
 }
 
 /// What abort, suspend and resume share: an experiment id or `--series NAME`, and the store.
@@ -106,12 +93,16 @@ struct QueueCommand: ParsableCommand {
         @OptionGroup var submission: SubmitOptions
         @Option(help: "The series it belongs to (abort, suspend and resume act on a whole series).") var series: String?
 
+        @Flag(help: "Let the lab choose the board: the compatible board (same plugin and kind as the file's) that is enabled, in good health and least busy.")
+        var anyBoard = false
+
         func run() throws {
             try report {
                 let (file, lab) = try (ExperimentFile.load(submission.experiment), submission.options.lab())
-                try submission.refuseImpossible(file, lab: lab, what: "'\(file.experiment.name)' on \(file.experiment.board)")
-                let queued = try submission.submit(file, board: file.experiment.board, series: series, definition: file.text,
-                                                   to: try submission.storeOptions.open(lab))
+                let store = try submission.storeOptions.open(lab)
+                let board = anyBoard ? try Submitting.placement(for: file, lab: lab, store: store) : nil
+                let queued = try Submitting.submit(file, lab: lab, store: store, user: currentUser(), board: board, series: series,
+                                                   notify: submission.notifyChoice)
                 print(queued.id)
             }
         }
@@ -130,35 +121,9 @@ struct QueueCommand: ParsableCommand {
             try report {
                 let (file, lab) = try (ExperimentFile.load(submission.experiment), submission.options.lab())
                 let store = try submission.storeOptions.open(lab)
-                let compatible = try MLBench.Sweep.compatibleBoards(with: file.experiment.board, inventory: lab.inventory.inventory,
-                                                                    registry: try store.boards())
-                if let wrong = board.first(where: { !compatible.contains($0) }) {
-                    throw Failure(description: "board '\(wrong)' is not compatible with '\(file.experiment.board)' (compatible: \(compatible.joined(separator: ", ")))")
-                }
-                let boards = board.isEmpty ? compatible : board
-                guard !boards.isEmpty else {
-                    throw Failure(description: "no registered board is compatible with '\(file.experiment.board)'; register one with `mlbench boards register`")
-                }
-                let points = try MLBench.Sweep.expand(file.text, boards: boards, parameters: parameters.map(MLBench.Sweep.Parameter.init(parsing:)))
-                // Every point must still be a valid experiment before any is queued.
-                let scratch = lab.home.scratch.appendingPathComponent("sweep-\(UUID().uuidString).yaml")
-                defer { try? FileManager.default.removeItem(at: scratch) }
-                for point in points {
-                    try point.definition.write(to: scratch, atomically: true, encoding: .utf8)
-                    let label = "the sweep point \(point.values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) on \(point.board)"
-                    let pointFile: ExperimentFile
-                    do {
-                        pointFile = try ExperimentFile.load(scratch.path, relativeTo: file.directory.path)
-                    } catch {
-                        throw Failure(description: "\(label) is not a valid experiment: \(error)")
-                    }
-                    try submission.refuseImpossible(pointFile, lab: lab, what: label)
-                }
-                let name = series ?? "sweep-\(file.experiment.name)-\(UUID().uuidString.prefix(8).lowercased())"
-                for point in points {
-                    _ = try submission.submit(file, board: point.board, series: name, definition: point.definition, to: store)
-                }
-                print("\(name): \(points.count) experiment\(points.count == 1 ? "" : "s") on \(boards.joined(separator: ", "))")
+                let outcome = try Submitting.sweep(file, lab: lab, store: store, user: currentUser(), parameters: parameters, boards: board,
+                                                   series: series, notify: submission.notifyChoice)
+                print("\(outcome.series): \(outcome.experiments.count) experiment\(outcome.experiments.count == 1 ? "" : "s") on \(outcome.boards.joined(separator: ", "))")
             }
         }
     }

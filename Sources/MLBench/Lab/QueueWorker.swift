@@ -67,6 +67,9 @@ public final class QueueWorker {
         var definition: URL
         var lastHeartbeat: Date
         var output: [String]
+        /// Lines of its standard error (its progress) already copied to the store's step log.
+        var loggedLines = 0
+        var lastLogged: Date? = nil
     }
 
     public let store: LabStore
@@ -157,11 +160,13 @@ public final class QueueWorker {
         while let line = try? entry.process.readLine(timeout: 0.001) { entry.output.append(line) }
         if let status = try? entry.process.wait(timeout: 0) {
             while let line = try? entry.process.readLine(timeout: 0.05) { entry.output.append(line) }
+            copyLog(&entry, id: id, final: true, now: now)
             running[id] = nil
             try? FileManager.default.removeItem(at: entry.definition)
             try finish(entry, status: status, now: now)
             return
         }
+        if entry.lastLogged.map({ now.timeIntervalSince($0) >= 0.5 }) ?? true { copyLog(&entry, id: id, final: false, now: now) }
         running[id] = entry
         guard now.timeIntervalSince(entry.lastHeartbeat) >= configuration.heartbeatInterval else { return }
         switch try store.heartbeat(experiment: id, worker: configuration.name, leaseDuration: configuration.leaseDuration, at: now) {
@@ -173,6 +178,25 @@ public final class QueueWorker {
             _ = try? entry.process.wait(timeout: 10)
             running[id] = nil
             try? FileManager.default.removeItem(at: entry.definition)
+        }
+    }
+
+    /// Copies the complete lines of the process's standard error that are new since the
+    /// last copy into the store's step log (what `mlbench serve` streams). Best effort: the
+    /// log never stops an experiment, and it stops growing once the process has written
+    /// more than the kept tail of its standard error.
+    private func copyLog(_ entry: inout Running, id: String, final: Bool, now: Date) {
+        entry.lastLogged = now
+        let text = entry.process.stderr
+        guard text.utf8.count < ChildProcess.stderrLimit else { return }
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if !final || lines.last == "" { lines.removeLast() }
+        guard lines.count > entry.loggedLines else { return }
+        do {
+            try store.appendLog(experiment: id, lines: Array(lines[entry.loggedLines...]), at: now)
+            entry.loggedLines = lines.count
+        } catch {
+            log("\(id): step log not stored: \(error)")
         }
     }
 

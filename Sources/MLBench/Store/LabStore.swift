@@ -21,7 +21,9 @@ public final class LabStore: ResultStore, ExperimentQueue {
     /// stay readable); newer ones are refused.
     /// 1: results and raw timings. 2: queue, boards, reservations, usage. 3: bundle signatures
     /// and the blobs each result names (so that deleting one knows what no other needs).
-    static let schemaVersion: Int64 = 3
+    /// 4: the service's users, API tokens (hashed), shares, messages, uploads, and the step
+    /// log of queued experiments.
+    static let schemaVersion: Int64 = 4
 
     /// Signs each inserted bundle when set (the CLI sets the lab's key); results stored
     /// without one are reported unsigned by `verify`.
@@ -184,6 +186,8 @@ public final class LabStore: ResultStore, ExperimentQueue {
                 );
                 CREATE INDEX result_blobs_sha256 ON result_blobs (sha256)
                 """
+        case 4:
+            return Self.serviceMigration(dialect)
         default:
             preconditionFailure("no migration to schema version \(version)")
         }
@@ -245,18 +249,21 @@ public final class LabStore: ResultStore, ExperimentQueue {
         }
     }
 
-    public func list(limit: Int) throws -> [ResultHeadline] {
+    public func list(limit: Int) throws -> [ResultHeadline] { try list(limit: limit, filter: "", []) }
+
+    /// The newest results that pass `filter` (a WHERE clause, or empty) with its `arguments`.
+    func list(limit: Int, filter: String, _ arguments: [SQLValue]) throws -> [ResultHeadline] {
         let insertionOrder = connection.dialect == .sqlite ? "rowid" : "seq"
         return try connection.query("""
-            SELECT id, name, status, board, toolchain, toolchain_version, median_ns, preservation_ratio, finished_at, failure_reason
-            FROM results ORDER BY finished_at DESC, \(insertionOrder) DESC LIMIT ?
-            """, [.integer(Int64(limit))]).map { row in
+            SELECT id, name, status, board, toolchain, toolchain_version, median_ns, preservation_ratio, finished_at, failure_reason, "user"
+            FROM results \(filter) ORDER BY finished_at DESC, \(insertionOrder) DESC LIMIT ?
+            """, arguments + [.integer(Int64(limit))]).map { row in
             ResultHeadline(id: row[0].text ?? "", name: row[1].text ?? "",
                            status: ExperimentResult.Status(rawValue: row[2].text ?? "") ?? .failed,
                            board: row[3].text, toolchain: row[4].text, toolchainVersion: row[5].text,
                            medianNs: row[6].real, preservationRatio: row[7].real,
                            finishedAt: ResultCoding.date(row[8].text ?? "") ?? Date(timeIntervalSince1970: 0),
-                           failureReason: row[9].text)
+                           failureReason: row[9].text, user: row[10].text)
         }
     }
 

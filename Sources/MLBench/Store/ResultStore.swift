@@ -22,4 +22,6 @@ public struct ResultHeadline: Codable, Sendable, Equatable {
     public var preservationRatio: Double?
     public var finishedAt: Date
     public var failureReason: String?
+    /// Who ran it (the submitter, for queued experiments).
+    public var user: String? = nil
 }
