@@ -17,6 +17,7 @@ public enum MLBenchServer {
         BoardRoutes.register,
         MessageRoutes.register,
         MetricsRoutes.register,
+        PanelRoutes.register,
     ]
 
     /// Every route of every area on one router.
