@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -264,3 +265,21 @@ def test_a_refused_token_brings_back_the_sign_in_form(lab, artifacts):
         assert "refused" in browser.evaluate("document.getElementById('sign-in').textContent")
         assert browser.evaluate("location.hash") == "", "the token leaves the address bar"
         save(browser, artifacts, "sign-in")
+
+
+def test_only_the_panel_files_are_served_with_their_types_and_policy(lab):
+    for name, kind in [("", "text/html"), ("index.html", "text/html"), ("result.html", "text/html"),
+                       ("panel.js", "text/javascript"), ("plots.js", "text/javascript"), ("panel.css", "text/css")]:
+        with urllib.request.urlopen(f"{lab.url}/panel/{name}") as answer:
+            assert answer.headers["Content-Type"].startswith(kind), name
+            assert answer.headers["Content-Security-Policy"].startswith("default-src 'self'")
+            assert answer.headers["X-Content-Type-Options"] == "nosniff"
+            body = answer.read().decode()
+            # Nothing is fetched from elsewhere: no absolute address in any file.
+            assert not re.search(r"(src|href)=\"(https?:)?//", body) and "cdn" not in body.lower(), name
+    for name in ["panel.html.bak", "..%2F..%2FPackage.swift", "Panel.swift", "%2e%2e/PanelRoutes.swift"]:
+        try:
+            urllib.request.urlopen(f"{lab.url}/panel/{name}")
+            raise AssertionError(f"{name} was served")
+        except urllib.error.HTTPError as error:
+            assert error.code == 404, name

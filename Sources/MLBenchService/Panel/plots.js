@@ -155,13 +155,31 @@ const Plots = (() => {
       const end = sx(warmupNs.length - 0.5);
       el("rect", { class: "warmup-region", x: M.left, y: M.top, width: Math.max(0, end - M.left), height: H - M.top - M.bottom }, root);
       el("line", { class: "warmup-marker", x1: end, x2: end, y1: M.top, y2: H - M.bottom, "data-iteration": warmupNs.length }, root);
-      el("text", { class: "annotation", x: end + 4, y: H - M.bottom - 8 }, root).textContent = `measurement starts (after ${warmupNs.length} warm-up)`;
+      el("text", { class: "annotation", x: end + 4, y: M.top - 4 }, root).textContent = `measurement starts (after ${warmupNs.length} warm-up)`;
       if (steadyIndex !== null && steadyIndex !== undefined) {
         el("line", { class: "steady-marker", x1: sx(steadyIndex), x2: sx(steadyIndex), y1: M.top, y2: H - M.bottom, "data-iteration": steadyIndex }, root);
       }
     }
-    const path = values.map((v, i) => `${i ? "L" : "M"}${sx(i).toFixed(1)},${sy(Math.min(v, high + pad)).toFixed(1)}`).join("");
-    el("path", { class: "trace", d: path }, root);
+    const clip = (v) => sy(Math.min(v, high + pad)).toFixed(1);
+    const columns = Math.floor(W - M.left - M.right);
+    if (values.length <= columns * 2) {
+      el("path", { class: "trace", d: values.map((v, i) => `${i ? "L" : "M"}${sx(i).toFixed(1)},${clip(v)}`).join("") }, root);
+    } else {
+      // More iterations than pixels: each pixel column shows its iterations' range (light)
+      // and median (dark), instead of a solid block of overlapping lines.
+      let range = "", middle = "";
+      for (let c = 0; c < columns; c++) {
+        const from = Math.floor((c * values.length) / columns), to = Math.floor(((c + 1) * values.length) / columns);
+        const bucket = values.slice(from, to).sort((a, b) => a - b);
+        if (!bucket.length) continue;
+        const x = sx((from + to - 1) / 2).toFixed(1);
+        range += `M${x},${clip(bucket[0])}L${x},${clip(bucket[bucket.length - 1])}`;
+        middle += `${middle ? "L" : "M"}${x},${clip(quantile(bucket, 0.5))}`;
+      }
+      el("path", { class: "trace-range", d: range }, root);
+      el("path", { class: "trace", d: middle }, root);
+      root.setAttribute("data-columns", columns);
+    }
     const over = el("g", { class: "clipped" }, root);
     values.forEach((v, i) => {
       if (v <= high + pad) return;
