@@ -20,6 +20,11 @@ public enum Definitions {
         guard var document = loaded as? [String: Any] else {
             throw APIError(.unprocessableContent, "the definition must be a mapping (an experiment)", field: "definition")
         }
+        // Toolchain options reach plugins as they are; a path among them (a calibration cache,
+        // say) would reach the server's file system, which remote users may not name.
+        if let toolchain = document["toolchain"] as? [String: Any], let options = toolchain["options"] {
+            try refusePaths(options, field: "toolchain.options")
+        }
         for (name, hash) in files where !isSHA256(hash) {
             throw APIError(.unprocessableContent, "files['\(name)'] is not a SHA-256 (64 hex digits)", field: "files")
         }
@@ -93,6 +98,22 @@ public enum Definitions {
         } catch {
             try? FileManager.default.removeItem(at: folder)
             throw error
+        }
+    }
+
+    /// Refuses strings that look like file paths (absolute, home-relative, or climbing out).
+    static func refusePaths(_ value: Any, field: String) throws {
+        switch value {
+        case let text as String:
+            if text.hasPrefix("/") || text.hasPrefix("~") || text == ".." || text.hasPrefix("../") || text.contains("/../") || text.hasSuffix("/..") {
+                throw APIError(.unprocessableContent, "'\(field)' is '\(text)': file paths are not accepted through the service", field: "definition.\(field)")
+            }
+        case let mapping as [String: Any]:
+            for (key, inner) in mapping { try refusePaths(inner, field: "\(field).\(key)") }
+        case let list as [Any]:
+            for (index, inner) in list.enumerated() { try refusePaths(inner, field: "\(field)[\(index)]") }
+        default:
+            break
         }
     }
 

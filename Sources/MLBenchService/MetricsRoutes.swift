@@ -72,7 +72,7 @@ public enum MetricsRoutes {
             for record in result.probes ?? [] where !seen.contains(record.name) {
                 seen.insert(record.name)
                 let seconds = Double(record.stoppedNs - record.startedNs) / 1e9
-                out.sample("mlbench_probe_sample_rate_hz", ["probe": record.name, "result": result.id],
+                out.sample("mlbench_probe_sample_rate_hz", ["probe": record.name],
                            seconds > 0 ? Double(record.samples.count) / seconds : 0)
             }
         }
@@ -81,7 +81,7 @@ public enum MetricsRoutes {
         for result in recent {
             for record in result.probes ?? [] where !seen.contains(record.name) {
                 seen.insert(record.name)
-                out.sample("mlbench_probe_nominal_rate_hz", ["probe": record.name, "result": result.id], record.rateHz)
+                out.sample("mlbench_probe_nominal_rate_hz", ["probe": record.name], record.rateHz)
             }
         }
         return out.text

@@ -32,6 +32,11 @@ public enum ResultRoutes {
         var text: String
     }
     struct ShareRequest: Decodable { var user: String }
+    struct Verification: Encodable {
+        var id: String
+        var intact: Bool
+        var problems: [String]
+    }
 
     public static func register(_ routes: APIRoutes) {
         routes.add(RouteSpec(method: .get, path: "/api/v1/results", summary: "The newest results the caller may read (their own and those shared with them).",
@@ -50,6 +55,14 @@ public enum ResultRoutes {
                              role: .user, tag: "results", success: (200, .media("text/plain")), errors: [404])) { call in
             let result = try await readable(call, try call.parameter("id"))
             return ServiceCoding.text(ResultPresenter.summary(result, store: call.service.configuration.store))
+        }
+        routes.add(RouteSpec(method: .get, path: "/api/v1/results/{id}/verify",
+                             summary: "Check the result as `mlbench verify` does: its bundle's signature and every file it names, hashed again.",
+                             role: .user, tag: "results", success: (200, .json("Verification")), errors: [404])) { call in
+            let result = try await readable(call, try call.parameter("id"))
+            let home = call.service.lab.home
+            let problems = try await call.store { try $0.verify(id: result.id, blobs: home.blobs, trustedKeys: try BundleSigner.trustedKeys(home)) }
+            return try ServiceCoding.response(Verification(id: result.id, intact: problems.isEmpty, problems: problems))
         }
         routes.add(RouteSpec(method: .post, path: "/api/v1/results/compare",
                              summary: "Results side by side, each against the first: ratio of medians, Mann–Whitney U, Holm-adjusted.",

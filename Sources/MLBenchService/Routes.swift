@@ -99,7 +99,7 @@ public struct Call: Sendable {
     }
 
     /// Runs `body` with the store; lab errors become answers (usage errors 400).
-    public func store<T: Sendable>(_ body: @Sendable (LabStore) throws -> T) async throws -> T {
+    public func store<T: Sendable>(_ body: @escaping @Sendable (LabStore) throws -> T) async throws -> T {
         do { return try await service.withStore(body) } catch { throw APIError.from(error) }
     }
 
@@ -112,7 +112,18 @@ public struct Call: Sendable {
 /// JSON as the API writes and reads it: snake_case keys, ISO 8601 times with fractions.
 public enum ServiceCoding {
     public static var encoder: JSONEncoder { ResultCoding.encoder }
-    public static var decoder: JSONDecoder { ResultCoding.decoder }
+    /// Times as ISO 8601, with or without fractions of a second.
+    public static var decoder: JSONDecoder {
+        let decoder = ResultCoding.decoder
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let date = ResultCoding.date(text) ?? ISO8601DateFormatter().date(from: text) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "'\(text)' is not an ISO 8601 time"))
+            }
+            return date
+        }
+        return decoder
+    }
 
     public static func response<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
         let data = try encoder.encode(value)
@@ -198,7 +209,9 @@ public enum Authentication {
         return nil
     }
 
-    static func caller(of request: Request, service: LabService) async throws -> ServiceUser {
+    /// The user whose token the request carries; 401 without a valid one. Pages outside the
+    /// API (`APIRoutes.page`) call this to authenticate what they serve.
+    public static func caller(of request: Request, service: LabService) async throws -> ServiceUser {
         guard let token = token(of: request) else { throw APIError.unauthorized() }
         guard let user = try await service.withStore({ try $0.authenticate(token: token) }) else {
             throw APIError.unauthorized("the API token is not valid (unknown or revoked)")

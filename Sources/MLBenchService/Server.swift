@@ -15,6 +15,7 @@ public enum MLBenchServer {
         ExperimentRoutes.register,
         ResultRoutes.register,
         BoardRoutes.register,
+        QueueRoutes.register,
         MessageRoutes.register,
         MetricsRoutes.register,
         PanelRoutes.register,

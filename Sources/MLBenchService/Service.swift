@@ -45,7 +45,7 @@ public final class LabService: Sendable {
     }
 
     /// Runs `body` with the store, alone.
-    public func withStore<T: Sendable>(_ body: @Sendable (LabStore) throws -> T) async throws -> T {
+    public func withStore<T: Sendable>(_ body: @escaping @Sendable (LabStore) throws -> T) async throws -> T {
         try await gate.run(body)
     }
 
@@ -53,12 +53,25 @@ public final class LabService: Sendable {
     public var submissions: URL { lab.home.root.appendingPathComponent("service/experiments", isDirectory: true) }
 }
 
-/// Serialises access to the one store connection.
-actor StoreGate {
-    private let store: LabStore
+/// Serialises access to the one store connection, on a thread of its own: store calls
+/// block (SQLite, PostgreSQL round trips, the compatibility checks of a submission), so they
+/// stay off Swift's cooperative threads and the server's event loops.
+final class StoreGate: Sendable {
+    /// Touched only on `queue`.
+    private struct Box: @unchecked Sendable { let store: LabStore }
+    private let box: Box
+    private let queue = DispatchQueue(label: "mlbench.serve.store")
+
     init(location: String, signer: sending BundleSigner?) throws {
-        store = try LabStore.open(location)
+        let store = try LabStore.open(location)
         store.signer = signer
+        box = Box(store: store)
     }
-    func run<T: Sendable>(_ body: @Sendable (LabStore) throws -> T) throws -> T { try body(store) }
+
+    func run<T: Sendable>(_ body: @escaping @Sendable (LabStore) throws -> T) async throws -> T {
+        let box = self.box
+        return try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body(box.store) }) }
+        }
+    }
 }

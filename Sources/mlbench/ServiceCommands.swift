@@ -8,13 +8,13 @@ struct Serve: ParsableCommand {
         abstract: "Serve the lab over HTTP: the REST API (OpenAPI at /api/v1/openapi.json), live progress as server-sent events, Prometheus metrics at /metrics.",
         discussion: """
             Only registered users get in, each with an API token (Authorization: Bearer TOKEN):
+
               mlbench users add alice --role user
-              mlbench users token alice          # prints the token once
-            Roles: user (their own experiments and what is shared with them), operator (the
-            whole queue, boards on and off, messages to users), admin (users and tokens too).
-            The server listens on a loopback address only; put a reverse proxy (TLS) in front
-            of it to reach it from elsewhere. It runs no experiments: start `mlbench worker` for
-            each bench host beside it, on the same store. See Docs/Service.md.
+              mlbench users token alice          # prints the token once; only its SHA-256 is stored
+
+            Roles: user (their own experiments and what is shared with them), operator (also the whole queue, boards on and off, messages to users), admin (also users and tokens).
+
+            The server listens on a loopback address only; put a reverse proxy (TLS) in front of it to reach it from elsewhere. It runs no experiments: start `mlbench worker` for each bench host beside it, on the same store. See Docs/Service.md.
             """)
 
     @Option(help: "The loopback address to listen on (127.0.0.1, ::1 or localhost).") var host = "127.0.0.1"

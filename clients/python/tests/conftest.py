@@ -20,8 +20,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mlbench_client import Client  # noqa: E402
+try:
+    from mlbench_client import Client  # installed (scripts/test: pip install ./clients/python)
+except ImportError:  # run from the source tree
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from mlbench_client import Client  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLE = REPO / "Examples" / "sample"

@@ -93,6 +93,24 @@ def test_a_full_experiment_through_the_client(clients, lab):
     assert csv.splitlines()[0].startswith("id,name,status") and result.id in csv
 
 
+def test_aborting_a_running_experiment_stops_it(clients, lab):
+    alice = clients["alice"]
+    definition = quick_definition("client-long", board="host-b")
+    definition["measurement"].update({"min_iterations": 100000, "max_iterations": 10000000, "min_time_s": 60, "max_time_s": 120})
+    experiment = alice.submit(definition, base=str(SAMPLE))
+    for event in alice.events(experiment.id, timeout=RUN_TIMEOUT_S):
+        if event.name == "log" or (event.name == "state" and event.data["state"] == "running"):
+            break
+    assert alice.experiment(experiment.id).state == "running"
+    assert alice.abort(experiment.id) == 1
+    final = alice.follow(experiment.id, timeout=60)
+    assert final.state == "aborted" and "aborted by alice" in final.note
+    # The worker stops it at its next heartbeat: the board takes the next experiment.
+    after = alice.follow(alice.submit(quick_definition("client-after-abort", board="host-b"), base=str(SAMPLE)).id,
+                         timeout=RUN_TIMEOUT_S)
+    assert after.state == "succeeded", after.note
+
+
 def test_suspend_resume_and_abort(clients, lab):
     alice, ops = clients["alice"], clients["ops"]
     for board in ("host-a", "host-b"):
@@ -114,6 +132,57 @@ def test_suspend_resume_and_abort(clients, lab):
     finally:
         for board in ("host-a", "host-b"):
             ops.enable_board(board)
+
+
+def test_a_sweep_is_one_series_controlled_as_one(clients):
+    alice, bob, ops = clients["alice"], clients["bob"], clients["ops"]
+    for board in ("host-a", "host-b"):
+        ops.disable_board(board, note="held for the sweep test")
+    try:
+        series, experiments = alice.sweep(quick_definition("client-sweep"), base=str(SAMPLE),
+                                          parameters=["measurement.min_iterations=20,40"], series="sweep-test")
+        assert series == "sweep-test"
+        assert sorted((e.board, e.state) for e in experiments) == [("host-a", "queued")] * 2 + [("host-b", "queued")] * 2
+        assert {e.id for e in alice.experiments(series="sweep-test")} == {e.id for e in experiments}
+        with pytest.raises(APIError) as caught:
+            bob.suspend(series="sweep-test")
+        assert caught.value.status == 404, "bob sees none of it"
+        assert alice.suspend(series="sweep-test") == 4
+        assert {e.state for e in alice.experiments(series="sweep-test")} == {"suspended"}
+        assert alice.resume(series="sweep-test") == 4
+        assert ops.abort(series="sweep-test") == 4, "operators control anyone's experiments"
+        assert {e.state for e in alice.experiments(series="sweep-test")} == {"aborted"}
+        with pytest.raises(APIError) as caught:
+            alice.sweep(quick_definition("client-sweep-bad"), base=str(SAMPLE), boards=["host-z"])
+        assert caught.value.status == 400 and "host-z" in caught.value.message
+    finally:
+        for board in ("host-a", "host-b"):
+            ops.enable_board(board)
+
+
+def test_paths_in_toolchain_options_are_refused(clients):
+    definition = quick_definition("client-paths")
+    definition["toolchain"]["options"] = {"calibration_cache": "/etc/passwd"}
+    with pytest.raises(APIError) as caught:
+        clients["alice"].submit(definition, base=str(SAMPLE))
+    assert caught.value.status == 422 and caught.value.field == "definition.toolchain.options.calibration_cache"
+
+
+def test_tokens_are_listed_by_id_and_revoked(clients, server):
+    admin = clients["admin"]
+    token = admin.issue_token("bob", label="to revoke")
+    bob = Client(server, token)
+    assert bob.me()["name"] == "bob"
+    listed = [t for t in bob.request("GET", "/api/v1/tokens") if t["label"] == "to revoke"]
+    assert len(listed) == 1 and token not in json.dumps(listed)
+    with pytest.raises(APIError) as caught:
+        clients["alice"].request("DELETE", f"/api/v1/tokens/{listed[0]['id']}")
+    assert caught.value.status == 404, "alice cannot revoke bob's token"
+    bob.request("DELETE", f"/api/v1/tokens/{listed[0]['id']}")
+    with pytest.raises(APIError) as caught:
+        bob.me()
+    assert caught.value.status == 401
+    assert clients["bob"].me()["name"] == "bob", "his other token still works"
 
 
 # -- access control ----------------------------------------------------------------------------------
@@ -190,6 +259,28 @@ def test_an_operator_disables_a_board_and_the_next_experiment_goes_elsewhere(cli
     finally:
         ops.enable_board("host-a")
     assert next(b for b in alice.boards() if b["name"] == "host-a")["enabled"] is True
+
+
+def test_usage_reservations_and_verify(clients):
+    alice, bob, ops = clients["alice"], clients["bob"], clients["ops"]
+    mine = alice.request("GET", "/api/v1/usage")
+    assert [u["user"] for u in mine["users"]] == ["alice"] and mine["users"][0]["board_seconds"] > 0
+    assert {u["user"] for u in ops.request("GET", "/api/v1/usage")["users"]} >= {"alice"}
+    reservation = bob.request("POST", "/api/v1/boards/host-b/reservations",
+                              {"from": "2030-01-01T09:00:00Z", "to": "2030-01-01T10:00:00Z"})
+    assert reservation["user"] == "bob" and reservation["board"] == "host-b"
+    with pytest.raises(APIError) as caught:
+        alice.request("POST", "/api/v1/boards/host-b/reservations", {"from": "2030-01-01T09:30:00Z", "to": "2030-01-01T11:00:00Z"})
+    assert caught.value.status == 400 and "already reserved by bob" in caught.value.message
+    with pytest.raises(APIError) as caught:
+        alice.request("DELETE", f"/api/v1/reservations/{reservation['id']}")
+    assert caught.value.status == 403
+    assert reservation["id"] in [r["id"] for r in alice.request("GET", "/api/v1/reservations")]
+    ops.request("DELETE", f"/api/v1/reservations/{reservation['id']}")
+    assert alice.request("GET", "/api/v1/reservations") == []
+    result_id = next(h.id for h in alice.results() if h.user == "alice")
+    verification = alice.request("GET", f"/api/v1/results/{result_id}/verify")
+    assert verification["intact"] is True and verification["problems"] == []
 
 
 def test_operators_message_users(clients):
@@ -287,5 +378,8 @@ def test_prometheus_metrics(server, clients):
         if line and not line.startswith("#"):
             name_and_labels, value = line.rsplit(" ", 1)
             float(value.replace("+Inf", "inf"))
+    assert 'mlbench_probe_sample_rate_hz{probe="memory-a"' in text
+    rates = [float(l.split()[-1]) for l in text.splitlines() if l.startswith('mlbench_probe_sample_rate_hz{probe="memory-a"')]
+    assert rates and rates[0] > 0
     succeeded = [l for l in text.splitlines() if l.startswith('mlbench_experiment_duration_seconds_count{state="succeeded"}')]
     assert succeeded and float(succeeded[0].split()[-1]) >= 1
