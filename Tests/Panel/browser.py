@@ -122,6 +122,8 @@ class Browser:
 
     def open(self, url, until="ready", timeout=60):
         """Loads `url` and waits until <body data-state> is `until` (or "error": raised)."""
+        # Marked first, so that the page left behind is never taken for the new one.
+        self.evaluate("document.body && (document.body.dataset.state = 'navigating'); true")
         self.send("Page.navigate", {"url": url}, session=True)
         return self.wait_for_state(until, timeout)
 
@@ -129,7 +131,12 @@ class Browser:
         deadline = time.monotonic() + timeout
         state = None
         while time.monotonic() < deadline:
-            state = self.evaluate("document.body ? document.body.dataset.state : null")
+            try:
+                state = self.evaluate("document.body ? document.body.dataset.state : null")
+            except BrowserError:
+                # Asked while the page was being replaced (its context destroyed): ask again.
+                time.sleep(0.2)
+                continue
             if state == until:
                 return state
             if state == "error":

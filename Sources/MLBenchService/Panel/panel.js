@@ -122,6 +122,7 @@ const Panel = (() => {
       h("p", {}, message || "Enter your API token (`mlbench users token NAME` prints one). It is kept in this browser tab only."),
       h("label", { for: "token" }, "API token "), input, " ", h("button", { type: "submit" }, "Sign in"));
     main().replaceChildren(form);
+    document.getElementById("sign-out").hidden = true;
     document.body.dataset.state = "sign-in";
   }
 
