@@ -47,6 +47,8 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
         case let error as APIError: return error
         case let error as HTTPError: return error
         case LabError.usage(let message): return APIError(.badRequest, message)
+        // What the definition asks for that this lab lacks (a toolchain version not installed, say).
+        case LabError.environment(let message), LabError.inventory(let message): return APIError(.unprocessableContent, message, field: "definition")
         case let error as ConfigurationError: return APIError(.unprocessableContent, "\(error)", field: "definition")
         default: return APIError(.internalServerError, "\(error)")
         }

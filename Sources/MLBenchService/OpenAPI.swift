@@ -3,7 +3,7 @@ import Hummingbird
 import MLBench
 
 /// The OpenAPI 3 document of the API, made from the routes as they are registered (so it
-/// lists exactly what the router serves; `OpenAPITests` checks both ways against a live router).
+/// lists exactly what the router serves; `ServiceTests` checks both ways against a live router).
 public enum OpenAPI {
     public static let version = "3.0.3"
 

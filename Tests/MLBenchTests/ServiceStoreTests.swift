@@ -92,8 +92,10 @@ final class ServiceStoreTests: XCTestCase {
     func testMessagesUploadsAndTheStepLog() throws {
         try StoreBackends.each { store, _ in
             for name in ["alice", "bob"] { _ = try store.addUser(name, role: .user) }
-            try store.postMessage(author: "olga", recipient: nil, text: "maintenance at 18:00")
-            try store.postMessage(author: "olga", recipient: "alice", text: "your sweep")
+            let first = try store.postMessage(author: "olga", recipient: nil, text: "maintenance at 18:00")
+            let second = try store.postMessage(author: "olga", recipient: "alice", text: "your sweep")
+            XCTAssertGreaterThan(second.id, first.id)
+            XCTAssertEqual(try store.messages(for: nil).map(\.id), [second.id, first.id], "the ids the store gave them")
             XCTAssertThrowsError(try store.postMessage(author: "olga", recipient: "nobody", text: "x"))
             XCTAssertThrowsError(try store.postMessage(author: "olga", recipient: nil, text: "  "))
             XCTAssertEqual(try store.messages(for: "alice").map(\.text), ["your sweep", "maintenance at 18:00"])

@@ -305,12 +305,9 @@ extension LabStore {
     public func postMessage(author: String, recipient: String?, text: String, at now: Date = Date()) throws -> ServiceMessage {
         if let recipient, try user(named: recipient) == nil { throw LabError.usage("no user named '\(recipient)'") }
         guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw LabError.usage("a message needs some text") }
-        return try connection.transaction {
-            try connection.execute("INSERT INTO messages (author, recipient, body, created_at) VALUES (?, ?, ?, ?)",
-                                   [.text(author), .optional(recipient), .text(text), .time(now)])
-            let seq = try connection.query("SELECT max(seq) FROM messages").first?.first?.integer ?? 0
-            return ServiceMessage(id: seq, author: author, recipient: recipient, text: text, createdAt: now)
-        }
+        let seq = try connection.query("INSERT INTO messages (author, recipient, body, created_at) VALUES (?, ?, ?, ?) RETURNING seq",
+                                       [.text(author), .optional(recipient), .text(text), .time(now)]).first?.first?.integer ?? 0
+        return ServiceMessage(id: seq, author: author, recipient: recipient, text: text, createdAt: now)
     }
 
     /// Messages for `user` (to them or to everyone), the newest first; all of them when nil.

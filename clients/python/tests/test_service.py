@@ -111,6 +111,35 @@ def test_aborting_a_running_experiment_stops_it(clients, lab):
     assert after.state == "succeeded", after.note
 
 
+def test_yaml_text_with_named_files_and_events_for_a_browser(clients, server):
+    alice, ops = clients["alice"], clients["ops"]
+    ops.disable_board("host-a", note="held for the YAML test")
+    try:
+        text = (
+            "name: client-yaml\n"
+            "model: my model.onnx\n"
+            "inputs: {image: data/image.npy}\n"
+            "reference: {toolchain: onnxruntime}\n"
+            "toolchain: {name: onnxruntime, target: cpu}\n"
+            "board: host-a\n"
+            "measurement: {min_iterations: 20, min_time_s: 0, max_time_s: 2}\n"
+            "semantic_preservation: {metric: cosine, threshold: 1.0e-6}\n")
+        experiment = alice.submit(text, files={"my model.onnx": SAMPLE / "model.onnx", "data/image.npy": SAMPLE / "inputs" / "image.npy"})
+        assert experiment.state == "queued" and "model: model.onnx" in experiment.definition
+        # EventSource cannot set headers: the token may come as ?access_token= on the event stream.
+        url = f"{server}/api/v1/experiments/{experiment.id}/events?access_token={alice.token}"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert response.headers["Content-Type"].startswith("text/event-stream")
+            first = [response.readline().decode() for _ in range(2)]
+        assert first[0] == "event: state\n" and '"state":"queued"' in first[1]
+        with pytest.raises(APIError) as caught:
+            Client(server, token="").request("GET", f"/api/v1/experiments/{experiment.id}?access_token={alice.token}")
+        assert caught.value.status == 401, "only the event stream takes the token in its address"
+        assert alice.abort(experiment.id) == 1
+    finally:
+        ops.enable_board("host-a")
+
+
 def test_suspend_resume_and_abort(clients, lab):
     alice, ops = clients["alice"], clients["ops"]
     for board in ("host-a", "host-b"):
