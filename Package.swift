@@ -90,7 +90,9 @@ let package = Package(
                                .product(name: "Hummingbird", package: "hummingbird"),
                                .product(name: "Yams", package: "Yams"),
                                .product(name: "Logging", package: "swift-log")],
-                path: "Sources/MLBenchService"),
+                path: "Sources/MLBenchService",
+                // The web panel's pages, styles and scripts, served by PanelRoutes.
+                resources: [.copy("Panel")]),
         .executableTarget(name: "mlbench",
                           dependencies: ["MLBench", "MLBenchService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/mlbench"),

@@ -18,6 +18,7 @@ public enum MLBenchServer {
         QueueRoutes.register,
         MessageRoutes.register,
         MetricsRoutes.register,
+        PanelRoutes.register,
     ]
 
     /// Every route of every area on one router.

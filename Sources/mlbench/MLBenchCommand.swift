@@ -629,7 +629,7 @@ struct Toolchains: ParsableCommand {
 }
 
 struct Results: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Stored results.", subcommands: [List.self, Show.self, Compare.self, Replay.self, Export.self, Delete.self])
+    static let configuration = CommandConfiguration(abstract: "Stored results.", subcommands: [List.self, Show.self, Compare.self, Replay.self, Export.self, MLflow.self, Delete.self])
 
     struct Replay: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -686,6 +686,45 @@ struct Results: ParsableCommand {
                 guard format == "json" || format == "csv" else { throw Failure(description: "--format '\(format)' is not json or csv") }
                 let results = try storeOptions.open(try options.lab()).bundles(ids: ids)
                 print(format == "json" ? try ResultExport.json(results) : ResultExport.csv(results), terminator: format == "json" ? "\n" : "")
+            }
+        }
+    }
+
+    struct MLflow: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "mlflow",
+            abstract: "Log a result as an MLflow run: parameters, metrics (per-iteration latency as a history) and artifacts (the bundle, raw samples).",
+            discussion: """
+                The tracking server is --tracking-uri, else $MLFLOW_TRACKING_URI, else `mlflow: {tracking_uri: …}` in the inventory. \
+                Credentials come from $MLFLOW_TRACKING_TOKEN (bearer), or $MLFLOW_TRACKING_USERNAME and $MLFLOW_TRACKING_PASSWORD (basic). \
+                Artifacts are uploaded through the server's artifacts proxy (`mlflow server --serve-artifacts`, the default).
+                """)
+        @Argument(help: "The result's id (a unique prefix is enough).") var id: String
+        @Option(help: "The tracking server's URL (http://host:port).") var trackingURI: String?
+        @Option(help: "The MLflow experiment (created when missing). Default: the inventory's, else 'mlbench'.") var experiment: String?
+        @Flag(help: "Log a new run even when the result was logged to this experiment before.") var again = false
+        @OptionGroup var options: LabOptions
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            try report {
+                let lab = try options.lab()
+                let settings = lab.inventory.inventory.mlflow
+                let environment = ProcessInfo.processInfo.environment
+                guard let uri = trackingURI ?? environment["MLFLOW_TRACKING_URI"].flatMap({ $0.isEmpty ? nil : $0 }) ?? settings?.trackingURI else {
+                    throw Failure(description: "no MLflow tracking server: give --tracking-uri, set MLFLOW_TRACKING_URI, or set mlflow.tracking_uri in the inventory")
+                }
+                let name = experiment ?? settings?.experiment ?? MLflowExport.defaultExperiment
+                guard !name.trimmingCharacters(in: .whitespaces).isEmpty else { throw Failure(description: "--experiment is empty") }
+                let store = try storeOptions.open(lab)
+                guard let result = try store.result(id: id) else { throw Failure(description: "no result with id '\(id)' in \(store.location)") }
+                let logged = try MLflowExport.log(result, experiment: name, client: try MLflowClient(trackingURI: uri), again: again)
+                if logged.alreadyLogged {
+                    print("\(result.id) was logged before as run \(logged.runID) of experiment '\(name)' (--again logs a new run)\n\(logged.url)")
+                } else {
+                    print("logged \(result.id) as run \(logged.runID) of experiment '\(name)': \(logged.parameters) parameters, "
+                          + "\(logged.metrics) metrics, \(logged.artifacts.count) artifacts (\(logged.artifacts.joined(separator: ", ")))\n\(logged.url)")
+                }
             }
         }
     }

@@ -10,10 +10,24 @@ public struct Inventory: Codable, Sendable, Equatable {
     public var powerSwitches: [String: PluginEntry]?
     public var probes: [String: ProbeEntry]?
     public var toolchains: [String: ToolchainEntry]
+    /// The MLflow tracking server results are exported to (`mlbench results mlflow`).
+    public var mlflow: MLflowSettings? = nil
 
     enum CodingKeys: String, CodingKey {
         case pluginPaths = "plugin_paths", boards
-        case powerSwitches = "power_switches", probes, toolchains
+        case powerSwitches = "power_switches", probes, toolchains, mlflow
+    }
+
+    public struct MLflowSettings: Codable, Sendable, Equatable {
+        /// The tracking server's base URL (http://host:5000); credentials come from the
+        /// environment (MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and _PASSWORD), never from this file.
+        public var trackingURI: String?
+        /// The MLflow experiment runs are logged to (created when missing).
+        public var experiment: String?
+
+        enum CodingKeys: String, CodingKey {
+            case trackingURI = "tracking_uri", experiment
+        }
     }
 
     public struct PluginEntry: Codable, Sendable, Equatable {

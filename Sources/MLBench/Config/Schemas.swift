@@ -165,6 +165,10 @@ public enum Schemas {
                            "board": {"type": "string"}}
           }
         },
+        "mlflow": {
+          "type": "object", "additionalProperties": false,
+          "properties": {"tracking_uri": {"type": "string"}, "experiment": {"type": "string", "minLength": 1}}
+        },
         "toolchains": {
           "type": "object",
           "additionalProperties": {

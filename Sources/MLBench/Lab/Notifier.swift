@@ -77,24 +77,8 @@ public struct Notifier: Sendable {
         payload["event"] = message.event
         payload["subject"] = message.subject
         request.httpBody = try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys])
-        let outcome = WebhookOutcome()
-        let done = DispatchSemaphore(value: 0)
-        URLSession.shared.dataTask(with: request) { _, response, error in
-            outcome.set(status: (response as? HTTPURLResponse)?.statusCode, error: error.map { "\($0)" })
-            done.signal()
-        }.resume()
-        guard done.wait(timeout: .now() + 15) == .success else { throw LabError.usage("no answer within 15 s") }
-        let (status, error) = outcome.get()
-        if let error { throw LabError.usage(error) }
-        guard let status, (200..<300).contains(status) else { throw LabError.usage("answered HTTP \(status.map(String.init) ?? "?")") }
-    }
-
-    private final class WebhookOutcome: @unchecked Sendable {
-        private let lock = NSLock()
-        private var status: Int?
-        private var error: String?
-        func set(status: Int?, error: String?) { lock.lock(); (self.status, self.error) = (status, error); lock.unlock() }
-        func get() -> (Int?, String?) { lock.lock(); defer { lock.unlock() }; return (status, error) }
+        let response = try HTTPExchange.send(request, peer: url)
+        guard (200..<300).contains(response.status) else { throw LabError.usage("answered HTTP \(response.status)") }
     }
 
     /// Sends the message through the SMTP relay (RFC 5321: EHLO, MAIL, RCPT, DATA, QUIT).
