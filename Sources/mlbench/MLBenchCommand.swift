@@ -401,6 +401,8 @@ struct PredictorCommand: ParsableCommand {
         @Option(help: "The model table to write (CSV).") var models: String
         @Option(help: "ONNX Runtime's intra-op threads.") var threads = 1
         @Option(help: "Seconds of runs per model, end to end and again profiled.") var budget = 0.4
+        @Option(help: "The percentile of the runs recorded, end to end and per kernel (10: the time without other processes' interference; 50: the median).") var percentile = 10.0
+        @Option(help: "End-to-end times by the calling thread's CPU time (cpu, with --threads 1: wall time less other processes' turns) or the wall clock (wall). Default: cpu with one thread, wall with more.") var clock: String?
         @Option(help: "The ONNX Runtime environment's version; the newest when absent.") var version: String?
         @Option(help: "Only the first N models of the manifest (0: all).") var limit = 0
         @OptionGroup var options: LabOptions
@@ -408,10 +410,15 @@ struct PredictorCommand: ParsableCommand {
         func run() throws {
             var status: Int32 = 0
             try report {
-                guard threads >= 1, budget > 0 else { throw Failure(description: "--threads must be at least 1 and --budget above 0") }
+                guard threads >= 1, budget > 0, (0...100).contains(percentile) else {
+                    throw Failure(description: "--threads must be at least 1, --budget above 0 and --percentile within 0–100")
+                }
                 var plan = KernelCampaign.Plan()
                 plan.threads = threads
                 plan.budgetSeconds = budget
+                plan.percentile = percentile
+                plan.clock = clock ?? (threads == 1 ? "cpu" : "wall")
+                guard ["cpu", "wall"].contains(plan.clock) else { throw Failure(description: "--clock must be cpu or wall, not '\(plan.clock)'") }
                 plan.version = version
                 plan.limit = limit
                 let outcome = try KernelCampaign(home: try options.lab().home, plan: plan)

@@ -9,8 +9,9 @@ import MLBenchCore
 /// installed ONNX Runtime toolchain environment, times each model end to end and
 /// node by node, maps ONNX Runtime's profile events onto those kernels and
 /// writes two tables: one row per kernel (its shapes, FLOPs, parameters and
-/// median time) and one row per model (the 11 model-level features, the median
-/// end-to-end latency, the kernels' sum and what no kernel claimed). Unlike
+/// time) and one row per model (the 11 model-level features, the end-to-end
+/// latency, the kernels' sum and what no kernel claimed), each time the chosen
+/// percentile of runs interleaved between a plain and a profiling session. Unlike
 /// `MeasurementCampaign`, these are not stored experiments: the profiler is a
 /// session option the runner protocol does not carry.
 public struct KernelCampaign {
@@ -24,6 +25,12 @@ public struct KernelCampaign {
         public var threads = 1
         /// Seconds of runs per model and pass (end to end, profiled).
         public var budgetSeconds = 0.4
+        /// The percentile of the runs recorded, end to end and per kernel: the 10th
+        /// is the time without other processes' interference on a shared machine.
+        public var percentile = 10.0
+        /// End-to-end times by the calling thread's CPU time ("cpu": one thread only; the
+        /// wall time less other processes' turns on a shared machine) or by the wall clock.
+        public var clock = "cpu"
         /// Only the first N models of the manifest (0: all).
         public var limit = 0
 
@@ -85,7 +92,7 @@ public struct KernelCampaign {
         process.executableURL = URL(fileURLWithPath: environment.python)
         process.arguments = [try Predictor.scriptsFolder().appendingPathComponent("kernels.py").path,
                              "--jobs", jobsFile.path, "--kernels", kernelsPath, "--models", modelsPath,
-                             "--threads", String(plan.threads), "--budget-s", String(plan.budgetSeconds), "--board", plan.board,
+                             "--threads", String(plan.threads), "--budget-s", String(plan.budgetSeconds), "--percentile", String(plan.percentile), "--clock", plan.clock, "--board", plan.board,
                              "--toolchain-version", environment.version]
         try process.run()
         process.waitUntilExit()
