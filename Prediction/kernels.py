@@ -191,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     with open(args.kernels, "w", newline="") as kfile, open(args.models, "w", newline="") as mfile, \
             tempfile.TemporaryDirectory() as scratch:
-        kernels = csv.DictWriter(kfile, KERNEL_COLUMNS)
-        models = csv.DictWriter(mfile, MODEL_COLUMNS)
+        kernels = csv.DictWriter(kfile, KERNEL_COLUMNS, lineterminator="\n")
+        models = csv.DictWriter(mfile, MODEL_COLUMNS, lineterminator="\n")
         kernels.writeheader()
         models.writeheader()
         for number, job in enumerate(jobs, start=1):

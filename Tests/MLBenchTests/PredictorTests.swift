@@ -136,6 +136,159 @@ final class PredictorTests: LabTestCase {
         XCTAssertEqual(missing.status, 2)
         XCTAssertTrue(missing.stderr.contains("the header lacks activations, neurons"), missing.stderr)
     }
+
+    /// Reads a CSV written by the predictor's scripts (no quoted cells) as header → column.
+    func csv(_ url: URL) throws -> [[String: String]] {
+        let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        let header = try XCTUnwrap(lines.first)
+        return lines.dropFirst().map { Dictionary(uniqueKeysWithValues: zip(header, $0)) }
+    }
+
+    /// The kernel campaign on real models with ONNX Runtime's profiler: every
+    /// kernel of the Swift feature extraction gets a row in order, and the
+    /// kernels ONNX Runtime runs fused (Conv+BN+activation, swish as one
+    /// Sigmoid+Mul) all receive time, which they would not if the fusion rule
+    /// disagreed with the runtime's. Then the kernel-level predictor, trained on
+    /// those kernels with times set to a known law, predicts the unseen
+    /// architectures' latencies (the law's sum plus a per-kernel and a fixed
+    /// overhead) within 5 %.
+    func testKernelCampaignTimesEveryKernelAndTheKernelPredictorSumsThem() throws {
+        let folder = try zoo(["--families", "resnet,mobilenet,shufflenet,efficientnet,densenet", "--width", "0.25", "--limit", "2",
+                              "--synthetic", "6", "--sizes", "32,48"])
+        let kernels = scratch.appendingPathComponent("kernels.csv")
+        let models = scratch.appendingPathComponent("models.csv")
+        let measured = try MLBenchBinary.run(["predictor", "kernels", "--zoo", folder.appendingPathComponent("manifest.json").path,
+                                              "--kernels", kernels.path, "--models", models.path, "--budget", "0.02"], home: home)
+        XCTAssertEqual(measured.status, 0, measured.output)
+        var kernelRows = try csv(kernels)
+        let modelRows = try csv(models)
+        let manifest = try MeasurementCampaign.Manifest.load(folder.appendingPathComponent("manifest.json").path)
+        XCTAssertEqual(modelRows.map { $0["file"] }, manifest.models.map { Optional($0.path) })
+        var sawSwish = false, sawLoneBatchNorm = false
+        for entry in manifest.models {
+            let features = try GraphFeatures.extract(path: folder.appendingPathComponent(entry.path).path)
+            let rows = kernelRows.filter { $0["file"] == entry.path }
+            XCTAssertEqual(rows.map { $0["kind"]! }, features.kernels.map { $0.kind }, entry.path)
+            for row in rows where row["kind"]!.hasPrefix("Conv") || row["kind"] == "Sigmoid+Mul" {
+                XCTAssertGreaterThan(Double(row["latency_ms"]!) ?? 0, 0, "\(entry.path) kernel \(row["kernel"]!) \(row["kind"]!) got no time")
+            }
+            sawSwish = sawSwish || rows.contains { $0["kind"] == "Sigmoid+Mul" }
+            sawLoneBatchNorm = sawLoneBatchNorm || rows.contains { $0["kind"] == "BatchNormalization" }
+            let model = try XCTUnwrap(modelRows.first { $0["file"] == entry.path })
+            XCTAssertGreaterThan(Double(model["latency_ms"]!) ?? 0, 0)
+            XCTAssertEqual(model["threads"], "1")
+        }
+        XCTAssertTrue(sawSwish, "EfficientNet's swish is one Sigmoid+Mul kernel, as ONNX Runtime fuses it")
+        XCTAssertTrue(sawLoneBatchNorm, "DenseNet's BatchNormalization before its Relu is a kernel of its own, as ONNX Runtime runs it")
+
+        // A known law: each kernel 1e-6 · FLOPs^0.9 ms; a model 1.2 × its kernels' sum + 3 µs per kernel + 20 µs.
+        var sums = [String: (Double, Int)]()
+        for index in kernelRows.indices {
+            let time = 1e-6 * pow(Double(kernelRows[index]["flops"]!)!, 0.9)
+            kernelRows[index]["latency_ms"] = String(time)
+            let file = kernelRows[index]["file"]!
+            sums[file] = ((sums[file]?.0 ?? 0) + time, (sums[file]?.1 ?? 0) + 1)
+        }
+        let kernelHeader = try String(contentsOf: kernels, encoding: .utf8).split(separator: "\n")[0].split(separator: ",").map(String.init)
+        try ([kernelHeader.joined(separator: ",")] + kernelRows.map { row in kernelHeader.map { row[$0]! }.joined(separator: ",") })
+            .joined(separator: "\n").write(to: kernels, atomically: true, encoding: .utf8)
+        var table = (["model", "synthetic", "file"] + ModelFeatures.columns + ["latency_ms"]).joined(separator: ",") + "\n"
+        for row in modelRows {
+            let (sum, count) = try XCTUnwrap(sums[row["file"]!])
+            table += ([row["model"]!, row["synthetic"]!, row["file"]!] + ModelFeatures.columns.map { row[$0]! }
+                      + [String(1.2 * sum + 0.003 * Double(count) + 0.02)]).joined(separator: ",") + "\n"
+        }
+        let tablePath = scratch.appendingPathComponent("law.csv")
+        try table.write(to: tablePath, atomically: true, encoding: .utf8)
+        let output = scratch.appendingPathComponent("trained")
+        let trained = try MLBenchBinary.run(["predictor", "train", "--table", tablePath.path, "--kernels", kernels.path, "--output", output.path,
+                                             "--splits", "2", "--regressor", "poly"], home: home)
+        XCTAssertEqual(trained.status, 0, trained.output)
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("report.json"))) as? [String: Any])
+        let target = try XCTUnwrap((report["targets"] as? [String: Any])?["latency_ms"] as? [String: Any])
+        let unseen = try XCTUnwrap(((target["domains"] as? [String: Any])?["unseen_architectures"] as? [String: Any])?["regressors"] as? [String: [String: Any]])
+        let kernel = try XCTUnwrap(unseen["kernel"], "the kernel-level predictor is reported beside the model-level ones")
+        XCTAssertEqual(kernel["count"] as? Int, manifest.models.count)
+        for key in ["mape", "rmspe", "p95_ape", "within_5", "within_10", "spearman"] { XCTAssertNotNil(kernel[key] as? Double, key) }
+        XCTAssertLessThan(try XCTUnwrap(kernel["mape"] as? Double), 5, trained.stdout)
+        XCTAssertTrue(trained.stdout.contains("kernel"), trained.stdout)
+    }
+
+    /// A predictor trained for the host with ONNX Runtime at one intra-op
+    /// thread answers an experiment on `predicted:host`: the stored result is
+    /// marked predicted, carries the predictor's version and validation errors,
+    /// and no board record, measurement or build. Other options, or no predictor
+    /// for the board, fail naming why. A predicted search runs one such
+    /// experiment per option set within its budget.
+    func testPredictedTargetCarriesThePredictorAndTouchesNoBoard() throws {
+        let folder = try zoo(["--families", "resnet,mobilenet", "--width", "0.25", "--synthetic", "4", "--sizes", "16,32,48"])
+        let manifest = try MeasurementCampaign.Manifest.load(folder.appendingPathComponent("manifest.json").path)
+        var table = (["model", "board", "toolchain"] + ModelFeatures.columns + ["latency_ms"]).joined(separator: ",") + "\n"
+        for entry in manifest.models {
+            let features = try GraphFeatures.extract(path: folder.appendingPathComponent(entry.path).path).model
+            table += ([entry.model, "host", "onnxruntime"] + features.values.map(String.init)
+                      + [String(2e-6 * pow(Double(features.flops), 0.9))]).joined(separator: ",") + "\n"
+        }
+        let tablePath = scratch.appendingPathComponent("host.csv")
+        try table.write(to: tablePath, atomically: true, encoding: .utf8)
+        let predictors = home.appendingPathComponent("predictors/host-onnxruntime")
+        let trained = try MLBenchBinary.run(["predictor", "train", "--table", tablePath.path, "--output", predictors.path, "--splits", "1",
+                                             "--regressor", "poly", "--options", #"{"intra_op_threads": 1}"#], home: home)
+        XCTAssertEqual(trained.status, 0, trained.output)
+        let saved = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: predictors.appendingPathComponent("report.json"))) as? [String: Any])
+        let predictor = try XCTUnwrap(((saved["targets"] as? [String: Any])?["latency_ms"] as? [String: Any])?["predictor"] as? [String: Any])
+
+        func predicted(_ name: String, board: String, options: String) throws -> String {
+            try experiment("\(name).yaml", """
+                name: \(name)
+                model: SAMPLE/model.onnx
+                inputs: {image: SAMPLE/inputs/image.npy}
+                reference: {toolchain: onnxruntime}
+                toolchain: {name: onnxruntime, target: cpu, options: \(options)}
+                board: \(board)
+                semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
+                """)
+        }
+        let outcome = try MLBenchBinary.run(["run", "--json", "-q", try predicted("one", board: "predicted:host", options: "{intra_op_threads: 1}")], home: home)
+        let result = try stored(outcome)
+        XCTAssertEqual(result.status, .succeeded, outcome.output)
+        let prediction = try XCTUnwrap(result.prediction, "the result is marked predicted")
+        XCTAssertEqual(prediction.board, "host")
+        XCTAssertEqual(prediction.predictors, [predictors.path])
+        let latency = try XCTUnwrap(prediction.targets["latency_ms"])
+        XCTAssertEqual(latency.version, predictor["version"] as? String)
+        XCTAssertEqual(latency.regressor, "poly")
+        XCTAssertNotNil(latency.validation?["random"]?["mape"] ?? nil, "the predictor's validation errors come with the value")
+        // The value is the predictor's: what `mlbench guide` predicts for the same model with the same folder.
+        let guided = try MLBenchBinary.run(["guide", "--json", sample.appendingPathComponent("model.onnx").path, "--predictor", predictors.path], home: home)
+        let candidates = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(guided.stdout.utf8)) as? [String: Any])?["candidates"] as? [[String: Any]], guided.output)
+        let onnxruntime = try XCTUnwrap(candidates.first { $0["toolchain"] as? String == "onnxruntime" })
+        XCTAssertEqual(try XCTUnwrap((onnxruntime["latency_ms"] as? [String: Any])?["value"] as? Double), latency.value, accuracy: 1e-12)
+        XCTAssertNil(result.board, "no board was touched")
+        XCTAssertNil(result.measurement)
+        XCTAssertNil(result.toolchain?.artifactSHA256)
+        let text = try MLBenchBinary.run(["results", "show", result.id], home: home)
+        XCTAssertTrue(text.stdout.contains("PREDICTED"), text.output)
+
+        let otherOptions = try stored(try MLBenchBinary.run(["run", "--json", "-q", try predicted("two", board: "predicted:host", options: "{intra_op_threads: 2}")], home: home))
+        XCTAssertEqual(otherOptions.status, .failed)
+        XCTAssertTrue(otherOptions.failure?.reason.contains("speaks for board 'host' and toolchain 'onnxruntime' with these options") ?? false, "\(String(describing: otherOptions.failure))")
+        let noBoard = try stored(try MLBenchBinary.run(["run", "--json", "-q", try predicted("three", board: "predicted:jetson", options: "{intra_op_threads: 1}")], home: home))
+        XCTAssertEqual(noBoard.failure?.stage, "predict")
+        XCTAssertTrue(noBoard.failure?.reason.contains("board 'jetson'") ?? false, "\(String(describing: noBoard.failure))")
+
+        // A predicted search: one predicted experiment per option set, within the budget;
+        // the set the predictor does not speak for has no cost and says why.
+        let search = try MLBenchBinary.run(["guide", "--search", "grid", "--experiment", try predicted("search", board: "host", options: "{}"),
+                                            "--space", "intra_op_threads=1,2", "--budget", "2", "--predicted", "--json"], home: home)
+        XCTAssertEqual(search.status, 0, search.output)
+        let report = try JSONCoding.decode(OptionSearch.Report.self, from: search.stdout)
+        XCTAssertEqual(report.evaluations.map { $0.options["intra_op_threads"] }, [.number(1), .number(2)])
+        XCTAssertEqual(try XCTUnwrap(report.evaluations[0].cost), latency.value, accuracy: 1e-9)
+        XCTAssertNil(report.evaluations[1].cost)
+        XCTAssertTrue(report.evaluations[1].reason?.contains("with these options") ?? false, "\(report.evaluations[1])")
+        XCTAssertEqual(report.best, 0)
+    }
 }
 
 /// `mlbench guide`: the lab's (toolchain, board) pairs checked before any
@@ -220,155 +373,5 @@ final class GuideTests: LabTestCase {
         XCTAssertTrue(onnxruntime.excluded)
         XCTAssertTrue(onnxruntime.reasons.contains { $0.hasPrefix("predicted too slow:") && $0.contains("predictor") }, "\(onnxruntime.reasons)")
         XCTAssertEqual(try limited.pair("tvm").rank, 1)
-    }
-
-    /// Reads a CSV written by the predictor's scripts (no quoted cells) as header → column.
-    func csv(_ url: URL) throws -> [[String: String]] {
-        let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
-        let header = try XCTUnwrap(lines.first)
-        return lines.dropFirst().map { Dictionary(uniqueKeysWithValues: zip(header, $0)) }
-    }
-
-    /// The kernel campaign on real models with ONNX Runtime's profiler: every
-    /// kernel of the Swift feature extraction gets a row in order, and the
-    /// kernels ONNX Runtime runs fused (Conv+BN+activation, swish as one
-    /// Sigmoid+Mul) all receive time, which they would not if the fusion rule
-    /// disagreed with the runtime's. Then the kernel-level predictor, trained on
-    /// those kernels with times set to a known law, predicts the unseen
-    /// architectures' latencies (the law's sum plus a per-kernel and a fixed
-    /// overhead) within 5 %.
-    func testKernelCampaignTimesEveryKernelAndTheKernelPredictorSumsThem() throws {
-        let folder = try zoo(["--families", "resnet,mobilenet,shufflenet,efficientnet,densenet", "--width", "0.25", "--limit", "1",
-                              "--synthetic", "3", "--sizes", "32,48"])
-        let kernels = scratch.appendingPathComponent("kernels.csv")
-        let models = scratch.appendingPathComponent("models.csv")
-        let measured = try MLBenchBinary.run(["predictor", "kernels", "--zoo", folder.appendingPathComponent("manifest.json").path,
-                                              "--kernels", kernels.path, "--models", models.path, "--budget", "0.02"], home: home)
-        XCTAssertEqual(measured.status, 0, measured.output)
-        var kernelRows = try csv(kernels)
-        let modelRows = try csv(models)
-        let manifest = try MeasurementCampaign.Manifest.load(folder.appendingPathComponent("manifest.json").path)
-        XCTAssertEqual(modelRows.map { $0["file"] }, manifest.models.map(\.path))
-        var sawSwish = false, sawLoneBatchNorm = false
-        for entry in manifest.models {
-            let features = try GraphFeatures.extract(path: folder.appendingPathComponent(entry.path).path)
-            let rows = kernelRows.filter { $0["file"] == entry.path }
-            XCTAssertEqual(rows.map { $0["kind"]! }, features.kernels.map(\.kind), entry.path)
-            for row in rows where row["kind"]!.hasPrefix("Conv") || row["kind"] == "Sigmoid+Mul" {
-                XCTAssertGreaterThan(Double(row["latency_ms"]!) ?? 0, 0, "\(entry.path) kernel \(row["kernel"]!) \(row["kind"]!) got no time")
-            }
-            sawSwish = sawSwish || rows.contains { $0["kind"] == "Sigmoid+Mul" }
-            sawLoneBatchNorm = sawLoneBatchNorm || rows.contains { $0["kind"] == "BatchNormalization" }
-            let model = try XCTUnwrap(modelRows.first { $0["file"] == entry.path })
-            XCTAssertGreaterThan(Double(model["latency_ms"]!) ?? 0, 0)
-            XCTAssertEqual(model["threads"], "1")
-        }
-        XCTAssertTrue(sawSwish, "EfficientNet's swish is one Sigmoid+Mul kernel, as ONNX Runtime fuses it")
-        XCTAssertTrue(sawLoneBatchNorm, "DenseNet's BatchNormalization before its Relu is a kernel of its own, as ONNX Runtime runs it")
-
-        // A known law: each kernel 1e-6 · FLOPs^0.9 + 2 µs; a model 1.2 × its kernels' sum + 3 µs per kernel + 20 µs.
-        var sums = [String: (Double, Int)]()
-        for index in kernelRows.indices {
-            let time = 1e-6 * pow(Double(kernelRows[index]["flops"]!)!, 0.9) + 0.002
-            kernelRows[index]["latency_ms"] = String(time)
-            let file = kernelRows[index]["file"]!
-            sums[file] = ((sums[file]?.0 ?? 0) + time, (sums[file]?.1 ?? 0) + 1)
-        }
-        let kernelHeader = try String(contentsOf: kernels, encoding: .utf8).split(separator: "\n")[0].split(separator: ",").map(String.init)
-        try ([kernelHeader.joined(separator: ",")] + kernelRows.map { row in kernelHeader.map { row[$0]! }.joined(separator: ",") })
-            .joined(separator: "\n").write(to: kernels, atomically: true, encoding: .utf8)
-        var table = (["model", "synthetic", "file"] + ModelFeatures.columns + ["latency_ms"]).joined(separator: ",") + "\n"
-        for row in modelRows {
-            let (sum, count) = try XCTUnwrap(sums[row["file"]!])
-            table += ([row["model"]!, row["synthetic"]!, row["file"]!] + ModelFeatures.columns.map { row[$0]! }
-                      + [String(1.2 * sum + 0.003 * Double(count) + 0.02)]).joined(separator: ",") + "\n"
-        }
-        let tablePath = scratch.appendingPathComponent("law.csv")
-        try table.write(to: tablePath, atomically: true, encoding: .utf8)
-        let output = scratch.appendingPathComponent("trained")
-        let trained = try MLBenchBinary.run(["predictor", "train", "--table", tablePath.path, "--kernels", kernels.path, "--output", output.path,
-                                             "--splits", "2", "--regressor", "poly"], home: home)
-        XCTAssertEqual(trained.status, 0, trained.output)
-        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("report.json"))) as? [String: Any])
-        let target = try XCTUnwrap((report["targets"] as? [String: Any])?["latency_ms"] as? [String: Any])
-        let unseen = try XCTUnwrap(((target["domains"] as? [String: Any])?["unseen_architectures"] as? [String: Any])?["regressors"] as? [String: [String: Any]])
-        let kernel = try XCTUnwrap(unseen["kernel"], "the kernel-level predictor is reported beside the model-level ones")
-        XCTAssertEqual(kernel["count"] as? Int, manifest.models.count)
-        for key in ["mape", "rmspe", "p95_ape", "within_5", "within_10", "spearman"] { XCTAssertNotNil(kernel[key] as? Double, key) }
-        XCTAssertLessThan(try XCTUnwrap(kernel["mape"] as? Double), 5, trained.stdout)
-        XCTAssertTrue(trained.stdout.contains("kernel"), trained.stdout)
-    }
-
-    /// A predictor trained for the host with ONNX Runtime at one intra-op
-    /// thread answers an experiment on `predicted:host`: the stored result is
-    /// marked predicted, carries the predictor's version and validation errors,
-    /// and no board record, measurement or build. Other options, or no predictor
-    /// for the board, fail naming why. A predicted search runs one such
-    /// experiment per option set within its budget.
-    func testPredictedTargetCarriesThePredictorAndTouchesNoBoard() throws {
-        let folder = try zoo(["--families", "resnet,mobilenet", "--width", "0.25", "--synthetic", "4", "--sizes", "16,32,48"])
-        let manifest = try MeasurementCampaign.Manifest.load(folder.appendingPathComponent("manifest.json").path)
-        var table = (["model", "board", "toolchain"] + ModelFeatures.columns + ["latency_ms"]).joined(separator: ",") + "\n"
-        for entry in manifest.models {
-            let features = try GraphFeatures.extract(path: folder.appendingPathComponent(entry.path).path).model
-            table += ([entry.model, "host", "onnxruntime"] + features.values.map(String.init)
-                      + [String(2e-6 * pow(Double(features.flops), 0.9))]).joined(separator: ",") + "\n"
-        }
-        let tablePath = scratch.appendingPathComponent("host.csv")
-        try table.write(to: tablePath, atomically: true, encoding: .utf8)
-        let predictors = home.appendingPathComponent("predictors/host-onnxruntime")
-        let trained = try MLBenchBinary.run(["predictor", "train", "--table", tablePath.path, "--output", predictors.path, "--splits", "1",
-                                             "--regressor", "poly", "--options", #"{"intra_op_threads": 1}"#], home: home)
-        XCTAssertEqual(trained.status, 0, trained.output)
-        let saved = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: predictors.appendingPathComponent("report.json"))) as? [String: Any])
-        let predictor = try XCTUnwrap(((saved["targets"] as? [String: Any])?["latency_ms"] as? [String: Any])?["predictor"] as? [String: Any])
-
-        func predicted(_ name: String, board: String, options: String) throws -> String {
-            try experiment("\(name).yaml", """
-                name: \(name)
-                model: SAMPLE/model.onnx
-                inputs: {image: SAMPLE/inputs/image.npy}
-                reference: {toolchain: onnxruntime}
-                toolchain: {name: onnxruntime, target: cpu, options: \(options)}
-                board: \(board)
-                semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
-                """)
-        }
-        let outcome = try MLBenchBinary.run(["run", "--json", "-q", try predicted("one", board: "predicted:host", options: "{intra_op_threads: 1}")], home: home)
-        let result = try stored(outcome)
-        XCTAssertEqual(result.status, .succeeded, outcome.output)
-        let prediction = try XCTUnwrap(result.prediction, "the result is marked predicted")
-        XCTAssertEqual(prediction.board, "host")
-        XCTAssertEqual(prediction.predictors, [predictors.path])
-        let latency = try XCTUnwrap(prediction.targets["latency_ms"])
-        XCTAssertEqual(latency.version, predictor["version"] as? String)
-        XCTAssertEqual(latency.regressor, "poly")
-        XCTAssertNotNil(latency.validation?["random"]?["mape"] ?? nil, "the predictor's validation errors come with the value")
-        let flops = Double(try GraphFeatures.extract(path: sample.appendingPathComponent("model.onnx").path).model.flops)
-        XCTAssertEqual(latency.value, 2e-6 * pow(flops, 0.9), accuracy: 2e-6 * pow(flops, 0.9) * 0.25, "the law the predictor learned")
-        XCTAssertNil(result.board, "no board was touched")
-        XCTAssertNil(result.measurement)
-        XCTAssertNil(result.toolchain?.artifactSHA256)
-        let text = try MLBenchBinary.run(["results", "show", result.id], home: home)
-        XCTAssertTrue(text.stdout.contains("PREDICTED"), text.output)
-
-        let otherOptions = try stored(try MLBenchBinary.run(["run", "--json", "-q", try predicted("two", board: "predicted:host", options: "{intra_op_threads: 2}")], home: home))
-        XCTAssertEqual(otherOptions.status, .failed)
-        XCTAssertTrue(otherOptions.failure?.reason.contains("speaks for board 'host' and toolchain 'onnxruntime' with these options") ?? false, "\(String(describing: otherOptions.failure))")
-        let noBoard = try stored(try MLBenchBinary.run(["run", "--json", "-q", try predicted("three", board: "predicted:jetson", options: "{intra_op_threads: 1}")], home: home))
-        XCTAssertEqual(noBoard.failure?.stage, "predict")
-        XCTAssertTrue(noBoard.failure?.reason.contains("board 'jetson'") ?? false, "\(String(describing: noBoard.failure))")
-
-        // A predicted search: one predicted experiment per option set, within the budget;
-        // the set the predictor does not speak for has no cost and says why.
-        let search = try MLBenchBinary.run(["guide", "--search", "grid", "--experiment", try predicted("search", board: "host", options: "{}"),
-                                            "--space", "intra_op_threads=1,2", "--budget", "2", "--predicted", "--json"], home: home)
-        XCTAssertEqual(search.status, 0, search.output)
-        let report = try JSONCoding.decode(OptionSearch.Report.self, from: search.stdout)
-        XCTAssertEqual(report.evaluations.map { $0.options["intra_op_threads"] }, [.number(1), .number(2)])
-        XCTAssertEqual(try XCTUnwrap(report.evaluations[0].cost), latency.value, accuracy: 1e-9)
-        XCTAssertNil(report.evaluations[1].cost)
-        XCTAssertTrue(report.evaluations[1].reason?.contains("with these options") ?? false, "\(report.evaluations[1])")
-        XCTAssertEqual(report.best, 0)
     }
 }
