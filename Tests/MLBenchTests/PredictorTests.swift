@@ -374,4 +374,28 @@ final class GuideTests: LabTestCase {
         XCTAssertTrue(onnxruntime.reasons.contains { $0.hasPrefix("predicted too slow:") && $0.contains("predictor") }, "\(onnxruntime.reasons)")
         XCTAssertEqual(try limited.pair("tvm").rank, 1)
     }
+
+    /// A measured search: each option set is a real experiment on the host,
+    /// stored with the options it ran with; the cost is its median latency and
+    /// the lowest is marked best. The model-based strategy names why it chose.
+    func testAMeasuredSearchRunsAnExperimentPerOptionSet() throws {
+        let template = try hostExperiment("search", measurement: "min_iterations: 20, min_time_s: 0.05, max_time_s: 1, min_warmup_iterations: 10, max_warmup_iterations: 100, cool_down_timeout_s: 0")
+        let outcome = try MLBenchBinary.run(["guide", "--search", "model", "--experiment", template, "--space", "intra_op_threads=1,2",
+                                             "--space", "graph_optimization_level=basic,all", "--budget", "3", "--json"], home: home)
+        XCTAssertEqual(outcome.status, 0, outcome.output)
+        let report = try JSONCoding.decode(OptionSearch.Report.self, from: outcome.stdout)
+        XCTAssertEqual(report.points, 4)
+        XCTAssertEqual(report.evaluations.count, 3, "the budget")
+        XCTAssertEqual(Set(report.evaluations.map(\.options)).count, 3)
+        XCTAssertTrue(report.evaluations[2].chosenBecause.hasPrefix("surrogate:"), report.evaluations[2].chosenBecause)
+        let store = try store()
+        for evaluation in report.evaluations {
+            let result = try XCTUnwrap(try store.result(id: try XCTUnwrap(evaluation.result)))
+            XCTAssertEqual(result.status, .succeeded)
+            XCTAssertEqual(result.toolchain?.options, .object(evaluation.options), "the stored result ran with the point's options")
+            XCTAssertEqual(try XCTUnwrap(evaluation.cost), try XCTUnwrap(result.measurement?.summary.median) / 1e6, accuracy: 1e-9)
+        }
+        let best = try XCTUnwrap(report.best)
+        XCTAssertEqual(report.evaluations[best].cost, report.evaluations.compactMap(\.cost).min())
+    }
 }
