@@ -159,11 +159,12 @@ class KernelLevelPredictor:
         import numpy as np
         return np.array([[self.kernel_times(kernels).sum(), float(len(kernels)), 1.0] for kernels in models])
 
-    def fit(self, models: list[list[dict]], latency_ms) -> "KernelLevelPredictor":
-        """`models`: each training model's kernels (table rows with `latency_ms`); `latency_ms`: end to end."""
+    def fit(self, models: list[list[dict]], latency_ms, samples: list[list[dict]] = ()) -> "KernelLevelPredictor":
+        """`models`: each training model's kernels (table rows with `latency_ms`); `latency_ms`: end to end;
+        `samples`: kernels measured as models of their own, which train the kernel regressors only."""
         import numpy as np
-        rows = [row for kernels in models for row in kernels]
-        described = [vector for kernels in models for vector in vectors(kernels)]
+        rows = [row for kernels in list(models) + list(samples) for row in kernels]
+        described = [vector for kernels in list(models) + list(samples) for vector in vectors(kernels)]
         counts: dict = {}
         for row in rows:
             counts[kernel_type(row)] = counts.get(kernel_type(row), 0) + 1

@@ -123,33 +123,42 @@ def read_table(path: str) -> dict:
     return table
 
 
-def read_kernels(path: str, table: dict) -> list:
-    """Each model row's kernels (rows of the kernel table with the same `file`), or None where it has none."""
+def read_kernels(paths: list[str], table: dict) -> tuple[list, list]:
+    """Each model row's kernels (rows of the kernel tables with the same `file`),
+    or None where it has none; and the kernels of files the model table does not
+    list (kernel samples: training data for the kernel regressors only)."""
     required = ["file", "kind", "op", "latency_ms"] + kernel_features.SHAPE_COLUMNS
-    try:
-        with open(path, newline="") as file:
-            reader = csv.DictReader(file)
-            missing = [c for c in required if c not in (reader.fieldnames or [])]
-            if missing:
-                raise TableError(f"{path}: the header lacks {', '.join(missing)} (kernels.py writes the kernel table)")
-            by_file: dict = {}
-            for number, row in enumerate(reader, start=2):
-                for column in ["latency_ms"] + kernel_features.SHAPE_COLUMNS:
-                    try:
-                        value = float(row[column])
-                    except (TypeError, ValueError):
-                        raise TableError(f"{path}:{number}: column '{column}' is '{row[column]}', not a number")
-                    if value < 0 or not math.isfinite(value):
-                        raise TableError(f"{path}:{number}: column '{column}' is {row[column]}; it must be a finite number ≥ 0")
-                by_file.setdefault(row["file"], []).append(row)
-    except OSError as error:
-        raise TableError(f"{path}: cannot be read: {error.strerror}")
+    by_file: dict = {}
+    for path in paths:
+        try:
+            with open(path, newline="") as file:
+                reader = csv.DictReader(file)
+                missing = [c for c in required if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise TableError(f"{path}: the header lacks {', '.join(missing)} (kernels.py writes the kernel table)")
+                here: dict = {}
+                for number, row in enumerate(reader, start=2):
+                    for column in ["latency_ms"] + kernel_features.SHAPE_COLUMNS:
+                        try:
+                            value = float(row[column])
+                        except (TypeError, ValueError):
+                            raise TableError(f"{path}:{number}: column '{column}' is '{row[column]}', not a number")
+                        if value < 0 or not math.isfinite(value):
+                            raise TableError(f"{path}:{number}: column '{column}' is {row[column]}; it must be a finite number ≥ 0")
+                    here.setdefault(row["file"], []).append(row)
+        except OSError as error:
+            raise TableError(f"{path}: cannot be read: {error.strerror}")
+        repeated = sorted(set(here) & set(by_file))
+        if repeated:
+            raise TableError(f"{path}: the file {repeated[0]} is in another kernel table too")
+        by_file.update(here)
     if not any(table["file"]):
-        raise TableError(f"{path}: the model table has no 'file' column to join the kernels on")
+        raise TableError(f"{paths[0]}: the model table has no 'file' column to join the kernels on")
     kernels = [by_file.get(f) if f else None for f in table["file"]]
     if not any(k is not None for k in kernels):
-        raise TableError(f"{path}: no kernel row names a file of the model table")
-    return kernels
+        raise TableError(f"{', '.join(paths)}: no kernel row names a file of the model table")
+    listed = set(table["file"])
+    return kernels, [rows for name, rows in by_file.items() if name not in listed]
 
 
 def make_regressor(name: str, seed: int):
@@ -182,7 +191,7 @@ def fit_predict(name: str, seed: int, table: dict, target: str, train, test) -> 
     if name == "kernel":
         kernels = table["kernels"]
         predictor = kernel_features.KernelLevelPredictor(table["kernel_regressor"], seed)
-        predictor.fit([kernels[i] for i in train], table[target][train])
+        predictor.fit([kernels[i] for i in train], table[target][train], table["kernel_samples"])
         return predictor.predict([kernels[i] for i in test])
     X_train, y_train, X_test = table["X"][train], table[target][train], table["X"][test]
     model = make_regressor(name, seed)
@@ -306,8 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--regressor", action="append", choices=REGRESSORS, help="a regressor (default: all five)")
     parser.add_argument("--splits", type=int, default=20, help="randomised 80/20 splits (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="the first seed; split k uses seed + k (default 0)")
-    parser.add_argument("--kernels", help="a kernel table (kernels.py): adds the kernel-level latency predictor "
-                                          "('kernel'), joined to the table on its 'file' column")
+    parser.add_argument("--kernels", action="append",
+                        help="a kernel table (kernels.py): adds the kernel-level latency predictor ('kernel'), joined to "
+                             "the table on its 'file' column; repeatable: kernels of files the table does not list "
+                             "(zoo.py --kernel-samples) train the kernel regressors in every fold and are never tested")
     parser.add_argument("--options", default="{}",
                         help="the toolchain options the table was measured with, as a JSON object (e.g. "
                              "'{\"intra_op_threads\": 1}'); a predicted experiment uses the predictor only with these options")
@@ -326,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         table = read_table(args.table)
         if args.kernels:
-            table["kernels"] = read_kernels(args.kernels, table)
+            table["kernels"], table["kernel_samples"] = read_kernels(args.kernels, table)
             table["kernel_regressor"] = args.kernel_regressor
     except TableError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -343,9 +354,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # The predictor's version covers every table it learned from.
     source_sha = table_sha
-    if args.kernels:
-        with open(args.kernels, "rb") as file:
-            source_sha = hashlib.sha256(table_sha.encode() + file.read()).hexdigest()
+    for path in args.kernels or []:
+        with open(path, "rb") as file:
+            source_sha = hashlib.sha256(source_sha.encode() + file.read()).hexdigest()
     os.makedirs(args.output, exist_ok=True)
     import sklearn
     versions = {"scikit-learn": sklearn.__version__, "numpy": np.__version__}
@@ -369,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         if best == KERNEL_LEVEL:
             rows = np.array([r for r in rows if table["kernels"][r] is not None], dtype=int)
             model = kernel_features.KernelLevelPredictor(args.kernel_regressor, seeds[0])
-            model.fit([table["kernels"][r] for r in rows], table[target][rows])
+            model.fit([table["kernels"][r] for r in rows], table[target][rows], table["kernel_samples"])
         else:
             model = make_regressor(best, seeds[0])
             with warnings.catch_warnings():

@@ -440,7 +440,7 @@ struct PredictorCommand: ParsableCommand {
         @Option(help: "The first seed of the splits.") var seed = 0
         @Option(help: "Train only this target (latency_ms, peak_memory_mb); repeatable.") var target: [String] = []
         @Option(help: "Train only this regressor (poly, svr, mlp, rf, xgb); repeatable. Default: all five.") var regressor: [String] = []
-        @Option(help: "A kernel table (mlbench predictor kernels): adds the kernel-level latency predictor, joined on the table's file column.") var kernels: String?
+        @Option(help: "A kernel table (mlbench predictor kernels): adds the kernel-level latency predictor, joined on the table's file column. Repeatable: kernels of files the table does not list (a zoo made with --kernel-samples) train the kernel regressors in every fold.") var kernels: [String] = []
         @Option(help: "The kernel-level predictor's per-kernel-type regressor (xgb, rf).") var kernelRegressor: String?
         @Option(name: .customLong("options"), help: "The toolchain options the table was measured with, as a JSON object; predicted experiments use the predictor only with these options.") var toolchainOptions: String?
         @Option(help: "The predictor environment's version; the newest when absent.") var version: String?
@@ -449,12 +449,12 @@ struct PredictorCommand: ParsableCommand {
         func run() throws {
             var status: Int32 = 0
             try report {
-                for file in [table] + (kernels.map { [$0] } ?? []) where !FileManager.default.fileExists(atPath: file) {
+                for file in [table] + kernels where !FileManager.default.fileExists(atPath: file) {
                     throw Failure(description: "the table '\(file)' does not exist")
                 }
                 var arguments = ["--table", table, "--output", output, "--splits", String(splits), "--seed", String(seed)]
                 arguments += target.flatMap { ["--target", $0] } + regressor.flatMap { ["--regressor", $0] }
-                if let kernels { arguments += ["--kernels", kernels] }
+                arguments += kernels.flatMap { ["--kernels", $0] }
                 if let kernelRegressor { arguments += ["--kernel-regressor", kernelRegressor] }
                 if let toolchainOptions { arguments += ["--options", toolchainOptions] }
                 status = try Predictor(home: try options.lab().home).runScript("train.py", arguments: arguments, version: version)
