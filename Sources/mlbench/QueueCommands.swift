@@ -29,6 +29,10 @@ struct SubmitOptions: ParsableArguments {
     /// Refuses an experiment the checks find impossible (unsupported format or operator,
     /// a model too large for the board, a bad option): it never reaches the queue.
     func refuseImpossible(_ file: ExperimentFile, lab: Lab, what: String) throws {
+        // A predicted target has no board to lease: the queue would hold it forever.
+        if let board = file.experiment.predictedBoard {
+            throw Failure(description: "\(what) targets predicted:\(board), which touches no board and is not queued; run it with `mlbench run \(file.path)`")
+        }
         let check = try CompatibilityCheck.run(experiment: file, lab: lab)
         guard check.compatible else {
             throw Failure(description: "\(what) is impossible, nothing was queued: \(check.errorSummary)")

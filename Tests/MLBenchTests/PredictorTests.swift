@@ -270,6 +270,10 @@ final class PredictorTests: LabTestCase {
         let text = try MLBenchBinary.run(["results", "show", result.id], home: home)
         XCTAssertTrue(text.stdout.contains("PREDICTED"), text.output)
 
+        let queued = try MLBenchBinary.run(["queue", "submit", try predicted("queued", board: "predicted:host", options: "{intra_op_threads: 1}")], home: home)
+        XCTAssertNotEqual(queued.status, 0)
+        XCTAssertTrue(queued.output.contains("touches no board and is not queued"), queued.output)
+
         let otherOptions = try stored(try MLBenchBinary.run(["run", "--json", "-q", try predicted("two", board: "predicted:host", options: "{intra_op_threads: 2}")], home: home))
         XCTAssertEqual(otherOptions.status, .failed)
         XCTAssertTrue(otherOptions.failure?.reason.contains("speaks for board 'host' and toolchain 'onnxruntime' with these options") ?? false, "\(String(describing: otherOptions.failure))")
