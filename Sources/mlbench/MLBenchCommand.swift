@@ -366,6 +366,8 @@ struct PredictorCommand: ParsableCommand {
         @Option(help: "The toolchain's target.") var target = "cpu"
         @Option(help: "Only the first N models of the manifest (0: all).") var limit = 0
         @Option(help: "The measurement block of every experiment, as a YAML flow mapping.") var measurement: String?
+        @Option(help: "Queue the experiments as this series for the lab's workers instead of running them here; gather them later with --collect.") var queue: String?
+        @Option(help: "Write the table from the finished experiments of this queued series.") var collect: String?
         @Flag(name: .shortAndLong, help: "Print no progress.") var quiet = false
         @OptionGroup var options: LabOptions
         @OptionGroup var storeOptions: StoreOptions
@@ -373,6 +375,7 @@ struct PredictorCommand: ParsableCommand {
         func run() throws {
             var failed = false
             try report {
+                guard queue == nil || collect == nil else { throw Failure(description: "give --queue (to submit) or --collect (to gather), not both") }
                 let lab = try options.lab()
                 var plan = MeasurementCampaign.Plan()
                 plan.board = board
@@ -380,8 +383,25 @@ struct PredictorCommand: ParsableCommand {
                 plan.target = target
                 plan.limit = limit
                 if let measurement { plan.measurement = measurement }
-                let campaign = MeasurementCampaign(lab: lab, store: try storeOptions.open(lab), plan: plan) { line in
+                let store = try storeOptions.open(lab)
+                let campaign = MeasurementCampaign(lab: lab, store: store, plan: plan) { line in
                     if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
+                }
+                if let series = queue {
+                    let user = ProcessInfo.processInfo.environment["MLBENCH_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
+                    let outcome = try campaign.submit(manifestPath: zoo, series: series, user: user, to: store)
+                    print("queued \(outcome.queued.count) experiment(s) as series '\(series)' for board \(board); gather them with --collect \(series)")
+                    outcome.failures.forEach { print("failed: \($0)") }
+                    failed = !outcome.failures.isEmpty
+                    return
+                }
+                if let series = collect {
+                    let outcome = try campaign.collect(manifestPath: zoo, series: series, tablePath: table, from: store)
+                    print("wrote \(outcome.rows) row(s) to \(table)\(outcome.pending.isEmpty ? "" : "; \(outcome.pending.count) still pending")")
+                    outcome.pending.forEach { print("pending: \($0)") }
+                    outcome.failures.forEach { print("failed: \($0)") }
+                    failed = !outcome.failures.isEmpty
+                    return
                 }
                 let outcome = try campaign.run(manifestPath: zoo, tablePath: table)
                 print("wrote \(outcome.rows) row(s) to \(table)")

@@ -72,6 +72,40 @@ final class PredictorTests: LabTestCase {
         }
     }
 
+    /// The campaign through the lab's queue: one queued experiment per model as
+    /// a series, pending until a worker runs them, then gathered into the table
+    /// from the results the queue links.
+    func testCampaignThroughTheQueue() throws {
+        let folder = try zoo(["--families", "resnet", "--width", "0.25", "--synthetic", "1", "--sizes", "32", "--limit", "1"])
+        let manifest = folder.appendingPathComponent("manifest.json").path
+        let table = scratch.appendingPathComponent("queued.csv")
+        let measurement = "{min_iterations: 20, min_time_s: 0.1, max_time_s: 2, min_warmup_iterations: 10, max_warmup_iterations: 100, cool_down_timeout_s: 0}"
+        XCTAssertEqual(try MLBenchBinary.run(["boards", "register", "host", "--host", "bench-1"], home: home).status, 0)
+        XCTAssertEqual(try MLBenchBinary.run(["boards", "health", "host", "good"], home: home).status, 0)
+        let queued = try MLBenchBinary.run(["predictor", "campaign", "--zoo", manifest, "--table", table.path, "--queue", "zoo-1",
+                                            "--measurement", measurement], home: home)
+        XCTAssertEqual(queued.status, 0, queued.output)
+        XCTAssertTrue(queued.stdout.contains("queued 2 experiment(s) as series 'zoo-1'"), queued.stdout)
+        let early = try MLBenchBinary.run(["predictor", "campaign", "--zoo", manifest, "--table", table.path, "--collect", "zoo-1"], home: home)
+        XCTAssertEqual(early.status, 0, early.output)
+        XCTAssertTrue(early.stdout.contains("wrote 0 row(s)") && early.stdout.contains("2 still pending"), early.stdout)
+
+        let worker = try MLBenchBinary.run(["worker", "--host", "bench-1", "--drain", "--",
+                                            MLBenchBinary.executable.path, "run", "--quiet", "--id-only"], home: home, timeout: 300)
+        XCTAssertEqual(worker.status, 0, worker.stderr)
+        let collected = try MLBenchBinary.run(["predictor", "campaign", "--zoo", manifest, "--table", table.path, "--collect", "zoo-1"], home: home)
+        XCTAssertEqual(collected.status, 0, collected.output)
+        let rows = try csv(table)
+        XCTAssertEqual(rows.count, 2)
+        let queue = try store().experiments(state: nil).filter { $0.series == "zoo-1" }
+        XCTAssertEqual(Set(rows.compactMap { $0["result"] }), Set(queue.compactMap(\.resultID)), "each row is the result the queue links")
+        for row in rows {
+            let features = try GraphFeatures.extract(path: folder.appendingPathComponent(row["file"]!).path)
+            XCTAssertEqual(ModelFeatures.columns.map { row[$0] }, features.model.values.map { String($0) })
+            XCTAssertGreaterThan(Double(row["latency_ms"]!) ?? 0, 0)
+        }
+    }
+
     /// Training on a table whose latency is a power law of the FLOPs: every
     /// domain is reported with every metric for all five regressors, the seeds
     /// are saved, and the best regressor recovers the law (a broken
