@@ -388,8 +388,7 @@ struct PredictorCommand: ParsableCommand {
                     if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
                 }
                 if let series = queue {
-                    let user = ProcessInfo.processInfo.environment["MLBENCH_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
-                    let outcome = try campaign.submit(manifestPath: zoo, series: series, user: user, to: store)
+                    let outcome = try campaign.submit(manifestPath: zoo, series: series, user: currentUser(), to: store)
                     print("queued \(outcome.queued.count) experiment(s) as series '\(series)' for board \(board); gather them with --collect \(series)")
                     outcome.failures.forEach { print("failed: \($0)") }
                     failed = !outcome.failures.isEmpty
