@@ -10,7 +10,7 @@ writes it, or it was measured elsewhere) has a header with at least:
     flops, activations, neurons, conv_params, nb_layers, input_size,
     fc_params, bn_params, bn_layers, conv_layers, fc_layers
                  the 11 model-level features (`mlbench features` defines them)
-    latency_ms and/or peak_memory_mb
+    latency_ms, peak_memory_mb and/or energy_mj (energy per inference)
                  the measured values (targets); an empty cell means not measured
 
 and optionally `family`, `synthetic` (true/false: a generated basic_model),
@@ -56,7 +56,7 @@ import kernel_features
 
 FEATURES = ["flops", "activations", "neurons", "conv_params", "nb_layers", "input_size",
             "fc_params", "bn_params", "bn_layers", "conv_layers", "fc_layers"]
-TARGETS = ["latency_ms", "peak_memory_mb"]
+TARGETS = ["latency_ms", "peak_memory_mb", "energy_mj"]
 REGRESSORS = ["poly", "svr", "mlp", "rf", "xgb"]
 KERNEL_LEVEL = "kernel"  # the kernel-level predictor, with --kernels
 DOMAINS = ["random", "new_input_sizes", "unseen_architectures", "synthetic"]

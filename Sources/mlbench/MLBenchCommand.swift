@@ -457,7 +457,7 @@ struct PredictorCommand: ParsableCommand {
         @Option(help: "The folder for the report and the predictors.") var output: String
         @Option(help: "Randomised 80/20 splits, one seed each.") var splits = 20
         @Option(help: "The first seed of the splits.") var seed = 0
-        @Option(help: "Train only this target (latency_ms, peak_memory_mb); repeatable.") var target: [String] = []
+        @Option(help: "Train only this target (latency_ms, peak_memory_mb, energy_mj); repeatable.") var target: [String] = []
         @Option(help: "Train only this regressor (poly, svr, mlp, rf, xgb); repeatable. Default: all five.") var regressor: [String] = []
         @Option(help: "A kernel table (mlbench predictor kernels): adds the kernel-level latency predictor, joined on the table's file column. Repeatable: kernels of files the table does not list (a zoo made with --kernel-samples) train the kernel regressors in every fold.") var kernels: [String] = []
         @Option(help: "The kernel-level predictor's per-kernel-type regressor (xgb, rf).") var kernelRegressor: String?

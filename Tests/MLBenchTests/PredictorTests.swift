@@ -257,11 +257,13 @@ final class PredictorTests: LabTestCase {
     func testPredictedTargetCarriesThePredictorAndTouchesNoBoard() throws {
         let folder = try zoo(["--families", "resnet,mobilenet", "--width", "0.25", "--synthetic", "4", "--sizes", "16,32,48"])
         let manifest = try MeasurementCampaign.Manifest.load(folder.appendingPathComponent("manifest.json").path)
-        var table = (["model", "board", "toolchain"] + ModelFeatures.columns + ["latency_ms"]).joined(separator: ",") + "\n"
+        // Energy per inference (mJ) three times the latency (ms): a board drawing 3 W.
+        var table = (["model", "board", "toolchain"] + ModelFeatures.columns + ["latency_ms", "energy_mj"]).joined(separator: ",") + "\n"
         for entry in manifest.models {
             let features = try GraphFeatures.extract(path: folder.appendingPathComponent(entry.path).path).model
+            let latency = 2e-6 * pow(Double(features.flops), 0.9)
             table += ([entry.model, "host", "onnxruntime"] + features.values.map(String.init)
-                      + [String(2e-6 * pow(Double(features.flops), 0.9))]).joined(separator: ",") + "\n"
+                      + [String(latency), String(3 * latency)]).joined(separator: ",") + "\n"
         }
         let tablePath = scratch.appendingPathComponent("host.csv")
         try table.write(to: tablePath, atomically: true, encoding: .utf8)
@@ -326,6 +328,14 @@ final class PredictorTests: LabTestCase {
         XCTAssertNil(report.evaluations[1].cost)
         XCTAssertTrue(report.evaluations[1].reason?.contains("with these options") ?? false, "\(report.evaluations[1])")
         XCTAssertEqual(report.best, 0)
+
+        // Energy as the cost: the energy predictor's value, about three times the latency.
+        let energy = try XCTUnwrap(prediction.targets["energy_mj"], "an energy_mj column trains an energy predictor")
+        XCTAssertEqual(energy.value, 3 * latency.value, accuracy: 0.2 * 3 * latency.value)
+        let byEnergy = try MLBenchBinary.run(["guide", "--search", "grid", "--experiment", try predicted("energy", board: "host", options: "{}"),
+                                              "--space", "intra_op_threads=1", "--budget", "1", "--predicted", "--cost", "energy", "--json"], home: home)
+        XCTAssertEqual(byEnergy.status, 0, byEnergy.output)
+        XCTAssertEqual(try XCTUnwrap(try JSONCoding.decode(OptionSearch.Report.self, from: byEnergy.stdout).evaluations.first?.cost), energy.value, accuracy: 1e-9)
     }
 }
 

@@ -53,7 +53,7 @@ public struct MeasurementCampaign {
     }
 
     /// The table's columns: what `Prediction/train.py` reads, plus where each row comes from.
-    public static let header = ["model", "family", "synthetic"] + ModelFeatures.columns + ["latency_ms", "peak_memory_mb", "board", "toolchain", "result", "file"]
+    public static let header = ["model", "family", "synthetic"] + ModelFeatures.columns + ["latency_ms", "peak_memory_mb", "energy_mj", "board", "toolchain", "result", "file"]
 
     public let lab: Lab
     public let store: ResultStore
@@ -206,9 +206,11 @@ public struct MeasurementCampaign {
         // The median of every raw timing: robust to the spikes the summary labels.
         let latencyMs = measurement.summary.median / 1e6
         let peakMiB = Double(measurement.peakMemoryBytes) / 1_048_576
+        // Energy per inference where the board has a power probe: its first channel with a median, in mJ.
+        let energy = result.energy?.lazy.compactMap(\.medianJ).first.map { String(format: "%.6f", $0 * 1000) } ?? ""
         return .success([entry.model, entry.family ?? "", String(entry.synthetic ?? false)]
             + features.model.values.map(String.init)
-            + [String(format: "%.6f", latencyMs), String(format: "%.3f", peakMiB), plan.board, plan.toolchain, result.id, entry.path])
+            + [String(format: "%.6f", latencyMs), String(format: "%.3f", peakMiB), energy, plan.board, plan.toolchain, result.id, entry.path])
     }
 
     private func quoted(_ text: String) -> String {
