@@ -10,7 +10,7 @@ writes it, or it was measured elsewhere) has a header with at least:
     flops, activations, neurons, conv_params, nb_layers, input_size,
     fc_params, bn_params, bn_layers, conv_layers, fc_layers
                  the 11 model-level features (`mlbench features` defines them)
-    latency_ms and/or peak_memory_mb
+    latency_ms, peak_memory_mb and/or energy_mj (energy per inference)
                  the measured values (targets); an empty cell means not measured
 
 and optionally `family`, `synthetic` (true/false: a generated basic_model),
@@ -52,10 +52,13 @@ import warnings
 
 import numpy as np
 
+import kernel_features
+
 FEATURES = ["flops", "activations", "neurons", "conv_params", "nb_layers", "input_size",
             "fc_params", "bn_params", "bn_layers", "conv_layers", "fc_layers"]
-TARGETS = ["latency_ms", "peak_memory_mb"]
+TARGETS = ["latency_ms", "peak_memory_mb", "energy_mj"]
 REGRESSORS = ["poly", "svr", "mlp", "rf", "xgb"]
+KERNEL_LEVEL = "kernel"  # the kernel-level predictor, with --kernels
 DOMAINS = ["random", "new_input_sizes", "unseen_architectures", "synthetic"]
 
 
@@ -80,7 +83,7 @@ def read_table(path: str) -> dict:
         raise TableError(f"{path}: cannot be read: {error.strerror}")
     if not rows:
         raise TableError(f"{path}: has a header but no rows")
-    table = {"model": [], "family": [], "synthetic": [], "X": [], "board": set(), "toolchain": set(), **{t: [] for t in targets}}
+    table = {"model": [], "family": [], "synthetic": [], "file": [], "X": [], "board": set(), "toolchain": set(), **{t: [] for t in targets}}
     for number, row in enumerate(rows, start=2):
         def number_of(column: str, required: bool) -> float:
             text = (row.get(column) or "").strip()
@@ -102,6 +105,7 @@ def read_table(path: str) -> dict:
             if (row.get(key) or "").strip():
                 table[key].add(row[key].strip())
         table["family"].append((row.get("family") or "").strip())
+        table["file"].append((row.get("file") or "").strip())
         flag = (row.get("synthetic") or "").strip().lower()
         if flag not in ("", "true", "false", "1", "0"):
             raise TableError(f"{path}:{number}: column 'synthetic' is '{flag}', not true or false")
@@ -113,10 +117,48 @@ def read_table(path: str) -> dict:
                 raise TableError(f"{path}:{number}: column '{t}' is 0; a percentage error needs a positive measurement")
             table[t].append(value)
     table["X"] = np.array(table["X"])
-    for key in ["model", "family", "synthetic"] + targets:
+    for key in ["model", "family", "synthetic", "file"] + targets:
         table[key] = np.array(table[key])
     table["targets"] = targets
     return table
+
+
+def read_kernels(paths: list[str], table: dict) -> tuple[list, list]:
+    """Each model row's kernels (rows of the kernel tables with the same `file`),
+    or None where it has none; and the kernels of files the model table does not
+    list (kernel samples: training data for the kernel regressors only)."""
+    required = ["file", "kind", "op", "latency_ms"] + kernel_features.SHAPE_COLUMNS
+    by_file: dict = {}
+    for path in paths:
+        try:
+            with open(path, newline="") as file:
+                reader = csv.DictReader(file)
+                missing = [c for c in required if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise TableError(f"{path}: the header lacks {', '.join(missing)} (kernels.py writes the kernel table)")
+                here: dict = {}
+                for number, row in enumerate(reader, start=2):
+                    for column in ["latency_ms"] + kernel_features.SHAPE_COLUMNS:
+                        try:
+                            value = float(row[column])
+                        except (TypeError, ValueError):
+                            raise TableError(f"{path}:{number}: column '{column}' is '{row[column]}', not a number")
+                        if value < 0 or not math.isfinite(value):
+                            raise TableError(f"{path}:{number}: column '{column}' is {row[column]}; it must be a finite number ≥ 0")
+                    here.setdefault(row["file"], []).append(row)
+        except OSError as error:
+            raise TableError(f"{path}: cannot be read: {error.strerror}")
+        repeated = sorted(set(here) & set(by_file))
+        if repeated:
+            raise TableError(f"{path}: the file {repeated[0]} is in another kernel table too")
+        by_file.update(here)
+    if not any(table["file"]):
+        raise TableError(f"{paths[0]}: the model table has no 'file' column to join the kernels on")
+    kernels = [by_file.get(f) if f else None for f in table["file"]]
+    if not any(k is not None for k in kernels):
+        raise TableError(f"{', '.join(paths)}: no kernel row names a file of the model table")
+    listed = set(table["file"])
+    return kernels, [rows for name, rows in by_file.items() if name not in listed]
 
 
 def make_regressor(name: str, seed: int):
@@ -145,7 +187,13 @@ def make_regressor(name: str, seed: int):
     raise ValueError(name)
 
 
-def fit_predict(name: str, seed: int, X_train, y_train, X_test) -> np.ndarray:
+def fit_predict(name: str, seed: int, table: dict, target: str, train, test) -> np.ndarray:
+    if name == "kernel":
+        kernels = table["kernels"]
+        predictor = kernel_features.KernelLevelPredictor(table["kernel_regressor"], seed)
+        predictor.fit([kernels[i] for i in train], table[target][train], table["kernel_samples"])
+        return predictor.predict([kernels[i] for i in test])
+    X_train, y_train, X_test = table["X"][train], table[target][train], table["X"][test]
     model = make_regressor(name, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -209,6 +257,9 @@ def folds(domain: str, table: dict, rows: np.ndarray, seeds: list[int]) -> list[
 def evaluate(table: dict, target: str, seeds: list[int], regressors: list[str]) -> dict:
     y_all = table[target]
     rows = np.flatnonzero(~np.isnan(y_all))
+    if "kernel" in regressors:
+        # Every regressor is compared on the same rows: those whose kernels were measured.
+        rows = np.array([r for r in rows if table["kernels"][r] is not None], dtype=int)
     report = {}
     for domain in DOMAINS:
         parts = folds(domain, table, rows, seeds)
@@ -221,7 +272,7 @@ def evaluate(table: dict, target: str, seeds: list[int], regressors: list[str]) 
             for train, test, seed in parts:
                 if len(train) < 2 or len(test) == 0:
                     continue
-                p = fit_predict(name, seed, table["X"][train], y_all[train], table["X"][test])
+                p = fit_predict(name, seed, table, target, train, test)
                 measured.append(y_all[test])
                 predicted.append(p)
                 per_seed.append((seed, metrics(y_all[test], p)))
@@ -264,11 +315,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--regressor", action="append", choices=REGRESSORS, help="a regressor (default: all five)")
     parser.add_argument("--splits", type=int, default=20, help="randomised 80/20 splits (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="the first seed; split k uses seed + k (default 0)")
+    parser.add_argument("--kernels", action="append",
+                        help="a kernel table (kernels.py): adds the kernel-level latency predictor ('kernel'), joined to "
+                             "the table on its 'file' column; repeatable: kernels of files the table does not list "
+                             "(zoo.py --kernel-samples) train the kernel regressors in every fold and are never tested")
+    parser.add_argument("--options", default="{}",
+                        help="the toolchain options the table was measured with, as a JSON object (e.g. "
+                             "'{\"intra_op_threads\": 1}'); a predicted experiment uses the predictor only with these options")
+    parser.add_argument("--kernel-regressor", choices=["linxgb", "xgb", "rf"], default="linxgb",
+                        help="the per-kernel-type regressor of the kernel-level predictor: linxgb (default; a log-linear "
+                             "ridge with boosted trees on its residuals), xgb or rf")
     args = parser.parse_args(argv)
     if args.splits < 1:
         parser.error(f"--splits must be at least 1, got {args.splits}")
     try:
+        options = json.loads(args.options)
+    except json.JSONDecodeError as error:
+        parser.error(f"--options is not JSON: {error}")
+    if not isinstance(options, dict):
+        parser.error(f"--options must be a JSON object, got {args.options}")
+    try:
         table = read_table(args.table)
+        if args.kernels:
+            table["kernels"], table["kernel_samples"] = read_kernels(args.kernels, table)
+            table["kernel_regressor"] = args.kernel_regressor
     except TableError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -282,6 +352,11 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.table, "rb") as file:
         table_sha = hashlib.sha256(file.read()).hexdigest()
 
+    # The predictor's version covers every table it learned from.
+    source_sha = table_sha
+    for path in args.kernels or []:
+        with open(path, "rb") as file:
+            source_sha = hashlib.sha256(source_sha.encode() + file.read()).hexdigest()
     os.makedirs(args.output, exist_ok=True)
     import sklearn
     versions = {"scikit-learn": sklearn.__version__, "numpy": np.__version__}
@@ -295,19 +370,27 @@ def main(argv: list[str] | None = None) -> int:
     texts = [f"table {args.table}: {full['rows']} rows, {full['architectures']} architectures "
              f"(sha256 {table_sha[:12]}); {len(seeds)} random splits from seed {args.seed}"]
     for target in targets:
-        report = evaluate(table, target, seeds, regressors)
+        # The kernel table measures latency only.
+        chosen = regressors + ([KERNEL_LEVEL] if args.kernels and target == "latency_ms" else [])
+        report = evaluate(table, target, seeds, chosen)
         # The predictor kept is the best on unseen architectures (random splits when that cannot be made).
         domain = next(d for d in ("unseen_architectures", "random") if report[d].get("regressors"))
         best = min(report[domain]["regressors"].items(), key=lambda item: item[1]["mape"])[0]
         rows = np.flatnonzero(~np.isnan(table[target]))
-        model = make_regressor(best, seeds[0])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.fit(np.log1p(table["X"][rows]), np.log(table[target][rows]))
-        version = hashlib.sha256(f"{table_sha}:{target}:{best}:{seeds[0]}:{sorted(versions.items())}".encode()).hexdigest()[:16]
+        if best == KERNEL_LEVEL:
+            rows = np.array([r for r in rows if table["kernels"][r] is not None], dtype=int)
+            model = kernel_features.KernelLevelPredictor(args.kernel_regressor, seeds[0])
+            model.fit([table["kernels"][r] for r in rows], table[target][rows], table["kernel_samples"])
+        else:
+            model = make_regressor(best, seeds[0])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(np.log1p(table["X"][rows]), np.log(table[target][rows]))
+        version = hashlib.sha256(f"{source_sha}:{target}:{best}:{seeds[0]}:{sorted(versions.items())}".encode()).hexdigest()[:16]
         # Which board and toolchain the predictor speaks for, when the table says (one of each).
         where = {key: next(iter(table[key])) if len(table[key]) == 1 else None for key in ("board", "toolchain")}
         predictor = {"target": target, "regressor": best, "version": version, "features": FEATURES, **where,
+                     "level": "kernel" if best == KERNEL_LEVEL else "model", "options": options,
                      "validation": {d: report[d]["regressors"][best] for d in DOMAINS if best in report[d].get("regressors", {})},
                      "chosen_on": domain}
         with open(os.path.join(args.output, f"predictor-{target}.pkl"), "wb") as file:

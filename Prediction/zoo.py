@@ -312,6 +312,70 @@ def synthetic_architectures(count: int, rng: np.random.Generator, sizes: list[in
             for l, k, f, s in (space[i] for i in sorted(chosen))]
 
 
+# --- kernel samples ----------------------------------------------------------
+
+SAMPLE_CHANNELS = (3, 8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 256)
+SAMPLE_SIZES = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128)
+SAMPLE_KINDS = ("conv_bn_relu", "conv_bn", "conv_bn_relu6", "conv_relu", "conv_sigmoid", "maxpool", "averagepool", "concat")
+
+
+def kernel_sample(rng: np.random.Generator, number: int) -> tuple[str, dict]:
+    """One fused kernel as its own model (nn-Meter's kernel sampling): its kind,
+    channels, input size, window and stride drawn at random, the work capped so
+    that one run stays below about 50 ms on a CPU core."""
+    while True:
+        kind = SAMPLE_KINDS[rng.integers(len(SAMPLE_KINDS))]
+        cin = int(SAMPLE_CHANNELS[rng.integers(len(SAMPLE_CHANNELS))])
+        cout = int(SAMPLE_CHANNELS[rng.integers(1, len(SAMPLE_CHANNELS))])
+        size = int(SAMPLE_SIZES[rng.integers(len(SAMPLE_SIZES))])
+        kernel = int((1, 3, 5, 7)[rng.integers(4)]) if kind != "conv_sigmoid" else 1
+        stride = int((1, 2)[rng.integers(2)])
+        depthwise = kind.startswith("conv") and kind != "conv_sigmoid" and cin > 3 and rng.random() < 0.3
+        if kind in ("maxpool", "averagepool"):
+            kernel = int((2, 3)[rng.integers(2)])
+        if depthwise:
+            cout = cin
+        if size < kernel:
+            continue
+        out = (size + stride - 1) // stride
+        flops = 2 * cout * out * out * (1 if depthwise else cin) * kernel * kernel
+        if flops > 1.5e9:
+            continue
+        name = f"kernel_{number:04d}_{kind}_{cin}_{cout}_{size}_k{kernel}_s{stride}{'_dw' if depthwise else ''}"
+        return name, {"kind": kind, "cin": cin, "cout": cout, "size": size, "kernel": kernel, "stride": stride,
+                      "depthwise": bool(depthwise)}
+
+
+def kernel_model(name: str, config: dict, rng: np.random.Generator) -> onnx.ModelProto:
+    g = Graph(name, rng, config["cin"], config["size"])
+    kind, cin, cout, kernel, stride = config["kind"], config["cin"], config["cout"], config["kernel"], config["stride"]
+    groups = cin if config["depthwise"] else 1
+    if kind == "conv_bn_relu":
+        y = g.conv_bn("image", cin, cout, kernel, stride, groups, g.relu)
+    elif kind == "conv_bn":
+        y = g.conv_bn("image", cin, cout, kernel, stride, groups)
+    elif kind == "conv_bn_relu6":
+        y = g.conv_bn("image", cin, cout, kernel, stride, groups, g.relu6)
+    elif kind == "conv_relu":
+        y = g.relu(g.conv("image", cin, cout, kernel, stride, groups, bias=True))
+    elif kind == "conv_sigmoid":
+        y = g.node("Sigmoid", [g.conv("image", cin, cout, 1, 1, bias=True)])[0]
+    elif kind in ("maxpool", "averagepool"):
+        pad = kernel // 2 if kernel % 2 else 0
+        y = g.node("MaxPool" if kind == "maxpool" else "AveragePool", ["image"], kernel_shape=[kernel, kernel],
+                   strides=[stride, stride], pads=[pad] * 4)[0]
+    else:
+        y = g.node("Concat", ["image", g.conv("image", cin, cout, 1)], axis=1)[0]
+    output = helper.make_tensor_value_info(y, TensorProto.FLOAT, None)
+    graph = helper.make_graph(g.nodes, name, [g.input], [output], initializer=g.initializers)
+    model = helper.make_model(graph, producer_name="mlbench-zoo", opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    # The output's shape is onnx's own inference.
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    onnx.checker.check_model(model)
+    return model
+
+
 def parse_list(text: str, kind, what: str) -> list:
     try:
         values = [kind(part) for part in text.split(",") if part.strip()]
@@ -332,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="standard families to include; empty for none")
     parser.add_argument("--width", default="0.25,0.5", help="width multipliers of the standard families (default 0.25,0.5)")
     parser.add_argument("--limit", type=int, default=0, help="keep only the first N architectures of each family (0: all)")
+    parser.add_argument("--kernel-samples", type=int, default=0,
+                        help="also N single-kernel models (family 'kernel'): random fused kernels for the kernel-level "
+                             "predictor's training, never evaluated as architectures (default 0)")
     args = parser.parse_args(argv)
     sizes = parse_list(args.sizes, int, "sizes")
     widths = parse_list(args.width, float, "width")
@@ -341,8 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown families {unknown} (known: {', '.join(k for k in BUILDERS if k != 'synthetic')})")
     if min(sizes) < 16:
         parser.error(f"input sizes must be at least 16, got {min(sizes)}")
-    if args.seed < 0 or args.synthetic < 0:
-        parser.error("--seed and --synthetic must not be negative")
+    if args.seed < 0 or args.synthetic < 0 or args.kernel_samples < 0:
+        parser.error("--seed, --synthetic and --kernel-samples must not be negative")
 
     rng = np.random.default_rng(args.seed)
     architectures = [a for a in standard_architectures(widths) if a[1] in families]
@@ -370,9 +437,24 @@ def main(argv: list[str] | None = None) -> int:
             onnx.save(g.model(), os.path.join(args.output, path))
             manifest.append({"model": name, "family": family, "synthetic": family == "synthetic",
                              "input_size": size, "path": path, "input": {"image": inputs}, "config": config})
+    # Kernel samples last, from a generator of their own: the architectures' files stay as they were.
+    samples = np.random.default_rng([args.seed, 7])
+    for number in range(args.kernel_samples):
+        name, config = kernel_sample(samples, number)
+        inputs = os.path.join("inputs", f"kernel_{config['cin']}_{config['size']}.npy")
+        if not os.path.exists(os.path.join(args.output, inputs)):
+            data = np.random.default_rng([args.seed, config["cin"], config["size"]]).standard_normal(
+                (2, config["cin"], config["size"], config["size"])).astype(np.float32)
+            np.save(os.path.join(args.output, inputs), data)
+        path = f"{name}.onnx"
+        onnx.save(kernel_model(name, config, np.random.default_rng([args.seed, zlib.crc32(name.encode())])),
+                  os.path.join(args.output, path))
+        manifest.append({"model": name, "family": "kernel", "synthetic": False, "input_size": config["size"],
+                         "path": path, "input": {"image": inputs}, "config": config})
     with open(os.path.join(args.output, "manifest.json"), "w") as file:
         json.dump({"seed": args.seed, "sizes": sizes, "models": manifest}, file, indent=1)
-    print(f"wrote {len(manifest)} models ({len(architectures)} architectures x {len(sizes)} sizes) "
+    print(f"wrote {len(manifest)} models ({len(architectures)} architectures x {len(sizes)} sizes"
+          f"{f', {args.kernel_samples} kernel samples' if args.kernel_samples else ''}) "
           f"and {os.path.join(args.output, 'manifest.json')}")
     return 0
 

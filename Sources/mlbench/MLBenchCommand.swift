@@ -219,16 +219,28 @@ struct Guide: ParsableCommand {
         abstract: "Rank the lab's (toolchain, board) pairs for a model under constraints, before any deployment.",
         discussion: "Every pair gets the checks of `mlbench check` (format, operators, memory) and the predictions of the predictors given; pairs that cannot work or break a limit are excluded with every reason, the rest ranked by the cost. Pairs no predictor speaks for are listed unranked.")
 
-    @Argument(help: "The ONNX model.") var model: String
-    @Option(help: "The cost to rank by: latency or memory.") var cost: Guidance.Cost = .latency
+    @Argument(help: "The ONNX model (not with --search, which takes the experiment's).") var model: String?
+    @Option(help: "The cost to rank by: latency, memory or energy (energy: a predictor of energy_mj, or measured with --search on a board with a power probe).") var cost: Guidance.Cost = .latency
     @Option(name: .customLong("max-latency-ms"), help: "The largest predicted latency allowed, in ms.") var maxLatencyMs: Double?
     @Option(name: .customLong("max-memory-mb"), help: "The largest predicted peak memory allowed, in MiB.") var maxMemoryMb: Double?
     @Option(help: "A folder of trained predictors (mlbench predictor train --output); repeatable, one per board and toolchain.") var predictor: [String] = []
     @Flag(help: "Print the verdicts as JSON.") var json = false
+    @Option(help: "Search the toolchain's option space of --experiment: grid, random or model (a surrogate picks the next options by predicted cost and uncertainty).") var search: OptionSearch.Strategy?
+    @Option(help: "The experiment whose toolchain options the search varies (its model, inputs, board and measurement are kept).") var experiment: String?
+    @Option(help: "An option and the values to try, name=value,value; repeatable.") var space: [String] = []
+    @Option(help: "The most experiments the search runs.") var budget = 8
+    @Option(help: "The seed of the random and model-based searches.") var seed: UInt64 = 0
+    @Flag(help: "Evaluate by prediction (predicted:<board>, the board's trained predictors) instead of measuring.") var predicted = false
     @OptionGroup var options: LabOptions
+    @OptionGroup var storeOptions: StoreOptions
 
     func run() throws {
+        if let search {
+            try runSearch(search)
+            return
+        }
         try report {
+            guard let model else { throw Failure(description: "give the ONNX model to rank the lab's pairs for, or --search with --experiment") }
             let lab = try options.lab()
             var predictions = [String: [String: Guidance.Prediction]]()
             var unpredictable: String?
@@ -267,14 +279,44 @@ struct Guide: ParsableCommand {
             }
         }
     }
+
+    /// The option search: each point an experiment derived from --experiment, measured or predicted.
+    func runSearch(_ strategy: OptionSearch.Strategy) throws {
+        try report {
+            guard let experiment else { throw Failure(description: "--search needs --experiment, the experiment whose toolchain options it varies") }
+            guard model == nil else { throw Failure(description: "--search takes the model from --experiment; leave the model argument out") }
+            let lab = try options.lab()
+            let template = try ExperimentFile.load(experiment)
+            let space = try OptionSpace.parse(space)
+            let evaluate = OptionSearch.experiments(template: template, lab: lab, store: try storeOptions.open(lab), cost: cost, predicted: predicted)
+            let outcome = try OptionSearch.run(space: space, strategy: strategy, budget: budget, seed: seed) { point in
+                let result = try evaluate(point)
+                // Progress on standard error: a measured search runs for minutes.
+                let options = point.sorted { $0.key < $1.key }.map { "\($0.key)=\(OptionSearch.describe($0.value))" }.joined(separator: ", ")
+                FileHandle.standardError.write(Data("  \(options): \(result.cost.map { String(format: "%.4g", $0) } ?? "no cost (\(result.reason ?? "?"))")\(result.result.map { " (result \($0.prefix(8)))" } ?? "")\n".utf8))
+                return result
+            }
+            if json {
+                print(try JSONCoding.encode(outcome))
+                return
+            }
+            let unit = cost == .latency ? "ms" : cost == .memory ? "MiB" : "mJ"
+            print("\(strategy.rawValue) search, \(predicted ? "predicted" : "measured") \(cost.rawValue) in \(unit): \(outcome.evaluations.count) of \(outcome.points) option sets evaluated (budget \(budget))")
+            for (index, evaluation) in outcome.evaluations.enumerated() {
+                let options = evaluation.options.sorted { $0.key < $1.key }.map { "\($0.key)=\(OptionSearch.describe($0.value))" }.joined(separator: ", ")
+                print("  \(index == outcome.best ? "best" : "    ") \(options): \(evaluation.cost.map { String(format: "%.4g", $0) } ?? "-") — \(evaluation.chosenBecause)\(evaluation.reason.map { "; \($0)" } ?? "")")
+            }
+        }
+    }
 }
 
 extension Guidance.Cost: ExpressibleByArgument {}
+extension OptionSearch.Strategy: ExpressibleByArgument {}
 
 struct PredictorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "predictor", abstract: "Performance predictors: their environment, the model zoo, training and validation.",
-        subcommands: [Install.self, Zoo.self, Campaign.self, Train.self])
+        subcommands: [Install.self, Zoo.self, Campaign.self, Kernels.self, Train.self])
 
     struct Install: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create the predictor's Python environment (scikit-learn, XGBoost), one per version.")
@@ -326,6 +368,8 @@ struct PredictorCommand: ParsableCommand {
         @Option(help: "The toolchain's target.") var target = "cpu"
         @Option(help: "Only the first N models of the manifest (0: all).") var limit = 0
         @Option(help: "The measurement block of every experiment, as a YAML flow mapping.") var measurement: String?
+        @Option(help: "Queue the experiments as this series for the lab's workers instead of running them here; gather them later with --collect.") var queue: String?
+        @Option(help: "Write the table from the finished experiments of this queued series.") var collect: String?
         @Flag(name: .shortAndLong, help: "Print no progress.") var quiet = false
         @OptionGroup var options: LabOptions
         @OptionGroup var storeOptions: StoreOptions
@@ -333,6 +377,7 @@ struct PredictorCommand: ParsableCommand {
         func run() throws {
             var failed = false
             try report {
+                guard queue == nil || collect == nil else { throw Failure(description: "give --queue (to submit) or --collect (to gather), not both") }
                 let lab = try options.lab()
                 var plan = MeasurementCampaign.Plan()
                 plan.board = board
@@ -340,8 +385,24 @@ struct PredictorCommand: ParsableCommand {
                 plan.target = target
                 plan.limit = limit
                 if let measurement { plan.measurement = measurement }
-                let campaign = MeasurementCampaign(lab: lab, store: try storeOptions.open(lab), plan: plan) { line in
+                let store = try storeOptions.open(lab)
+                let campaign = MeasurementCampaign(lab: lab, store: store, plan: plan) { line in
                     if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
+                }
+                if let series = queue {
+                    let outcome = try campaign.submit(manifestPath: zoo, series: series, user: currentUser(), to: store)
+                    print("queued \(outcome.queued.count) experiment(s) as series '\(series)' for board \(board); gather them with --collect \(series)")
+                    outcome.failures.forEach { print("failed: \($0)") }
+                    failed = !outcome.failures.isEmpty
+                    return
+                }
+                if let series = collect {
+                    let outcome = try campaign.collect(manifestPath: zoo, series: series, tablePath: table, from: store)
+                    print("wrote \(outcome.rows) row(s) to \(table)\(outcome.pending.isEmpty ? "" : "; \(outcome.pending.count) still pending")")
+                    outcome.pending.forEach { print("pending: \($0)") }
+                    outcome.failures.forEach { print("failed: \($0)") }
+                    failed = !outcome.failures.isEmpty
+                    return
                 }
                 let outcome = try campaign.run(manifestPath: zoo, tablePath: table)
                 print("wrote \(outcome.rows) row(s) to \(table)")
@@ -349,6 +410,44 @@ struct PredictorCommand: ParsableCommand {
                 failed = !outcome.failures.isEmpty
             }
             if failed { throw ExitCode(1) }
+        }
+    }
+
+    struct Kernels: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Measure every fused kernel of a zoo's models with ONNX Runtime's profiler, for the kernel-level predictor.",
+            discussion: "Writes a kernel table (one row per kernel: kind, shapes, FLOPs, parameters, time) and a model table (the 11 features, end-to-end latency, the kernels' sum), each time a percentile of runs interleaved between a plain and a profiling session; train with `mlbench predictor train --table MODELS --kernels KERNELS`. Runs on this machine in the ONNX Runtime environment; see Docs/Prediction.md.")
+        @Option(help: "The zoo's manifest.json.") var zoo: String
+        @Option(help: "The kernel table to write (CSV).") var kernels: String
+        @Option(help: "The model table to write (CSV).") var models: String
+        @Option(help: "ONNX Runtime's intra-op threads.") var threads = 1
+        @Option(help: "Seconds of runs per model, end to end and again profiled.") var budget = 0.4
+        @Option(help: "The percentile of the runs recorded, end to end and per kernel (10: the time without other processes' interference; 50: the median).") var percentile = 10.0
+        @Option(help: "End-to-end times by the calling thread's CPU time (cpu, with --threads 1: wall time less other processes' turns) or the wall clock (wall). Default: cpu with one thread, wall with more.") var clock: String?
+        @Option(help: "The ONNX Runtime environment's version; the newest when absent.") var version: String?
+        @Option(help: "Only the first N models of the manifest (0: all).") var limit = 0
+        @OptionGroup var options: LabOptions
+
+        func run() throws {
+            var status: Int32 = 0
+            try report {
+                guard threads >= 1, budget > 0, (0...100).contains(percentile) else {
+                    throw Failure(description: "--threads must be at least 1, --budget above 0 and --percentile within 0–100")
+                }
+                var plan = KernelCampaign.Plan()
+                plan.threads = threads
+                plan.budgetSeconds = budget
+                plan.percentile = percentile
+                plan.clock = clock ?? (threads == 1 ? "cpu" : "wall")
+                guard ["cpu", "wall"].contains(plan.clock) else { throw Failure(description: "--clock must be cpu or wall, not '\(plan.clock)'") }
+                plan.version = version
+                plan.limit = limit
+                let outcome = try KernelCampaign(home: try options.lab().home, plan: plan)
+                    .run(manifestPath: zoo, kernelsPath: kernels, modelsPath: models)
+                outcome.failures.forEach { print("failed: \($0)") }
+                status = outcome.status != 0 ? outcome.status : outcome.failures.isEmpty ? 0 : 1
+            }
+            if status != 0 { throw ExitCode(status) }
         }
     }
 
@@ -360,17 +459,25 @@ struct PredictorCommand: ParsableCommand {
         @Option(help: "The folder for the report and the predictors.") var output: String
         @Option(help: "Randomised 80/20 splits, one seed each.") var splits = 20
         @Option(help: "The first seed of the splits.") var seed = 0
-        @Option(help: "Train only this target (latency_ms, peak_memory_mb); repeatable.") var target: [String] = []
+        @Option(help: "Train only this target (latency_ms, peak_memory_mb, energy_mj); repeatable.") var target: [String] = []
         @Option(help: "Train only this regressor (poly, svr, mlp, rf, xgb); repeatable. Default: all five.") var regressor: [String] = []
+        @Option(help: "A kernel table (mlbench predictor kernels): adds the kernel-level latency predictor, joined on the table's file column. Repeatable: kernels of files the table does not list (a zoo made with --kernel-samples) train the kernel regressors in every fold.") var kernels: [String] = []
+        @Option(help: "The kernel-level predictor's per-kernel-type regressor (xgb, rf).") var kernelRegressor: String?
+        @Option(name: .customLong("options"), help: "The toolchain options the table was measured with, as a JSON object; predicted experiments use the predictor only with these options.") var toolchainOptions: String?
         @Option(help: "The predictor environment's version; the newest when absent.") var version: String?
         @OptionGroup var options: LabOptions
 
         func run() throws {
             var status: Int32 = 0
             try report {
-                guard FileManager.default.fileExists(atPath: table) else { throw Failure(description: "the table '\(table)' does not exist") }
-                let arguments = ["--table", table, "--output", output, "--splits", String(splits), "--seed", String(seed)]
-                    + target.flatMap { ["--target", $0] } + regressor.flatMap { ["--regressor", $0] }
+                for file in [table] + kernels where !FileManager.default.fileExists(atPath: file) {
+                    throw Failure(description: "the table '\(file)' does not exist")
+                }
+                var arguments = ["--table", table, "--output", output, "--splits", String(splits), "--seed", String(seed)]
+                arguments += target.flatMap { ["--target", $0] } + regressor.flatMap { ["--regressor", $0] }
+                arguments += kernels.flatMap { ["--kernels", $0] }
+                if let kernelRegressor { arguments += ["--kernel-regressor", kernelRegressor] }
+                if let toolchainOptions { arguments += ["--options", toolchainOptions] }
                 status = try Predictor(home: try options.lab().home).runScript("train.py", arguments: arguments, version: version)
             }
             if status != 0 { throw ExitCode(status) }

@@ -4,7 +4,7 @@ import MLBench
 import MLBenchCore
 
 /// Who is submitting: $MLBENCH_USER, else the login name.
-private func currentUser() -> String {
+func currentUser() -> String {
     ProcessInfo.processInfo.environment["MLBENCH_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
 }
 

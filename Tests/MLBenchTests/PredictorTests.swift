@@ -72,6 +72,40 @@ final class PredictorTests: LabTestCase {
         }
     }
 
+    /// The campaign through the lab's queue: one queued experiment per model as
+    /// a series, pending until a worker runs them, then gathered into the table
+    /// from the results the queue links.
+    func testCampaignThroughTheQueue() throws {
+        let folder = try zoo(["--families", "resnet", "--width", "0.25", "--synthetic", "1", "--sizes", "32", "--limit", "1"])
+        let manifest = folder.appendingPathComponent("manifest.json").path
+        let table = scratch.appendingPathComponent("queued.csv")
+        let measurement = "{min_iterations: 20, min_time_s: 0.1, max_time_s: 2, min_warmup_iterations: 10, max_warmup_iterations: 100, cool_down_timeout_s: 0}"
+        XCTAssertEqual(try MLBenchBinary.run(["boards", "register", "host", "--host", "bench-1"], home: home).status, 0)
+        XCTAssertEqual(try MLBenchBinary.run(["boards", "health", "host", "good"], home: home).status, 0)
+        let queued = try MLBenchBinary.run(["predictor", "campaign", "--zoo", manifest, "--table", table.path, "--queue", "zoo-1",
+                                            "--measurement", measurement], home: home)
+        XCTAssertEqual(queued.status, 0, queued.output)
+        XCTAssertTrue(queued.stdout.contains("queued 2 experiment(s) as series 'zoo-1'"), queued.stdout)
+        let early = try MLBenchBinary.run(["predictor", "campaign", "--zoo", manifest, "--table", table.path, "--collect", "zoo-1"], home: home)
+        XCTAssertEqual(early.status, 0, early.output)
+        XCTAssertTrue(early.stdout.contains("wrote 0 row(s)") && early.stdout.contains("2 still pending"), early.stdout)
+
+        let worker = try MLBenchBinary.run(["worker", "--host", "bench-1", "--drain", "--",
+                                            MLBenchBinary.executable.path, "run", "--quiet", "--id-only"], home: home, timeout: 300)
+        XCTAssertEqual(worker.status, 0, worker.stderr)
+        let collected = try MLBenchBinary.run(["predictor", "campaign", "--zoo", manifest, "--table", table.path, "--collect", "zoo-1"], home: home)
+        XCTAssertEqual(collected.status, 0, collected.output)
+        let rows = try csv(table)
+        XCTAssertEqual(rows.count, 2)
+        let queue = try store().experiments(state: nil).filter { $0.series == "zoo-1" }
+        XCTAssertEqual(Set(rows.compactMap { $0["result"] }), Set(queue.compactMap(\.resultID)), "each row is the result the queue links")
+        for row in rows {
+            let features = try GraphFeatures.extract(path: folder.appendingPathComponent(row["file"]!).path)
+            XCTAssertEqual(ModelFeatures.columns.map { row[$0] }, features.model.values.map { String($0) })
+            XCTAssertGreaterThan(Double(row["latency_ms"]!) ?? 0, 0)
+        }
+    }
+
     /// Training on a table whose latency is a power law of the FLOPs: every
     /// domain is reported with every metric for all five regressors, the seeds
     /// are saved, and the best regressor recovers the law (a broken
@@ -135,6 +169,173 @@ final class PredictorTests: LabTestCase {
         let missing = try MLBenchBinary.run(["predictor", "train", "--table", table.path, "--output", scratch.path], home: home)
         XCTAssertEqual(missing.status, 2)
         XCTAssertTrue(missing.stderr.contains("the header lacks activations, neurons"), missing.stderr)
+    }
+
+    /// Reads a CSV written by the predictor's scripts (no quoted cells) as header → column.
+    func csv(_ url: URL) throws -> [[String: String]] {
+        let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        let header = try XCTUnwrap(lines.first)
+        return lines.dropFirst().map { Dictionary(uniqueKeysWithValues: zip(header, $0)) }
+    }
+
+    /// The kernel campaign on real models with ONNX Runtime's profiler: every
+    /// kernel of the Swift feature extraction gets a row in order, and the
+    /// kernels ONNX Runtime runs fused (Conv+BN+activation, swish as one
+    /// Sigmoid+Mul) all receive time, which they would not if the fusion rule
+    /// disagreed with the runtime's. Then the kernel-level predictor, trained on
+    /// those kernels with times set to a known law, predicts the unseen
+    /// architectures' latencies (the law's sum plus a per-kernel and a fixed
+    /// overhead) within 5 %.
+    func testKernelCampaignTimesEveryKernelAndTheKernelPredictorSumsThem() throws {
+        let folder = try zoo(["--families", "resnet,mobilenet,shufflenet,efficientnet,densenet", "--width", "0.25", "--limit", "2",
+                              "--synthetic", "6", "--sizes", "32,48"])
+        let kernels = scratch.appendingPathComponent("kernels.csv")
+        let models = scratch.appendingPathComponent("models.csv")
+        let measured = try MLBenchBinary.run(["predictor", "kernels", "--zoo", folder.appendingPathComponent("manifest.json").path,
+                                              "--kernels", kernels.path, "--models", models.path, "--budget", "0.02"], home: home)
+        XCTAssertEqual(measured.status, 0, measured.output)
+        var kernelRows = try csv(kernels)
+        let modelRows = try csv(models)
+        let manifest = try MeasurementCampaign.Manifest.load(folder.appendingPathComponent("manifest.json").path)
+        XCTAssertEqual(modelRows.map { $0["file"] }, manifest.models.map { Optional($0.path) })
+        var sawSwish = false, sawLoneBatchNorm = false
+        for entry in manifest.models {
+            let features = try GraphFeatures.extract(path: folder.appendingPathComponent(entry.path).path)
+            let rows = kernelRows.filter { $0["file"] == entry.path }
+            XCTAssertEqual(rows.map { $0["kind"]! }, features.kernels.map { $0.kind }, entry.path)
+            for row in rows where row["kind"]!.hasPrefix("Conv") || row["kind"] == "Sigmoid+Mul" {
+                XCTAssertGreaterThan(Double(row["latency_ms"]!) ?? 0, 0, "\(entry.path) kernel \(row["kernel"]!) \(row["kind"]!) got no time")
+            }
+            sawSwish = sawSwish || rows.contains { $0["kind"] == "Sigmoid+Mul" }
+            sawLoneBatchNorm = sawLoneBatchNorm || rows.contains { $0["kind"] == "BatchNormalization" }
+            let model = try XCTUnwrap(modelRows.first { $0["file"] == entry.path })
+            XCTAssertGreaterThan(Double(model["latency_ms"]!) ?? 0, 0)
+            XCTAssertEqual(model["threads"], "1")
+        }
+        XCTAssertTrue(sawSwish, "EfficientNet's swish is one Sigmoid+Mul kernel, as ONNX Runtime fuses it")
+        XCTAssertTrue(sawLoneBatchNorm, "DenseNet's BatchNormalization before its Relu is a kernel of its own, as ONNX Runtime runs it")
+
+        // A known law: each kernel 1e-6 · FLOPs^0.9 ms; a model 1.2 × its kernels' sum + 3 µs per kernel + 20 µs.
+        var sums = [String: (Double, Int)]()
+        for index in kernelRows.indices {
+            let time = 1e-6 * pow(Double(kernelRows[index]["flops"]!)!, 0.9)
+            kernelRows[index]["latency_ms"] = String(time)
+            let file = kernelRows[index]["file"]!
+            sums[file] = ((sums[file]?.0 ?? 0) + time, (sums[file]?.1 ?? 0) + 1)
+        }
+        let kernelHeader = try String(contentsOf: kernels, encoding: .utf8).split(separator: "\n")[0].split(separator: ",").map(String.init)
+        try ([kernelHeader.joined(separator: ",")] + kernelRows.map { row in kernelHeader.map { row[$0]! }.joined(separator: ",") })
+            .joined(separator: "\n").write(to: kernels, atomically: true, encoding: .utf8)
+        var table = (["model", "synthetic", "file"] + ModelFeatures.columns + ["latency_ms"]).joined(separator: ",") + "\n"
+        for row in modelRows {
+            let (sum, count) = try XCTUnwrap(sums[row["file"]!])
+            table += ([row["model"]!, row["synthetic"]!, row["file"]!] + ModelFeatures.columns.map { row[$0]! }
+                      + [String(1.2 * sum + 0.003 * Double(count) + 0.02)]).joined(separator: ",") + "\n"
+        }
+        let tablePath = scratch.appendingPathComponent("law.csv")
+        try table.write(to: tablePath, atomically: true, encoding: .utf8)
+        let output = scratch.appendingPathComponent("trained")
+        let trained = try MLBenchBinary.run(["predictor", "train", "--table", tablePath.path, "--kernels", kernels.path, "--output", output.path,
+                                             "--splits", "2", "--regressor", "poly"], home: home)
+        XCTAssertEqual(trained.status, 0, trained.output)
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("report.json"))) as? [String: Any])
+        let target = try XCTUnwrap((report["targets"] as? [String: Any])?["latency_ms"] as? [String: Any])
+        let unseen = try XCTUnwrap(((target["domains"] as? [String: Any])?["unseen_architectures"] as? [String: Any])?["regressors"] as? [String: [String: Any]])
+        let kernel = try XCTUnwrap(unseen["kernel"], "the kernel-level predictor is reported beside the model-level ones")
+        XCTAssertEqual(kernel["count"] as? Int, manifest.models.count)
+        for key in ["mape", "rmspe", "p95_ape", "within_5", "within_10", "spearman"] { XCTAssertNotNil(kernel[key] as? Double, key) }
+        XCTAssertLessThan(try XCTUnwrap(kernel["mape"] as? Double), 5, trained.stdout)
+        XCTAssertTrue(trained.stdout.contains("kernel"), trained.stdout)
+    }
+
+    /// A predictor trained for the host with ONNX Runtime at one intra-op
+    /// thread answers an experiment on `predicted:host`: the stored result is
+    /// marked predicted, carries the predictor's version and validation errors,
+    /// and no board record, measurement or build. Other options, or no predictor
+    /// for the board, fail naming why. A predicted search runs one such
+    /// experiment per option set within its budget.
+    func testPredictedTargetCarriesThePredictorAndTouchesNoBoard() throws {
+        let folder = try zoo(["--families", "resnet,mobilenet", "--width", "0.25", "--synthetic", "4", "--sizes", "16,32,48"])
+        let manifest = try MeasurementCampaign.Manifest.load(folder.appendingPathComponent("manifest.json").path)
+        // Energy per inference (mJ) three times the latency (ms): a board drawing 3 W.
+        var table = (["model", "board", "toolchain"] + ModelFeatures.columns + ["latency_ms", "energy_mj"]).joined(separator: ",") + "\n"
+        for entry in manifest.models {
+            let features = try GraphFeatures.extract(path: folder.appendingPathComponent(entry.path).path).model
+            let latency = 2e-6 * pow(Double(features.flops), 0.9)
+            table += ([entry.model, "host", "onnxruntime"] + features.values.map(String.init)
+                      + [String(latency), String(3 * latency)]).joined(separator: ",") + "\n"
+        }
+        let tablePath = scratch.appendingPathComponent("host.csv")
+        try table.write(to: tablePath, atomically: true, encoding: .utf8)
+        let predictors = home.appendingPathComponent("predictors/host-onnxruntime")
+        let trained = try MLBenchBinary.run(["predictor", "train", "--table", tablePath.path, "--output", predictors.path, "--splits", "1",
+                                             "--regressor", "poly", "--options", #"{"intra_op_threads": 1}"#], home: home)
+        XCTAssertEqual(trained.status, 0, trained.output)
+        let saved = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: predictors.appendingPathComponent("report.json"))) as? [String: Any])
+        let predictor = try XCTUnwrap(((saved["targets"] as? [String: Any])?["latency_ms"] as? [String: Any])?["predictor"] as? [String: Any])
+
+        func predicted(_ name: String, board: String, options: String) throws -> String {
+            try experiment("\(name).yaml", """
+                name: \(name)
+                model: SAMPLE/model.onnx
+                inputs: {image: SAMPLE/inputs/image.npy}
+                reference: {toolchain: onnxruntime}
+                toolchain: {name: onnxruntime, target: cpu, options: \(options)}
+                board: \(board)
+                semantic_preservation: {metric: max_abs, threshold: 1.0e-4}
+                """)
+        }
+        let outcome = try MLBenchBinary.run(["run", "--json", "-q", try predicted("one", board: "predicted:host", options: "{intra_op_threads: 1}")], home: home)
+        let result = try stored(outcome)
+        XCTAssertEqual(result.status, .succeeded, outcome.output)
+        let prediction = try XCTUnwrap(result.prediction, "the result is marked predicted")
+        XCTAssertEqual(prediction.board, "host")
+        XCTAssertEqual(prediction.predictors, [predictors.path])
+        let latency = try XCTUnwrap(prediction.targets["latency_ms"])
+        XCTAssertEqual(latency.version, predictor["version"] as? String)
+        XCTAssertEqual(latency.regressor, "poly")
+        XCTAssertNotNil(latency.validation?["random"]?["mape"] ?? nil, "the predictor's validation errors come with the value")
+        // The value is the predictor's: what `mlbench guide` predicts for the same model with the same folder.
+        let guided = try MLBenchBinary.run(["guide", "--json", sample.appendingPathComponent("model.onnx").path, "--predictor", predictors.path], home: home)
+        let candidates = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(guided.stdout.utf8)) as? [String: Any])?["candidates"] as? [[String: Any]], guided.output)
+        let onnxruntime = try XCTUnwrap(candidates.first { $0["toolchain"] as? String == "onnxruntime" })
+        XCTAssertEqual(try XCTUnwrap((onnxruntime["latency_ms"] as? [String: Any])?["value"] as? Double), latency.value, accuracy: 1e-12)
+        XCTAssertNil(result.board, "no board was touched")
+        XCTAssertNil(result.measurement)
+        XCTAssertNil(result.toolchain?.artifactSHA256)
+        let text = try MLBenchBinary.run(["results", "show", result.id], home: home)
+        XCTAssertTrue(text.stdout.contains("PREDICTED"), text.output)
+
+        let queued = try MLBenchBinary.run(["queue", "submit", try predicted("queued", board: "predicted:host", options: "{intra_op_threads: 1}")], home: home)
+        XCTAssertNotEqual(queued.status, 0)
+        XCTAssertTrue(queued.output.contains("touches no board and is not queued"), queued.output)
+
+        let otherOptions = try stored(try MLBenchBinary.run(["run", "--json", "-q", try predicted("two", board: "predicted:host", options: "{intra_op_threads: 2}")], home: home))
+        XCTAssertEqual(otherOptions.status, .failed)
+        XCTAssertTrue(otherOptions.failure?.reason.contains("speaks for board 'host' and toolchain 'onnxruntime' with these options") ?? false, "\(String(describing: otherOptions.failure))")
+        let noBoard = try stored(try MLBenchBinary.run(["run", "--json", "-q", try predicted("three", board: "predicted:jetson", options: "{intra_op_threads: 1}")], home: home))
+        XCTAssertEqual(noBoard.failure?.stage, "predict")
+        XCTAssertTrue(noBoard.failure?.reason.contains("board 'jetson'") ?? false, "\(String(describing: noBoard.failure))")
+
+        // A predicted search: one predicted experiment per option set, within the budget;
+        // the set the predictor does not speak for has no cost and says why.
+        let search = try MLBenchBinary.run(["guide", "--search", "grid", "--experiment", try predicted("search", board: "host", options: "{}"),
+                                            "--space", "intra_op_threads=1,2", "--budget", "2", "--predicted", "--json"], home: home)
+        XCTAssertEqual(search.status, 0, search.output)
+        let report = try JSONCoding.decode(OptionSearch.Report.self, from: search.stdout)
+        XCTAssertEqual(report.evaluations.map { $0.options["intra_op_threads"] }, [.number(1), .number(2)])
+        XCTAssertEqual(try XCTUnwrap(report.evaluations[0].cost), latency.value, accuracy: 1e-9)
+        XCTAssertNil(report.evaluations[1].cost)
+        XCTAssertTrue(report.evaluations[1].reason?.contains("with these options") ?? false, "\(report.evaluations[1])")
+        XCTAssertEqual(report.best, 0)
+
+        // Energy as the cost: the energy predictor's value, about three times the latency.
+        let energy = try XCTUnwrap(prediction.targets["energy_mj"], "an energy_mj column trains an energy predictor")
+        XCTAssertEqual(energy.value, 3 * latency.value, accuracy: 0.2 * 3 * latency.value)
+        let byEnergy = try MLBenchBinary.run(["guide", "--search", "grid", "--experiment", try predicted("energy", board: "host", options: "{}"),
+                                              "--space", "intra_op_threads=1", "--budget", "1", "--predicted", "--cost", "energy", "--json"], home: home)
+        XCTAssertEqual(byEnergy.status, 0, byEnergy.output)
+        XCTAssertEqual(try XCTUnwrap(try JSONCoding.decode(OptionSearch.Report.self, from: byEnergy.stdout).evaluations.first?.cost), energy.value, accuracy: 1e-9)
     }
 }
 
@@ -220,5 +421,29 @@ final class GuideTests: LabTestCase {
         XCTAssertTrue(onnxruntime.excluded)
         XCTAssertTrue(onnxruntime.reasons.contains { $0.hasPrefix("predicted too slow:") && $0.contains("predictor") }, "\(onnxruntime.reasons)")
         XCTAssertEqual(try limited.pair("tvm").rank, 1)
+    }
+
+    /// A measured search: each option set is a real experiment on the host,
+    /// stored with the options it ran with; the cost is its median latency and
+    /// the lowest is marked best. The model-based strategy names why it chose.
+    func testAMeasuredSearchRunsAnExperimentPerOptionSet() throws {
+        let template = try hostExperiment("search", measurement: "min_iterations: 20, min_time_s: 0.05, max_time_s: 1, min_warmup_iterations: 10, max_warmup_iterations: 100, cool_down_timeout_s: 0")
+        let outcome = try MLBenchBinary.run(["guide", "--search", "model", "--experiment", template, "--space", "intra_op_threads=1,2",
+                                             "--space", "graph_optimization_level=basic,all", "--budget", "3", "--json"], home: home)
+        XCTAssertEqual(outcome.status, 0, outcome.output)
+        let report = try JSONCoding.decode(OptionSearch.Report.self, from: outcome.stdout)
+        XCTAssertEqual(report.points, 4)
+        XCTAssertEqual(report.evaluations.count, 3, "the budget")
+        XCTAssertEqual(Set(report.evaluations.map(\.options)).count, 3)
+        XCTAssertTrue(report.evaluations[2].chosenBecause.hasPrefix("surrogate:"), report.evaluations[2].chosenBecause)
+        let store = try store()
+        for evaluation in report.evaluations {
+            let result = try XCTUnwrap(try store.result(id: try XCTUnwrap(evaluation.result)))
+            XCTAssertEqual(result.status, .succeeded)
+            XCTAssertEqual(result.toolchain?.options, .object(evaluation.options), "the stored result ran with the point's options")
+            XCTAssertEqual(try XCTUnwrap(evaluation.cost), try XCTUnwrap(result.measurement?.summary.median) / 1e6, accuracy: 1e-9)
+        }
+        let best = try XCTUnwrap(report.best)
+        XCTAssertEqual(report.evaluations[best].cost, report.evaluations.compactMap(\.cost).min())
     }
 }

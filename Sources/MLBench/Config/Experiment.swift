@@ -13,12 +13,22 @@ public struct Experiment: Codable, Sendable, Equatable {
     public var inputs: [String: String]
     public var reference: Reference
     public var toolchain: ToolchainChoice
-    /// The inventory name of the board.
+    /// The inventory name of the board, or `predicted:<board>`: the board's
+    /// trained predictors answer instead of the board (see `predictedBoard`).
     public var board: String
     /// Controllable conditions to apply to the board (governor, cpus, ...).
     public var conditions: [String: String]?
     public var measurement: MeasurementPlan?
     public var semanticPreservation: SemanticCriterion
+
+    /// The prefix of a predicted target.
+    public static let predictedPrefix = "predicted:"
+
+    /// The board named after `predicted:`, when the experiment targets its
+    /// predictors rather than the board itself (nothing is reset, built or run).
+    public var predictedBoard: String? {
+        board.hasPrefix(Self.predictedPrefix) ? String(board.dropFirst(Self.predictedPrefix.count)) : nil
+    }
 
     enum CodingKeys: String, CodingKey {
         case name, description, model, inputs, reference, toolchain, board, conditions, measurement

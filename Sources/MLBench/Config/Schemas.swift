@@ -61,7 +61,7 @@ public enum Schemas {
             "options": {"type": "object", "description": "Toolchain options (precision, optimization level, ...)."}
           }
         },
-        "board": {"type": "string", "description": "Inventory name of the board."},
+        "board": {"type": "string", "description": "Inventory name of the board, or predicted:<board> for its trained predictors instead of a measurement (nothing is reset, built or run)."},
         "conditions": {
           "type": "object", "additionalProperties": {"type": "string"},
           "description": "Controllable conditions to apply before measuring (governor, cpus, power mode, ...)."

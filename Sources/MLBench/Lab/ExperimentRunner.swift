@@ -130,6 +130,12 @@ public final class ExperimentRunner {
             result.checksums["labels"] = try stage("inputs") { try hashFile(file.resolve(labels.file), role: "labels") }
         }
 
+        // A predicted target: the board's predictors answer; no board is touched.
+        if let predicted = experiment.predictedBoard {
+            try predict(experiment, board: predicted, model: modelPath, into: &result)
+            return
+        }
+
         // The board and the toolchain, from the inventory.
         let board = try stage("setup") { try lab.board(experiment.board) }
         let toolchain = try stage("setup") { try lab.toolchain(experiment.toolchain.name, version: experiment.toolchain.version) }
@@ -717,6 +723,33 @@ public final class ExperimentRunner {
     }
 
     // MARK: Helpers
+
+    /// Answers an experiment that targets `predicted:<board>` with the trained
+    /// predictors under the lab's predictors folder that speak for that board and
+    /// the experiment's toolchain: the result holds the predicted values with
+    /// each predictor's version and validation errors, and no measurement.
+    private func predict(_ experiment: Experiment, board: String, model: String, into result: inout ExperimentResult) throws {
+        let predictor = Predictor(home: lab.home)
+        let folders = predictor.folders(board: board, toolchain: experiment.toolchain.name, options: experiment.toolchain.options)
+        guard !folders.isEmpty else {
+            throw StageFailure(stage: "predict", reason: "no trained predictor under \(lab.home.predictors.path) speaks for board '\(board)' and toolchain '\(experiment.toolchain.name)' with these options; train one with `mlbench predictor train --output \(lab.home.predictors.path)/<name>` on a table of that board and toolchain", kind: .userInput)
+        }
+        let features: GraphFeatures
+        do { features = try GraphFeatures.extract(path: model) } catch {
+            throw StageFailure(stage: "predict", reason: "the model cannot be described for the predictors: \(error)", kind: .userInput)
+        }
+        var targets = [String: Guidance.Prediction]()
+        for folder in folders {
+            let predictions = try stage("predict") { try predictor.predict(features: features, folder: folder) }
+            // The first folder (in name order) that predicts a target speaks for it.
+            targets.merge(predictions) { first, _ in first }
+        }
+        result.prediction = .init(board: board, toolchain: experiment.toolchain.name, targets: targets, predictors: folders)
+        for (target, prediction) in targets.sorted(by: { $0.key < $1.key }) {
+            let mape = (prediction.validation?["unseen_architectures"]?["mape"] ?? nil).map { String(format: ", MAPE %.1f %% on unseen architectures", $0) } ?? ""
+            log(&result, "predict", "\(target) \(prediction.value) (\(prediction.regressor) \(prediction.version)\(mape)); nothing measured, board \(board) not touched")
+        }
+    }
 
     func stage<T>(_ name: String, _ body: () throws -> T) throws -> T {
         do {

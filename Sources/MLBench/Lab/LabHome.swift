@@ -22,6 +22,9 @@ public struct LabHome: Sendable {
     public var artifacts: URL { root.appendingPathComponent("artifacts", isDirectory: true) }
     /// Per-result files (outputs, logs): results/<id>/.
     public var results: URL { root.appendingPathComponent("results", isDirectory: true) }
+    /// Trained predictors (`mlbench predictor train --output <predictors>/<name>`), which
+    /// answer experiments that target `predicted:<board>`.
+    public var predictors: URL { root.appendingPathComponent("predictors", isDirectory: true) }
     public var scratch: URL { root.appendingPathComponent("tmp", isDirectory: true) }
     /// Content-addressed copies of models, inputs, outputs and definitions.
     public var blobs: BlobStore { BlobStore(root: root.appendingPathComponent("blobs", isDirectory: true)) }

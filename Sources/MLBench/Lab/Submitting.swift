@@ -14,8 +14,13 @@ public enum Submitting {
     }
 
     /// Refuses an experiment the checks find impossible (unsupported format or operator,
-    /// a model too large for the board, a bad option): it never reaches the queue.
+    /// a model too large for the board, a bad option) or that targets a predicted board:
+    /// it never reaches the queue.
     public static func refuseImpossible(_ file: ExperimentFile, lab: Lab, what: String) throws {
+        // A predicted target has no board to lease: the queue would hold it forever.
+        if let board = file.experiment.predictedBoard {
+            throw LabError.usage("\(what) targets predicted:\(board), which touches no board and is not queued; run it with `mlbench run \(file.path)`")
+        }
         let check = try CompatibilityCheck.run(experiment: file, lab: lab)
         guard check.compatible else {
             throw LabError.usage("\(what) is impossible, nothing was queued: \(check.errorSummary)")

@@ -9,7 +9,16 @@ import MLBenchCore
 public struct Guidance: Codable, Sendable {
     /// What ranks the candidates.
     public enum Cost: String, Codable, Sendable, CaseIterable {
-        case latency, memory
+        case latency, memory, energy
+
+        /// The predictors' target for this cost (their table's column).
+        public var predictionTarget: String {
+            switch self {
+            case .latency: return "latency_ms"
+            case .memory: return "peak_memory_mb"
+            case .energy: return "energy_mj"
+            }
+        }
     }
 
     /// Limits a candidate must meet (by prediction).
@@ -49,6 +58,17 @@ public struct Guidance: Codable, Sendable {
         public var findings: [CompatibilityFinding]
         public var latencyMs: Prediction?
         public var memoryMb: Prediction?
+        /// Energy per inference in mJ, where an energy predictor speaks for the pair.
+        public var energyMj: Prediction?
+
+        /// The prediction of `cost` for this pair.
+        public func predicted(_ cost: Cost) -> Prediction? {
+            switch cost {
+            case .latency: return latencyMs
+            case .memory: return memoryMb
+            case .energy: return energyMj
+            }
+        }
     }
 
     public var model: String
@@ -88,6 +108,7 @@ public struct Guidance: Codable, Sendable {
                 let predicted = predictions["\(boardName)/\(toolchainName)"] ?? [:]
                 candidate.latencyMs = predicted["latency_ms"]
                 candidate.memoryMb = predicted["peak_memory_mb"]
+                candidate.energyMj = predicted["energy_mj"]
                 if let limit = constraints.maxLatencyMs, let latency = candidate.latencyMs, latency.value > limit {
                     candidate.excluded = true
                     candidate.reasons.append("predicted too slow: \(format(latency.value)) ms > \(format(limit)) ms\(errorNote(latency))")
@@ -97,9 +118,8 @@ public struct Guidance: Codable, Sendable {
                     candidate.reasons.append("predicted to need too much memory: \(format(memory.value)) MiB > \(format(limit)) MiB\(errorNote(memory))")
                 }
                 if !candidate.excluded {
-                    let wanted = cost == .latency ? candidate.latencyMs : candidate.memoryMb
-                    if wanted == nil {
-                        candidate.reasons.append("not ranked: no \(cost == .latency ? "latency" : "memory") predictor for board '\(boardName)' with toolchain '\(toolchainName)'")
+                    if candidate.predicted(cost) == nil {
+                        candidate.reasons.append("not ranked: no \(cost.rawValue) predictor for board '\(boardName)' with toolchain '\(toolchainName)'")
                     }
                     if constraints.maxLatencyMs != nil, candidate.latencyMs == nil {
                         candidate.reasons.append("the latency limit cannot be checked: no latency predictor for this pair")
@@ -111,7 +131,7 @@ public struct Guidance: Codable, Sendable {
                 candidates.append(candidate)
             }
         }
-        func costOf(_ candidate: Candidate) -> Double? { (cost == .latency ? candidate.latencyMs : candidate.memoryMb)?.value }
+        func costOf(_ candidate: Candidate) -> Double? { candidate.predicted(cost)?.value }
         let ranked = candidates.filter { !$0.excluded && costOf($0) != nil }.sorted { costOf($0)! < costOf($1)! }
         let unranked = candidates.filter { !$0.excluded && costOf($0) == nil }
         let excluded = candidates.filter(\.excluded)

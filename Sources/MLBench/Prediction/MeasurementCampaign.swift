@@ -8,8 +8,9 @@ import MLBenchCore
 ///
 /// Each model is an ordinary experiment run by `ExperimentRunner` (reset,
 /// checks, build, warm-up to steady state, stopping rule, semantic
-/// preservation against the reference toolchain), stored like any other. The
-/// lab's scheduler will take these experiments later; for now they run in turn.
+/// preservation against the reference toolchain), stored like any other: run
+/// in turn here (`run`), or queued as one series for the lab's workers
+/// (`submit`) and gathered into the table when they are done (`collect`).
 public struct MeasurementCampaign {
     /// `manifest.json` of a zoo (Prediction/zoo.py).
     public struct Manifest: Decodable, Sendable {
@@ -52,7 +53,7 @@ public struct MeasurementCampaign {
     }
 
     /// The table's columns: what `Prediction/train.py` reads, plus where each row comes from.
-    public static let header = ["model", "family", "synthetic"] + ModelFeatures.columns + ["latency_ms", "peak_memory_mb", "board", "toolchain", "result", "file"]
+    public static let header = ["model", "family", "synthetic"] + ModelFeatures.columns + ["latency_ms", "peak_memory_mb", "energy_mj", "board", "toolchain", "result", "file"]
 
     public let lab: Lab
     public let store: ResultStore
@@ -95,37 +96,121 @@ public struct MeasurementCampaign {
                 progress("[\(index + 1)/\(entries.count)] \(entry.path): no features: \(error)")
                 continue
             }
-            let name = "campaign-\(URL(fileURLWithPath: entry.path).deletingPathExtension().lastPathComponent)"
-            let inputs = entry.input.map { "\(quoted($0.key)): \(quoted(zoo.appendingPathComponent($0.value).path))" }.joined(separator: ", ")
+            let (name, text) = experiment(entry, model: model, zoo: zoo)
             let file = scratch.appendingPathComponent("\(name).yaml")
-            try """
-                name: \(quoted(name))
-                model: \(quoted(model))
-                inputs: {\(inputs)}
-                reference: {toolchain: \(plan.toolchain)}
-                toolchain: {name: \(plan.toolchain), target: \(quoted(plan.target))}
-                board: \(quoted(plan.board))
-                measurement: \(plan.measurement)
-                semantic_preservation: {metric: max_abs, threshold: 1.0e-3}
-                """.write(to: file, atomically: true, encoding: .utf8)
+            try text.write(to: file, atomically: true, encoding: .utf8)
             let result = try runner.run(try ExperimentFile.load(file.path))
-            guard result.status == .succeeded, let measurement = result.measurement else {
-                let reason = result.failure.map { "\($0.stage): \($0.reason)" } ?? "no measurement"
-                failures.append("\(entry.path): \(reason) (result \(result.id))")
-                progress("[\(index + 1)/\(entries.count)] \(entry.path): FAILED \(reason)")
-                continue
+            switch row(entry, features: features, result: result) {
+            case .success(let cells):
+                table.write(Data((cells.map(csvCell).joined(separator: ",") + "\n").utf8))
+                rows += 1
+                progress("[\(index + 1)/\(entries.count)] \(entry.path): \(cells[ModelFeatures.columns.count + 3]) ms, \(cells[ModelFeatures.columns.count + 4]) MiB (result \(result.id.prefix(8)))")
+            case .failure(let reason):
+                failures.append("\(entry.path): \(reason.description)")
+                progress("[\(index + 1)/\(entries.count)] \(entry.path): FAILED \(reason.description)")
             }
-            // The median of every raw timing: robust to the spikes the summary labels.
-            let latencyMs = measurement.summary.median / 1e6
-            let peakMiB = Double(measurement.peakMemoryBytes) / 1_048_576
-            let cells = [entry.model, entry.family ?? "", String(entry.synthetic ?? false)]
-                + features.model.values.map(String.init)
-                + [String(format: "%.6f", latencyMs), String(format: "%.3f", peakMiB), plan.board, plan.toolchain, result.id, entry.path]
-            table.write(Data((cells.map(csvCell).joined(separator: ",") + "\n").utf8))
-            rows += 1
-            progress("[\(index + 1)/\(entries.count)] \(entry.path): \(String(format: "%.3f", latencyMs)) ms, \(String(format: "%.1f", peakMiB)) MiB (result \(result.id.prefix(8)))")
         }
         return (rows, failures)
+    }
+
+    /// Submits every model of the manifest to the lab's queue as one series
+    /// instead of running it here: workers run them on the board like any queued
+    /// experiment, and `collect` writes the table from their results. Returns the
+    /// queued experiments and the models that could not be described, with why.
+    public func submit(manifestPath: String, series: String, user: String, to queue: LabStore) throws -> (queued: [QueuedExperiment], failures: [String]) {
+        let manifest = try Manifest.load(manifestPath)
+        let zoo = URL(fileURLWithPath: manifestPath).deletingLastPathComponent()
+        let entries = plan.limit > 0 ? Array(manifest.models.prefix(plan.limit)) : manifest.models
+        var queued = [QueuedExperiment]()
+        var failures = [String]()
+        for entry in entries {
+            let model = zoo.appendingPathComponent(entry.path).path
+            do { _ = try GraphFeatures.extract(path: model) } catch {
+                failures.append("\(entry.path): no features: \(error)")
+                continue
+            }
+            let (name, text) = experiment(entry, model: model, zoo: zoo)
+            queued.append(try queue.submit(Submission(user: user, name: name, board: plan.board, series: series, definition: text,
+                                                      directory: zoo.path), at: Date()))
+        }
+        return (queued, failures)
+    }
+
+    /// Writes the table from the finished experiments of a series `submit` queued:
+    /// a row per model whose experiment succeeded; the others are listed as still
+    /// pending (queued, running, suspended) or failed, with why.
+    public func collect(manifestPath: String, series: String, tablePath: String, from queue: LabStore) throws -> (rows: Int, pending: [String], failures: [String]) {
+        let manifest = try Manifest.load(manifestPath)
+        let zoo = URL(fileURLWithPath: manifestPath).deletingLastPathComponent()
+        let entries = plan.limit > 0 ? Array(manifest.models.prefix(plan.limit)) : manifest.models
+        // The latest submission of each name wins: a model queued again replaces its earlier try.
+        var byName = [String: QueuedExperiment]()
+        for queued in try queue.experiments(state: nil) where queued.series == series {
+            if let earlier = byName[queued.name], earlier.sequence > queued.sequence { continue }
+            byName[queued.name] = queued
+        }
+        guard !byName.isEmpty else { throw LabError.usage("the queue holds no experiment of the series '\(series)'") }
+        var lines = [Self.header.joined(separator: ",")]
+        var pending = [String]()
+        var failures = [String]()
+        for entry in entries {
+            let model = zoo.appendingPathComponent(entry.path).path
+            let (name, _) = experiment(entry, model: model, zoo: zoo)
+            guard let queued = byName[name] else {
+                failures.append("\(entry.path): not in the series '\(series)'")
+                continue
+            }
+            guard queued.state == .succeeded || queued.state == .failed else {
+                pending.append("\(entry.path): \(queued.state.rawValue)")
+                continue
+            }
+            guard let id = queued.resultID, let result = try store.result(id: id) else {
+                failures.append("\(entry.path): \(queued.state.rawValue) without a stored result\(queued.note.map { " (\($0))" } ?? "")")
+                continue
+            }
+            let features = try GraphFeatures.extract(path: model)
+            switch row(entry, features: features, result: result) {
+            case .success(let cells): lines.append(cells.map(csvCell).joined(separator: ","))
+            case .failure(let reason): failures.append("\(entry.path): \(reason.description)")
+            }
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: tablePath, atomically: true, encoding: .utf8)
+        return (lines.count - 1, pending, failures)
+    }
+
+    /// The experiment that measures one model of the zoo: its name and YAML text
+    /// (absolute paths, so that it runs from anywhere, a queue worker included).
+    private func experiment(_ entry: Manifest.Entry, model: String, zoo: URL) -> (name: String, text: String) {
+        let name = "campaign-\(URL(fileURLWithPath: entry.path).deletingPathExtension().lastPathComponent)"
+        let inputs = entry.input.map { "\(quoted($0.key)): \(quoted(zoo.appendingPathComponent($0.value).path))" }.joined(separator: ", ")
+        return (name, """
+            name: \(quoted(name))
+            model: \(quoted(model))
+            inputs: {\(inputs)}
+            reference: {toolchain: \(plan.toolchain)}
+            toolchain: {name: \(plan.toolchain), target: \(quoted(plan.target))}
+            board: \(quoted(plan.board))
+            measurement: \(plan.measurement)
+            semantic_preservation: {metric: max_abs, threshold: 1.0e-3}
+            """)
+    }
+
+    struct RowFailure: Error, CustomStringConvertible { var description: String }
+
+    /// A model's table row from its stored result, or why there is none.
+    private func row(_ entry: Manifest.Entry, features: GraphFeatures, result: ExperimentResult) -> Result<[String], RowFailure> {
+        guard result.status == .succeeded, let measurement = result.measurement else {
+            let reason = result.failure.map { "\($0.stage): \($0.reason)" } ?? "no measurement"
+            return .failure(RowFailure(description: "\(reason) (result \(result.id))"))
+        }
+        // The median of every raw timing: robust to the spikes the summary labels.
+        let latencyMs = measurement.summary.median / 1e6
+        let peakMiB = Double(measurement.peakMemoryBytes) / 1_048_576
+        // Energy per inference where the board has a power probe: its first channel with a median, in mJ.
+        let energy = result.energy?.lazy.compactMap(\.medianJ).first.map { String(format: "%.6f", $0 * 1000) } ?? ""
+        return .success([entry.model, entry.family ?? "", String(entry.synthetic ?? false)]
+            + features.model.values.map(String.init)
+            + [String(format: "%.6f", latencyMs), String(format: "%.3f", peakMiB), energy, plan.board, plan.toolchain, result.id, entry.path])
     }
 
     private func quoted(_ text: String) -> String {

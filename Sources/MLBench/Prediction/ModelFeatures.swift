@@ -54,12 +54,15 @@ public struct LayerFeatures: Codable, Sendable, Equatable {
 /// it (Conv+BatchNormalization+Add+Relu, Gemm+Relu, ...), the unit a
 /// kernel-level predictor (nn-Meter, LitePred) learns latencies of.
 ///
-/// Fusion rule: a Conv, Gemm or MatMul takes, in this order and each at most
-/// once, a BatchNormalization, an Add and an activation (not Softmax) that
-/// follow it, as long as each intermediate tensor has that node as its only
-/// consumer and is not a graph output; a BatchNormalization not preceded by a
-/// compute node takes a following activation the same way. Every other node is a
-/// kernel of its own.
+/// Fusion rule, the one ONNX Runtime's CPU execution provider applies at its
+/// default optimisation level (checked against its profiles): a Conv, Gemm or
+/// MatMul takes, in this order and each at most once, a BatchNormalization, an
+/// Add and an activation (not Softmax) that follow it, as long as each
+/// intermediate tensor has that node as its only consumer and is not a graph
+/// output; a Sigmoid whose only consumer is a Mul of the Sigmoid's own input
+/// (x · sigmoid(x), swish) is one kernel with it. Every other node, a
+/// BatchNormalization without a compute node before it included, is a kernel of
+/// its own.
 public struct KernelFeatures: Codable, Sendable, Equatable {
     /// Operator types joined with "+" ("Conv+BatchNormalization+Relu").
     public var kind: String
@@ -138,7 +141,12 @@ public struct GraphFeatures: Codable, Sendable, Equatable {
             var members = [start]
             let anchor = layers[start].node.opType
             // The stages a follower may fill, in order: BatchNormalization, Add, activation.
-            var stage = fusionAnchors.contains(anchor) ? 0 : anchor == "BatchNormalization" ? 2 : 3
+            var stage = fusionAnchors.contains(anchor) ? 0 : 3
+            if anchor == "Sigmoid", let output = layers[start].node.outputs.first, !graphOutputs.contains(output),
+               let next = consumers[output], next.count == 1, kernelOf[next[0]] < 0,
+               layers[next[0]].node.opType == "Mul", layers[next[0]].node.inputs.contains(layers[start].node.inputs[0]) {
+                members.append(next[0])
+            }
             while stage < 3 {
                 let last = layers[members[members.count - 1]]
                 guard last.node.outputs.count == 1, let output = last.node.outputs.first, !graphOutputs.contains(output),

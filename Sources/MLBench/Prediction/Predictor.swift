@@ -47,6 +47,33 @@ public struct Predictor: Sendable {
         return folder
     }
 
+    /// The predictor folders under `home.predictors` whose report (report.json,
+    /// written by train.py) says they speak for `board` and `toolchain`, in name
+    /// order. A predictor trained on a table measured with some toolchain options
+    /// (`train.py --options`) speaks only for experiments that set each of them alike.
+    public func folders(board: String, toolchain: String, options: JSONValue? = nil) -> [String] {
+        var given = [String: JSONValue]()
+        if case .object(let values)? = options { given = values }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: home.predictors.path)) ?? []
+        return names.sorted().compactMap { name in
+            let folder = home.predictors.appendingPathComponent(name)
+            guard let data = try? Data(contentsOf: folder.appendingPathComponent("report.json")),
+                  let report = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let targets = report["targets"] as? [String: Any] else { return nil }
+            let speaks = targets.values.contains { entry in
+                guard let predictor = (entry as? [String: Any])?["predictor"] as? [String: Any] else { return false }
+                guard predictor["board"] as? String == board, predictor["toolchain"] as? String == toolchain else { return false }
+                let recorded = (predictor["options"] as? [String: Any]) ?? [:]
+                return recorded.allSatisfy { key, value in
+                    guard let data = try? JSONSerialization.data(withJSONObject: value, options: .fragmentsAllowed),
+                          let wanted = try? JSONDecoder().decode(JSONValue.self, from: data) else { return false }
+                    return given[key] == wanted
+                }
+            }
+            return speaks ? folder.path : nil
+        }
+    }
+
     /// Runs one of the predictor's scripts in the environment, passing its
     /// output through; returns its exit status.
     public func runScript(_ name: String, arguments: [String], version: String? = nil) throws -> Int32 {

@@ -45,6 +45,21 @@ public struct ExperimentResult: Codable, Sendable, Equatable {
     /// were moved onto the iterations' timeline; nil when the runner does not answer
     /// `clock` (its clock is then taken to be the host's, and the log says so).
     public var clock: ClockAlignment? = nil
+    /// Set when the experiment targeted `predicted:<board>`: the values are the
+    /// predictors' and no board was touched (nil for a measured result).
+    public var prediction: PredictionRecord? = nil
+
+    /// What the predictors said in place of a measurement.
+    public struct PredictionRecord: Codable, Sendable, Equatable {
+        /// The board predicted for (without `predicted:`).
+        public var board: String
+        public var toolchain: String
+        /// Target (latency_ms, peak_memory_mb) → the prediction, with the
+        /// predictor's regressor, version and validation errors.
+        public var targets: [String: Guidance.Prediction]
+        /// The predictor folders that answered.
+        public var predictors: [String]
+    }
 
     public struct Failure: Codable, Sendable, Equatable {
         public var stage: String

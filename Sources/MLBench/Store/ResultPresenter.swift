@@ -12,6 +12,16 @@ public enum ResultPresenter {
         if let attempts = result.attempts, attempts > 1 {
             lines.append("  attempts   \(attempts) (transient faults retried)")
         }
+        if let prediction = result.prediction {
+            lines.append("  PREDICTED  for board \(prediction.board) with \(prediction.toolchain); nothing was measured")
+            for (target, value) in prediction.targets.sorted(by: { $0.key < $1.key }) {
+                let unseen = value.validation?["unseen_architectures"]
+                let errors = (unseen?["mape"] ?? nil).map { mape in
+                    String(format: ", MAPE %.1f %%", mape) + ((unseen?["within_10"] ?? nil).map { String(format: ", %.0f %% within ±10 %%", $0) } ?? "") + " on unseen architectures"
+                } ?? ""
+                lines.append("    \(target) \(String(format: "%.4g", value.value)) (\(value.regressor), version \(value.version)\(errors))")
+            }
+        }
         if let board = result.board { lines.append("  board      \(board.name) (\(board.description?.architecture ?? "?"), plugin \(board.plugin) \(board.pluginVersion))") }
         if let toolchain = result.toolchain {
             lines.append("  toolchain  \(toolchain.name) \(toolchain.version), target \(toolchain.target)")

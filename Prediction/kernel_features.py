@@ -1,0 +1,192 @@
+"""The kernel-level predictor's features of one fused kernel, shared by the
+kernel campaign (kernels.py, in ONNX Runtime's environment), the trainer and
+predict.py, so that a kernel is described the same way where it is measured
+and where it is predicted.
+
+A kernel is one entry of `mlbench features --json`'s "kernels" list: kind
+("Conv+BatchNormalization+Relu"), nodes, input and output shapes, FLOPs,
+parameters, window, strides and groups.
+"""
+
+from __future__ import annotations
+
+import math
+
+# The columns of the kernel table (kernels.py writes them, train.py reads them).
+SHAPE_COLUMNS = ["cin", "hin", "win", "cout", "hout", "wout", "kh", "kw", "stride", "groups", "flops", "params"]
+
+# A regressor per operator type; types with fewer measured kernels than this share one.
+MIN_KERNELS_PER_TYPE = 30
+
+
+def _dims(shape: list) -> tuple[int, int, int]:
+    # NCHW when rank 4; otherwise the elements per sample stand as channels.
+    if len(shape) == 4:
+        return int(shape[1]), int(shape[2]), int(shape[3])
+    per_sample = 1
+    for d in (shape[1:] if len(shape) > 1 else shape):
+        per_sample *= int(d)
+    return per_sample, 1, 1
+
+
+def shape_row(kernel: dict) -> dict:
+    """The table's description of one kernel (`mlbench features --json` spelling in, table columns out)."""
+    cin, hin, win = _dims(list(kernel.get("input_shape") or []))
+    cout, hout, wout = _dims(list(kernel.get("output_shape") or []))
+    window = list(kernel.get("kernel_shape") or [])
+    strides = list(kernel.get("strides") or [])
+    return {"kind": kernel["kind"], "op": kernel["kind"].split("+")[0],
+            "cin": cin, "hin": hin, "win": win, "cout": cout, "hout": hout, "wout": wout,
+            "kh": window[0] if window else 0, "kw": window[-1] if window else 0,
+            "stride": strides[0] if strides else 0, "groups": kernel.get("groups") or 0,
+            "flops": int(kernel["flops"]), "params": int(kernel["params"])}
+
+
+def kernel_type(row: dict) -> str:
+    """The regressor a kernel belongs to: its leading operator, convolutions split
+    into depthwise, pointwise and spatial ones (they run different code paths)."""
+    op = row["op"]
+    if op == "Conv":
+        groups, cin = float(row["groups"]), float(row["cin"])
+        if groups > 1 and groups == cin:
+            return "Conv/depthwise"
+        if float(row["kh"]) == 1 and float(row["kw"]) == 1:
+            return "Conv/pointwise"
+        return "Conv/spatial"
+    return op
+
+
+# Operators ONNX Runtime's CPU provider runs in its blocked (NCHWc) layout; between
+# one of them and another operator it inserts a layout conversion, whose time
+# counts to the blocked kernel (see kernels.py), so a kernel's neighbours matter.
+BLOCKED = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool"}
+
+
+def vector(row: dict, previous: str | None = None, following: str | None = None) -> list[float]:
+    """The regressors' input: log-scaled shapes and cost, the work per output and
+    the reduction size, channel counts' alignment to the 8- and 16-wide blocks of
+    the vector units, what is fused, and whether the kernels before and after it
+    (the leading operators, None at the graph's ends) run in the blocked layout."""
+    kind = row["kind"].split("+")
+    values = [float(row[c]) for c in SHAPE_COLUMNS]
+    cin, hin, win, cout, hout, wout, kh, kw, stride, groups, flops, params = values
+    per_group = max(groups, 1.0)
+    derived = [cin * hin * win, cout * hout * wout, flops / max(cout * hout * wout, 1.0), cin / per_group * kh * kw,
+               hout * wout, cout / per_group]
+    aligned = [float(cin % 16 == 0), float(cout % 16 == 0), float(cin % 8 == 0), float(cout % 8 == 0)]
+    fused = [float(len(kind)), float("Add" in kind[1:]), float(len(kind) > 1 and kind[-1] not in ("Add", "BatchNormalization"))]
+    context = [float(previous in BLOCKED), float(following in BLOCKED), float(previous is None), float(following is None)]
+    return [math.log1p(v) for v in values + derived] + aligned + fused + context
+
+
+def vectors(kernels: list[dict]) -> list[list[float]]:
+    """`vector` of every kernel of one model, in execution order, with its neighbours."""
+    return [vector(row, kernels[i - 1]["op"] if i > 0 else None, kernels[i + 1]["op"] if i + 1 < len(kernels) else None)
+            for i, row in enumerate(kernels)]
+
+
+class LogLinearBoosted:
+    """A ridge regression on the log features (power laws, which extrapolate to
+    shapes not seen in training) with gradient-boosted trees on its residuals
+    (what the power laws miss: blocking, cache sizes, code paths)."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def fit(self, X, y):
+        from sklearn.linear_model import Ridge
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        from xgboost import XGBRegressor
+        self.linear = make_pipeline(StandardScaler(), Ridge(alpha=1.0)).fit(X, y)
+        self.trees = XGBRegressor(n_estimators=300, max_depth=4, learning_rate=0.05, subsample=0.9,
+                                  random_state=self.seed, n_jobs=1).fit(X, y - self.linear.predict(X))
+        return self
+
+    def predict(self, X):
+        return self.linear.predict(X) + self.trees.predict(X)
+
+
+class KernelLevelPredictor:
+    """nn-Meter-style latency predictor: one regressor per kernel type on the
+    measured kernels, a model's latency the sum of its kernels' predictions,
+    calibrated by a fitted per-model overhead.
+
+    The calibration, fitted on the training models by least squares on the
+    relative error, is
+        latency ≈ a · Σ predicted kernel times + b · number of kernels + c:
+    a absorbs what the profiler misses of every kernel's time, b the runtime's
+    dispatch cost per kernel less what the profiler adds to each timed kernel
+    (it can be negative: a profiled kernel of a microsecond carries about as
+    much again in profiling), c the fixed cost of a call.
+    """
+
+    def __init__(self, regressor: str = "linxgb", seed: int = 0):
+        self.regressor = regressor
+        self.seed = seed
+        self.models: dict = {}
+        self.calibration = (1.0, 0.0, 0.0)
+
+    def _make(self):
+        if self.regressor == "linxgb":
+            return LogLinearBoosted(self.seed)
+        if self.regressor == "xgb":
+            from xgboost import XGBRegressor
+            return XGBRegressor(n_estimators=300, max_depth=6, learning_rate=0.08, subsample=0.9,
+                                random_state=self.seed, n_jobs=1)
+        if self.regressor == "rf":
+            from sklearn.ensemble import RandomForestRegressor
+            return RandomForestRegressor(n_estimators=100, min_samples_leaf=2, random_state=self.seed, n_jobs=1)
+        raise ValueError(f"kernel regressor '{self.regressor}' is none of linxgb, xgb and rf")
+
+    def _type(self, row: dict) -> str:
+        kind = kernel_type(row)
+        return kind if kind in self.models else "other"
+
+    def kernel_times(self, kernels: list[dict]):
+        import numpy as np
+        out = np.zeros(len(kernels))
+        by_type: dict = {}
+        for index, row in enumerate(kernels):
+            by_type.setdefault(self._type(row), []).append(index)
+        described = vectors(kernels)
+        for kind, indices in by_type.items():
+            X = np.array([described[i] for i in indices])
+            out[indices] = np.exp(np.clip(self.models[kind].predict(X), -50, 50))
+        return out
+
+    def _sums(self, models: list[list[dict]]):
+        import numpy as np
+        return np.array([[self.kernel_times(kernels).sum(), float(len(kernels)), 1.0] for kernels in models])
+
+    def fit(self, models: list[list[dict]], latency_ms, samples: list[list[dict]] = ()) -> "KernelLevelPredictor":
+        """`models`: each training model's kernels (table rows with `latency_ms`); `latency_ms`: end to end;
+        `samples`: kernels measured as models of their own, which train the kernel regressors only."""
+        import numpy as np
+        rows = [row for kernels in list(models) + list(samples) for row in kernels]
+        described = [vector for kernels in list(models) + list(samples) for vector in vectors(kernels)]
+        counts: dict = {}
+        for row in rows:
+            counts[kernel_type(row)] = counts.get(kernel_type(row), 0) + 1
+        grouped: dict = {}
+        for index, row in enumerate(rows):
+            kind = kernel_type(row)
+            grouped.setdefault(kind if counts[kind] >= MIN_KERNELS_PER_TYPE else "other", []).append(index)
+        if rows and "other" not in grouped:
+            grouped["other"] = list(range(len(rows)))  # a type never seen in training falls back to all kernels
+        self.models = {}
+        for kind, members in grouped.items():
+            X = np.array([described[i] for i in members])
+            y = np.log(np.maximum(np.array([float(rows[i]["latency_ms"]) for i in members]), 1e-6))
+            self.models[kind] = self._make().fit(X, y)
+        A = self._sums(models) / np.asarray(latency_ms)[:, None]
+        coefficients = np.linalg.lstsq(A, np.ones(len(A)), rcond=None)[0]
+        self.calibration = tuple(float(c) for c in coefficients)
+        return self
+
+    def predict(self, models: list[list[dict]]):
+        import numpy as np
+        # Never below a tenth of the kernels' own sum: a calibration fitted on
+        # larger models must not extrapolate a small one to nothing.
+        sums = self._sums(models)
+        return np.maximum(sums @ np.array(self.calibration), 0.1 * sums[:, 0])
