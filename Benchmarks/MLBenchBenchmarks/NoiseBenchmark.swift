@@ -1,9 +1,10 @@
 import Foundation
 import MLBench
 
-/// The sample model on the host, measured quietly and then under injected interference
-/// (busy processes on every core, switched on and off in bursts): how far our estimate
-/// and the naive one land from the quiet median, and how often our interval covers it.
+/// The sample model on the host, its runner pinned to the last core, measured quietly and
+/// then under injected interference (a busy process on that same core, switched on and
+/// off in bursts): how far our estimate and the naive one land from the quiet median, and
+/// how often our interval covers it.
 enum NoiseBenchmark {
     struct Trial {
         var result: ExperimentResult
@@ -29,13 +30,17 @@ enum NoiseBenchmark {
         // between processes, which one long run cannot see (Kalibera & Jones).
         plan.invocations = 5
         file.experiment.measurement = plan
+        // The runner on one core, quiet or not, and the hog on the same core: the
+        // interference the methodology has to see through (a co-scheduled process).
+        let core = ProcessInfo.processInfo.activeProcessorCount - 1
+        file.experiment.conditions = (file.experiment.conditions ?? [:]).merging(["cpus": String(core)]) { $1 }
 
         var quiet = [Trial]()
         for _ in 0..<quietTrials { quiet.append(try trial(runner, file)) }
         let quietMedian = Statistics.quantile(sorted: quiet.map(\.rawMedian).sorted(), 0.5)
         print(String(format: "   quiet median (median of %d trials' medians): %@", quietTrials, ResultPresenter.duration(quietMedian)))
 
-        let interference = Interference(processes: ProcessInfo.processInfo.activeProcessorCount, onS: 0.15, offS: 0.35)
+        let interference = Interference(processes: 1, cpu: core, onS: 0.15, offS: 0.35)
         try interference.start()
         var noisy = [Trial]()
         defer { interference.stop() }
@@ -89,18 +94,20 @@ enum NoiseBenchmark {
     }
 }
 
-/// Busy processes, one per core, stopped and continued in bursts (on `onS`, off `offS`)
-/// from a thread of this process; all killed by `stop`.
+/// Busy processes, pinned to `cpu` when given, stopped and continued in bursts (on
+/// `onS`, off `offS`) from a thread of this process; all killed by `stop`.
 final class Interference: @unchecked Sendable {
     let processes: Int
+    let cpu: Int?
     let onS: Double
     let offS: Double
     private var pids: [pid_t] = []
     private let lock = NSLock()
     private var running = false
 
-    init(processes: Int, onS: Double, offS: Double) {
+    init(processes: Int, cpu: Int? = nil, onS: Double, offS: Double) {
         self.processes = processes
+        self.cpu = cpu
         self.onS = onS
         self.offS = offS
     }
@@ -108,8 +115,9 @@ final class Interference: @unchecked Sendable {
     func start() throws {
         for _ in 0..<processes {
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = ["-c", "while :; do :; done"]
+            // taskset (util-linux) pins the busy loop before it starts.
+            process.executableURL = URL(fileURLWithPath: cpu == nil ? "/bin/sh" : "/usr/bin/taskset")
+            process.arguments = (cpu.map { ["-c", String($0), "/bin/sh"] } ?? []) + ["-c", "while :; do :; done"]
             try process.run()
             pids.append(process.processIdentifier)
         }
