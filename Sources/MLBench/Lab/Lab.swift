@@ -31,13 +31,11 @@ public final class Lab: @unchecked Sendable {
         // A `python` setting names an interpreter the operator installed (JetPack's
         // TensorRT, say): then no managed environment is needed.
         if provision?.environment != nil, entry.settings?["python"] == nil {
-            environment = environments.environment(entry.plugin, version: version)
-            record = environment.flatMap { info in environments.installed(entry.plugin).first { $0.version == info.version } }
-            if environment == nil {
-                let installed = environments.installed(entry.plugin).map(\.version)
-                let which = version.map { "version \($0) of toolchain '\(name)' is not installed" } ?? "toolchain '\(name)' has no installed environment"
-                throw LabError.environment("\(which) (installed: \(installed.isEmpty ? "none" : installed.joined(separator: ", "))); run `mlbench toolchains install \(entry.plugin)\(version.map { " --version \($0)" } ?? "")`")
-            }
+            let installed = try environments.required(entry.plugin, version: version, what: "toolchain '\(name)'",
+                                                      install: "mlbench toolchains install \(entry.plugin)")
+            record = installed
+            environment = EnvironmentInfo(version: installed.version, root: environments.folder(entry.plugin, installed.version).path,
+                                          python: installed.python)
         }
         return try PluginToolchain(plugin: plugin, kind: entry.kind, configuration: PluginConfiguration(
             kind: entry.kind ?? "", pluginDirectory: plugin.discovered.directory,

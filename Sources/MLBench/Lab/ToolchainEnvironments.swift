@@ -40,11 +40,15 @@ public struct ToolchainEnvironments: Sendable {
         }.sorted { VersionOrder.less($1.version, $0.version) }
     }
 
-    /// The environment of `version`, or the newest one.
-    public func environment(_ toolchain: String, version: String?) -> EnvironmentInfo? {
+    /// The installed environment of `version`, or the newest one; when there is none,
+    /// an error that names `what` is missing, what is installed, and the command
+    /// (`install`, without `--version`) that installs it.
+    public func required(_ toolchain: String, version: String?, what: String, install: String) throws -> Record {
         let records = installed(toolchain)
-        guard let record = version.map({ wanted in records.first { $0.version == wanted } }) ?? records.first else { return nil }
-        return EnvironmentInfo(version: record.version, root: folder(toolchain, record.version).path, python: record.python)
+        if let record = version.map({ wanted in records.first { $0.version == wanted } }) ?? records.first { return record }
+        let which = version.map { "version \($0) of \(what) is not installed" } ?? "\(what) has no installed environment"
+        throw LabError.environment("\(which) (installed: \(records.isEmpty ? "none" : records.map(\.version).joined(separator: ", "))); "
+                                   + "run `\(install)\(version.map { " --version \($0)" } ?? "")`")
     }
 
     /// Creates the environment of `version` with pip. Nothing is left behind on

@@ -65,10 +65,8 @@ public struct KernelCampaign {
         let zoo = URL(fileURLWithPath: manifestPath).deletingLastPathComponent()
         let entries = plan.limit > 0 ? Array(manifest.models.prefix(plan.limit)) : manifest.models
         guard !entries.isEmpty else { throw LabError.usage("the zoo manifest '\(manifestPath)' lists no model") }
-        let installed = ToolchainEnvironments(home: home).installed("onnxruntime")
-        guard let environment = plan.version.map({ wanted in installed.first { $0.version == wanted } }) ?? installed.first else {
-            throw LabError.environment("ONNX Runtime\(plan.version.map { " \($0)" } ?? "") is not installed (installed: \(installed.isEmpty ? "none" : installed.map(\.version).joined(separator: ", "))); run `mlbench toolchains install onnxruntime`")
-        }
+        let environment = try ToolchainEnvironments(home: home).required("onnxruntime", version: plan.version, what: "ONNX Runtime",
+                                                                          install: "mlbench toolchains install onnxruntime")
         var failures = [String]()
         var jobs = [Job]()
         for entry in entries {

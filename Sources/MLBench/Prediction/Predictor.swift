@@ -26,12 +26,7 @@ public struct Predictor: Sendable {
 
     /// The installed environment of `version`, or the newest; an error saying how to install one otherwise.
     public func environment(version: String? = nil) throws -> ToolchainEnvironments.Record {
-        let installed = environments.installed(Self.environmentName)
-        guard let record = version.map({ wanted in installed.first { $0.version == wanted } }) ?? installed.first else {
-            let which = version.map { "version \($0) of the predictor environment is not installed" } ?? "the predictor environment is not installed"
-            throw LabError.environment("\(which) (installed: \(installed.isEmpty ? "none" : installed.map(\.version).joined(separator: ", "))); run `mlbench predictor install\(version.map { " --version \($0)" } ?? "")`")
-        }
-        return record
+        try environments.required(Self.environmentName, version: version, what: "the predictor", install: "mlbench predictor install")
     }
 
     /// The folder holding `zoo.py` and `train.py`: $MLBENCH_PREDICTION_PATH, else
