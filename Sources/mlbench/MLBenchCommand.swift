@@ -223,7 +223,7 @@ struct Guide: ParsableCommand {
     @Option(help: "The cost to rank by: latency, memory or energy (energy: a predictor of energy_mj, or measured with --search on a board with a power probe).") var cost: Guidance.Cost = .latency
     @Option(name: .customLong("max-latency-ms"), help: "The largest predicted latency allowed, in ms.") var maxLatencyMs: Double?
     @Option(name: .customLong("max-memory-mb"), help: "The largest predicted peak memory allowed, in MiB.") var maxMemoryMb: Double?
-    @Option(help: "A folder of trained predictors (mlbench predictor train --output); repeatable, one per board and toolchain.") var predictor: [String] = []
+    @Option(help: "A folder of trained predictors (mlbench predictor train --output); repeatable, one per board and toolchain. Without it, every predictor trained into the lab's predictors folder ($MLBENCH_HOME/predictors).") var predictor: [String] = []
     @Flag(help: "Print the verdicts as JSON.") var json = false
     @Option(help: "Search the toolchain's option space of --experiment: grid, random or model (a surrogate picks the next options by predicted cost and uncertainty).") var search: OptionSearch.Strategy?
     @Option(help: "The experiment whose toolchain options the search varies (its model, inputs, board and measurement are kept).") var experiment: String?
@@ -244,6 +244,7 @@ struct Guide: ParsableCommand {
             let lab = try options.lab()
             var predictions = [String: [String: Guidance.Prediction]]()
             var unpredictable: String?
+            let predictor = self.predictor.isEmpty ? Predictor(home: lab.home).trained() : self.predictor
             if !predictor.isEmpty {
                 // A model the predictors cannot describe is still checked; it is only not predicted.
                 let features: GraphFeatures?

@@ -300,6 +300,10 @@ final class PredictorTests: LabTestCase {
         let candidates = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(guided.stdout.utf8)) as? [String: Any])?["candidates"] as? [[String: Any]], guided.output)
         let onnxruntime = try XCTUnwrap(candidates.first { $0["toolchain"] as? String == "onnxruntime" })
         XCTAssertEqual(try XCTUnwrap((onnxruntime["latency_ms"] as? [String: Any])?["value"] as? Double), latency.value, accuracy: 1e-12)
+        // Without --predictor, guide asks the predictors trained into the lab's predictors folder.
+        let byDefault = try MLBenchBinary.run(["guide", "--json", sample.appendingPathComponent("model.onnx").path], home: home)
+        XCTAssertEqual(byDefault.status, guided.status, byDefault.output)
+        XCTAssertEqual(byDefault.stdout, guided.stdout)
         XCTAssertNil(result.board, "no board was touched")
         XCTAssertNil(result.measurement)
         XCTAssertNil(result.toolchain?.artifactSHA256)

@@ -42,6 +42,13 @@ public struct Predictor: Sendable {
         return folder
     }
 
+    /// Every trained predictor under the lab's predictors folder (those with a report.json), by name.
+    public func trained() -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: home.predictors.path)) ?? []
+        return names.sorted().map { home.predictors.appendingPathComponent($0).path }
+            .filter { FileManager.default.fileExists(atPath: URL(fileURLWithPath: $0).appendingPathComponent("report.json").path) }
+    }
+
     /// The predictor folders under `home.predictors` whose report (report.json,
     /// written by train.py) says they speak for `board` and `toolchain`, in name
     /// order. A predictor trained on a table measured with some toolchain options
@@ -49,9 +56,8 @@ public struct Predictor: Sendable {
     public func folders(board: String, toolchain: String, options: JSONValue? = nil) -> [String] {
         var given = [String: JSONValue]()
         if case .object(let values)? = options { given = values }
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: home.predictors.path)) ?? []
-        return names.sorted().compactMap { name in
-            let folder = home.predictors.appendingPathComponent(name)
+        return trained().compactMap { path in
+            let folder = URL(fileURLWithPath: path)
             guard let data = try? Data(contentsOf: folder.appendingPathComponent("report.json")),
                   let report = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                   let targets = report["targets"] as? [String: Any] else { return nil }
