@@ -64,6 +64,20 @@ final class EnergyTests: XCTestCase {
         XCTAssertEqual(energy.iterations, 1)
         XCTAssertEqual(energy.uncoveredIterations, 1)
     }
+
+    /// A 100 Hz meter that delivered one sample every 100 ms: every interval is a gap,
+    /// more than the record lists; an iteration in one past the listed ones is still uncovered.
+    func testGapsBeyondTheListedOnesAreUncoveredToo() throws {
+        let samples = (0..<150).map { ProbeSample(timestampNs: Int64($0) * 100_000_000, channel: 0, value: 2) }
+        var sparse = ProbeRecorder.Record(name: "meter", channels: [ProbeChannel(name: "power", unit: "W")], rateHz: 100, samples: samples,
+                                          startedNs: 0, stoppedNs: 14_900_000_000, failure: nil, gap: nil)
+        sparse.sampling = ChannelSampling.analyze(sparse)
+        XCTAssertEqual(sparse.sampling?.first?.gapCount, 149)
+        XCTAssertEqual(sparse.sampling?.first?.gaps.count, ChannelSampling.maximumGapsListed)
+        let energy = try XCTUnwrap(EnergyPerInference.analyze(sparse, startsNs: [14_000_000_000 + 50_000_000], durationsNs: [1_000_000]).first)
+        XCTAssertEqual(energy.uncoveredIterations, 1)
+        XCTAssertEqual(energy.iterations, 0)
+    }
 }
 
 /// Sampling against the methodology's goals: power every 20 ms, temperature every 100 ms.

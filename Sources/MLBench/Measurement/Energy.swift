@@ -13,15 +13,17 @@ public enum EnergyPerInference {
         record.channels.enumerated().compactMap { index, channel -> EnergyRecord? in
             guard channel.unit == "W" else { return nil }
             let samples = record.samples.filter { $0.channel == UInt32(index) }.sorted { $0.timestampNs < $1.timestampNs }
-            // The failure's gap and the channel's own gaps: no power is interpolated across them.
-            let gaps = [record.gap].compactMap { $0 } + (record.sampling?.first { $0.channel == channel.name }?.gaps ?? [])
+            // No power is interpolated across the failure's gap, nor across an interval
+            // between samples that the channel's sampling judged a gap (all of them, not
+            // only the ones the record lists).
+            let sampling = record.sampling.flatMap { $0.indices.contains(index) ? $0[index] : nil }
             var joules = [Double]()
             var uncovered = 0
             var covered = 0.0  // ns of the iterations whose energy is known
             for (start, duration) in zip(startsNs, durationsNs) {
                 let end = start + duration
-                let inGap = gaps.contains { start < $0.toNs && end > $0.fromNs }
-                if !inGap, let energy = integrate(samples, from: start, to: end) {
+                let inGap = record.gap.map { start < $0.toNs && end > $0.fromNs } ?? false
+                if !inGap, let energy = integrate(samples, from: start, to: end, maxIntervalNs: sampling?.gapThresholdNs) {
                     joules.append(energy)
                     covered += Double(duration)
                 } else {
@@ -42,8 +44,9 @@ public enum EnergyPerInference {
     }
 
     /// ∫ P dt over [from, to] in joules, P linear between samples; nil when the
-    /// samples do not span the window.
-    static func integrate(_ samples: [ProbeSample], from: Int64, to: Int64) -> Double? {
+    /// samples do not span the window, or when the window meets an interval between
+    /// samples longer than `maxIntervalNs` (a gap: the line across it is a guess).
+    static func integrate(_ samples: [ProbeSample], from: Int64, to: Int64, maxIntervalNs: Int64? = nil) -> Double? {
         guard let first = samples.first, let last = samples.last, first.timestampNs <= from, last.timestampNs >= to, to >= from else {
             return nil
         }
@@ -62,6 +65,7 @@ public enum EnergyPerInference {
         var t = from
         while t < to, index + 1 < samples.count {
             let a = samples[index], b = samples[index + 1]
+            if let maxIntervalNs, b.timestampNs - a.timestampNs > maxIntervalNs { return nil }
             let segmentEnd = min(to, b.timestampNs)
             if segmentEnd > t {
                 energy += 0.5 * (power(at: t, between: a, and: b) + power(at: segmentEnd, between: a, and: b)) * Double(segmentEnd - t) / 1e9

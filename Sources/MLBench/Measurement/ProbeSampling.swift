@@ -21,6 +21,8 @@ public struct ChannelSampling: Codable, Sendable, Equatable {
     public var maxIntervalNs: Int64?
     /// The longest interval the methodology allows for this unit (nil: no goal).
     public var goalIntervalNs: Int64?
+    /// Intervals between samples longer than this are gaps (nil with fewer than two samples).
+    public var gapThresholdNs: Int64?
     public var verdict: Verdict
     /// Intervals without samples, on CLOCK_MONOTONIC: the first `maximumGapsListed`;
     /// `gapCount` counts them all.
@@ -70,7 +72,7 @@ public struct ChannelSampling: Codable, Sendable, Equatable {
         let goal = goalIntervalsNs[channel.unit]
         var entry = ChannelSampling(channel: channel.name, unit: channel.unit, samples: times.count, requestedHz: nominalHz,
                                     achievedHz: nil, requestedRateMissed: false, medianIntervalNs: nil, maxIntervalNs: nil,
-                                    goalIntervalNs: goal, verdict: .tooFewSamples, gaps: [], gapCount: 0, note: "")
+                                    goalIntervalNs: goal, gapThresholdNs: nil, verdict: .tooFewSamples, gaps: [], gapCount: 0, note: "")
         guard times.count >= 2, let first = times.first, let last = times.last, last > first else {
             entry.note = "\(times.count) sample(s): no sampling interval to judge"
             return entry
@@ -84,8 +86,9 @@ public struct ChannelSampling: Codable, Sendable, Equatable {
         let expected = max(nominalNs ?? Double(median), 1)
         // Within the goal's interval a hole is no gap: a power series sampled every
         // 20 ms meets the methodology, so a kHz meter pausing 1 ms has lost nothing.
-        let gapNs = max(gapPeriods * expected, Double(goal ?? 0))
-        let gaps = zip(times, times.dropFirst()).filter { Double($1 - $0) > gapNs }
+        let gapNs = Int64(max(gapPeriods * expected, Double(goal ?? 0)))
+        entry.gapThresholdNs = gapNs
+        let gaps = zip(times, times.dropFirst()).filter { $1 - $0 > gapNs }
             .map { ProbeRecorder.Gap(fromNs: $0, toNs: $1) }
         entry.gaps = Array(gaps.prefix(maximumGapsListed))
         entry.gapCount = gaps.count
