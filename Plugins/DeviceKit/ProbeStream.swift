@@ -4,14 +4,6 @@ import MLBenchPluginKit
 import Glibc
 #endif
 
-/// CLOCK_MONOTONIC in nanoseconds: the clock of runner timestamps, so probe
-/// samples and iterations line up.
-public func monotonicNanoseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-}
-
 /// Runs a probe's read loop on its own thread and delivers batches of samples.
 ///
 /// The loop calls `read` until `stop` is asked or `read` throws. An error ends

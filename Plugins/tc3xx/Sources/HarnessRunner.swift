@@ -120,7 +120,7 @@ final class HarnessRunner {
             case "outputs": return try outputs(command)
             case "quit": return #"{"ok":true}"#
             // The clock the starts are taken on (the host's: the harness sends only laps).
-            case "clock": return try JSONCoding.encode(Clock(nowNs: Int64(DispatchTime.now().uptimeNanoseconds)))
+            case "clock": return try JSONCoding.encode(Clock(nowNs: monotonicNanoseconds()))
             default: throw PluginFailure(.invalidRequest, "unknown op '\(command.op)'")
             }
         } catch {
@@ -146,7 +146,7 @@ final class HarnessRunner {
             throw PluginFailure(.invalidRequest, "load: no input named '\(spec.name)' (given: \((command.inputs ?? [:]).keys.sorted().joined(separator: ", ")))")
         }
         try PlainFileName.check(file, step: "load")
-        let began = DispatchTime.now().uptimeNanoseconds
+        let began = monotonicNanoseconds()
         let tensor = try NPY.read(contentsOf: directory.appendingPathComponent(file))
         guard tensor.shape.count >= 1, tensor.elementCount / max(tensor.shape[0], 1) == spec.elementCount else {
             throw PluginFailure(.invalidRequest, "load: \(file) has shape \(tensor.shape); the model takes samples of shape \(spec.shape)")
@@ -155,7 +155,7 @@ final class HarnessRunner {
         samples = (0..<tensor.shape[0]).map { HarnessBytes.encode(tensor.values[($0 * per)..<(($0 + 1) * per)], dtype: spec.dtype) }
         loadedSample = nil
         try select(0)
-        return try JSONCoding.encode(Loaded(samples: samples.count, loadNs: Int64(DispatchTime.now().uptimeNanoseconds - began)))
+        return try JSONCoding.encode(Loaded(samples: samples.count, loadNs: monotonicNanoseconds() - began))
     }
 
     private func select(_ sample: Int) throws {
@@ -175,7 +175,7 @@ final class HarnessRunner {
         let iterations = command.iterations ?? 1
         guard iterations > 0 else { throw PluginFailure(.invalidRequest, "run: iterations must be positive") }
         try select(command.sample ?? 0)
-        let began = Int64(DispatchTime.now().uptimeNanoseconds)
+        let began = monotonicNanoseconds()
         let result = try harness.infer(iterations)
         lastCounters = result.counters
         countedInferences = iterations

@@ -96,9 +96,9 @@ final class DeployedRunner {
     func clockOffset(exchanges count: Int = 16) throws -> ClockOffset? {
         var exchanges = [ClockExchange]()
         for _ in 0..<count {
-            let sent = ProbeRecorder.now()
+            let sent = monotonicNanoseconds()
             let reply: RunnerClock = try request(.clock, stage: stagePrefix + "clock")
-            exchanges.append(ClockExchange(sentNs: sent, runnerNs: reply.nowNs, receivedNs: ProbeRecorder.now()))
+            exchanges.append(ClockExchange(sentNs: sent, runnerNs: reply.nowNs, receivedNs: monotonicNanoseconds()))
         }
         return ClockOffset.estimate(exchanges)
     }

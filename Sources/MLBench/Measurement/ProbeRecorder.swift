@@ -1,8 +1,5 @@
 import Foundation
 import MLBenchCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Probes sampling alongside a measurement. Each probe streams into its own
 /// record; a probe that fails to start, or whose stream ends early (a meter
@@ -59,12 +56,6 @@ public final class ProbeRecorder: @unchecked Sendable {
 
     public init(probes: [(name: String, probe: any Probe)]) { self.probes = probes }
 
-    static func now() -> Int64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
-    }
-
     /// Starts every probe; one that cannot start is recorded as failed, not thrown.
     /// Then waits, up to `firstSampleTimeout` seconds, until every started probe has
     /// delivered a sample: a sampler that takes time to come up (a loop started over
@@ -73,9 +64,9 @@ public final class ProbeRecorder: @unchecked Sendable {
     @discardableResult
     public func start(firstSampleTimeout: Double = 5) -> [String] {
         startSampling()
-        let deadline = ProbeRecorder.now() + Int64(firstSampleTimeout * 1e9)
+        let deadline = monotonicNanoseconds() + Int64(firstSampleTimeout * 1e9)
         var waiting = running.filter { $0.failure == nil && $0.sink.count == 0 }
-        while !waiting.isEmpty, ProbeRecorder.now() < deadline {
+        while !waiting.isEmpty, monotonicNanoseconds() < deadline {
             usleep(2_000)
             waiting = waiting.filter { $0.sink.count == 0 }
         }
@@ -83,7 +74,7 @@ public final class ProbeRecorder: @unchecked Sendable {
     }
 
     private func startSampling() {
-        startedNs = ProbeRecorder.now()
+        startedNs = monotonicNanoseconds()
         running = probes.map { name, probe in
             let sink = ProbeSampleBuffer()
             do {
@@ -108,7 +99,7 @@ public final class ProbeRecorder: @unchecked Sendable {
             return nil
         }
         let onRunner = { (hostNs: Int64) in alignment?.runnerTime(hostNs: hostNs) ?? hostNs }
-        let (started, stopped) = (onRunner(startedNs), onRunner(ProbeRecorder.now()))
+        let (started, stopped) = (onRunner(startedNs), onRunner(monotonicNanoseconds()))
         return zip(running, failures).map { entry, failure in
             let onBoard = entry.description.clock == "board"
             var samples = entry.sink.all
