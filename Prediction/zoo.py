@@ -313,60 +313,112 @@ def synthetic_architectures(count: int, rng: np.random.Generator, sizes: list[in
 
 
 # --- kernel samples ----------------------------------------------------------
+# A kernel sample is a short chain of random fused kernels, each fed by the one
+# before, so that its kernels run where a network's do: between other kernels,
+# in ONNX Runtime's blocked layout where their neighbours are, not only at the
+# graph's ends, whose layout conversions a lone kernel pays. The building
+# blocks are those CNNs are made of (nn-Meter's kernel types); the shapes come
+# from a prior of their own, drawn without looking at the zoo's architectures.
 
-SAMPLE_CHANNELS = (3, 8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 256)
-SAMPLE_SIZES = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128)
-SAMPLE_KINDS = ("conv_bn_relu", "conv_bn", "conv_bn_relu6", "conv_relu", "conv_sigmoid", "maxpool", "averagepool", "concat")
+SAMPLE_SIZES = (4, 7, 8, 14, 16, 24, 28, 32, 48, 56, 64, 96, 112, 128)
+SAMPLE_BLOCKS = ("conv_bn_relu", "conv_bn", "conv_bn_relu6", "conv_bn_swish", "conv_relu", "conv",
+                 "depthwise_bn_relu", "depthwise_bn_relu6", "depthwise_bn_swish", "depthwise_bn",
+                 "bn_relu_conv", "maxpool", "averagepool", "concat", "residual", "squeeze_excite", "shuffle")
+MAX_CHAIN = 6
+MAX_SAMPLE_FLOPS = 1.5e9  # about 50 ms a run on one CPU core
+
+
+def output_side(side: int, kernel: int, stride: int) -> int:
+    """A block's output height: odd windows are padded to keep the size ("same"),
+    the pools' window of 2 is not padded."""
+    return (side - kernel) // stride + 1 if kernel % 2 == 0 else (side + stride - 1) // stride
+
+
+def sample_channels(rng: np.random.Generator) -> int:
+    """Channel counts as networks use them: mostly multiples of 8 from 8 to 512
+    (log-uniform), sometimes any count from 3 to 64."""
+    if rng.random() < 0.7:
+        return 8 * int(np.exp(rng.uniform(0, np.log(64))))
+    return int(np.exp(rng.uniform(np.log(3), np.log(65))))
 
 
 def kernel_sample(rng: np.random.Generator, number: int) -> tuple[str, dict]:
-    """One fused kernel as its own model (nn-Meter's kernel sampling): its kind,
-    channels, input size, window and stride drawn at random, the work capped so
-    that one run stays below about 50 ms on a CPU core."""
+    """One kernel sample: input channels and size, then 1 to 6 blocks with their
+    output channels, windows and strides drawn at random, and a classifier
+    (global pooling, fully connected) at the end of some; chains whose work
+    exceeds about 50 ms a run on a CPU core are drawn again."""
     while True:
-        kind = SAMPLE_KINDS[rng.integers(len(SAMPLE_KINDS))]
-        cin = int(SAMPLE_CHANNELS[rng.integers(len(SAMPLE_CHANNELS))])
-        cout = int(SAMPLE_CHANNELS[rng.integers(1, len(SAMPLE_CHANNELS))])
-        size = int(SAMPLE_SIZES[rng.integers(len(SAMPLE_SIZES))])
-        kernel = int((1, 3, 5, 7)[rng.integers(4)]) if kind != "conv_sigmoid" else 1
-        stride = int((1, 2)[rng.integers(2)])
-        depthwise = kind.startswith("conv") and kind != "conv_sigmoid" and cin > 3 and rng.random() < 0.3
-        if kind in ("maxpool", "averagepool"):
-            kernel = int((2, 3)[rng.integers(2)])
-        if depthwise:
-            cout = cin
-        if size < kernel:
-            continue
-        out = (size + stride - 1) // stride
-        flops = 2 * cout * out * out * (1 if depthwise else cin) * kernel * kernel
-        if flops > 1.5e9:
-            continue
-        name = f"kernel_{number:04d}_{kind}_{cin}_{cout}_{size}_k{kernel}_s{stride}{'_dw' if depthwise else ''}"
-        return name, {"kind": kind, "cin": cin, "cout": cout, "size": size, "kernel": kernel, "stride": stride,
-                      "depthwise": bool(depthwise)}
+        cin, size = sample_channels(rng), int(SAMPLE_SIZES[rng.integers(len(SAMPLE_SIZES))])
+        channels, side, flops, blocks = cin, size, 0.0, []
+        for _ in range(int(rng.integers(1, MAX_CHAIN + 1))):
+            kind = SAMPLE_BLOCKS[rng.integers(len(SAMPLE_BLOCKS))]
+            kernel = int((1, 3, 5, 7)[rng.integers(4)])
+            if kind in ("maxpool", "averagepool"):
+                kernel = int((2, 3)[rng.integers(2)])
+            if kind in ("concat", "squeeze_excite", "shuffle"):
+                kernel = 1
+            stride = int((1, 2)[rng.integers(2)]) if kind not in ("concat", "residual", "squeeze_excite", "shuffle") else 1
+            out = channels if kind.startswith("depthwise") or kind in ("maxpool", "averagepool", "residual", "shuffle") \
+                else sample_channels(rng)
+            if kind == "squeeze_excite":
+                out = max(1, channels // 4)  # the reduced width; the block keeps its channels
+            if kind == "shuffle" and channels % 2:
+                continue
+            if side < kernel or (kind == "residual" and side < 3):
+                break
+            new_side = output_side(side, kernel, stride)
+            per_output = {"concat": channels, "squeeze_excite": 0, "shuffle": 0, "maxpool": 0, "averagepool": 0}
+            window = kernel * kernel * (1 if kind.startswith("depthwise") else channels)
+            flops += 2.0 * out * new_side * new_side * per_output.get(kind, window)
+            if kind == "residual":
+                flops += 2.0 * channels * channels * 9 * side * side
+            blocks.append({"kind": kind, "cout": out, "kernel": kernel, "stride": stride})
+            side = new_side
+            channels = channels + out if kind == "concat" else (channels if kind == "squeeze_excite" else out)
+        if blocks and rng.random() < 0.3:
+            blocks.append({"kind": "classifier", "cout": CLASSES, "kernel": 1, "stride": 1})
+        if blocks and flops <= MAX_SAMPLE_FLOPS:
+            kinds = "_".join(b["kind"] for b in blocks[:2]) + ("_etc" if len(blocks) > 2 else "")
+            return f"kernel_{number:04d}_{cin}_{size}_{len(blocks)}_{kinds}", {"cin": cin, "size": size, "blocks": blocks}
+
+
+ACTIVATIONS = {"relu": "relu", "relu6": "relu6", "swish": "swish"}
 
 
 def kernel_model(name: str, config: dict, rng: np.random.Generator) -> onnx.ModelProto:
     g = Graph(name, rng, config["cin"], config["size"])
-    kind, cin, cout, kernel, stride = config["kind"], config["cin"], config["cout"], config["kernel"], config["stride"]
-    groups = cin if config["depthwise"] else 1
-    if kind == "conv_bn_relu":
-        y = g.conv_bn("image", cin, cout, kernel, stride, groups, g.relu)
-    elif kind == "conv_bn":
-        y = g.conv_bn("image", cin, cout, kernel, stride, groups)
-    elif kind == "conv_bn_relu6":
-        y = g.conv_bn("image", cin, cout, kernel, stride, groups, g.relu6)
-    elif kind == "conv_relu":
-        y = g.relu(g.conv("image", cin, cout, kernel, stride, groups, bias=True))
-    elif kind == "conv_sigmoid":
-        y = g.node("Sigmoid", [g.conv("image", cin, cout, 1, 1, bias=True)])[0]
-    elif kind in ("maxpool", "averagepool"):
-        pad = kernel // 2 if kernel % 2 else 0
-        y = g.node("MaxPool" if kind == "maxpool" else "AveragePool", ["image"], kernel_shape=[kernel, kernel],
-                   strides=[stride, stride], pads=[pad] * 4)[0]
-    else:
-        y = g.node("Concat", ["image", g.conv("image", cin, cout, 1)], axis=1)[0]
-    output = helper.make_tensor_value_info(y, TensorProto.FLOAT, None)
+    x, channels, side = "image", config["cin"], config["size"]
+    for block in config["blocks"]:
+        kind, out, kernel, stride = block["kind"], block["cout"], block["kernel"], block["stride"]
+        activation = getattr(g, kind.rsplit("_", 1)[-1]) if kind.rsplit("_", 1)[-1] in ACTIVATIONS else None
+        if kind.startswith("conv_bn"):
+            x = g.conv_bn(x, channels, out, kernel, stride, activation=activation)
+        elif kind == "conv_relu":
+            x = g.relu(g.conv(x, channels, out, kernel, stride, bias=True))
+        elif kind == "conv":
+            x = g.conv(x, channels, out, kernel, stride, bias=True)
+        elif kind.startswith("depthwise"):
+            x = g.conv_bn(x, channels, channels, kernel, stride, groups=channels, activation=activation)
+        elif kind == "bn_relu_conv":
+            x = g.conv(g.relu(g.bn(x, channels)), channels, out, kernel, stride)
+        elif kind in ("maxpool", "averagepool"):
+            pad = kernel // 2 if kernel % 2 else 0
+            x = g.node("MaxPool" if kind == "maxpool" else "AveragePool", [x], kernel_shape=[kernel, kernel],
+                       strides=[stride, stride], pads=[pad] * 4)[0]
+        elif kind == "concat":
+            x = g.node("Concat", [x, g.conv(x, channels, out, 1)], axis=1)[0]
+            out = channels + out
+        elif kind == "residual":
+            x = g.relu(g.node("Add", [g.conv_bn(x, channels, channels, 3), x])[0])
+        elif kind == "squeeze_excite":
+            x = squeeze_excite(g, x, channels, out)
+            out = channels
+        elif kind == "shuffle":
+            x = channel_shuffle(g, x, channels, side)
+        else:  # the classifier, always last
+            x = g.classifier(x, channels)
+        channels, side = out, output_side(side, kernel, stride)
+    output = helper.make_tensor_value_info(x, TensorProto.FLOAT, None)
     graph = helper.make_graph(g.nodes, name, [g.input], [output], initializer=g.initializers)
     model = helper.make_model(graph, producer_name="mlbench-zoo", opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = IR_VERSION
@@ -397,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", default="0.25,0.5", help="width multipliers of the standard families (default 0.25,0.5)")
     parser.add_argument("--limit", type=int, default=0, help="keep only the first N architectures of each family (0: all)")
     parser.add_argument("--kernel-samples", type=int, default=0,
-                        help="also N single-kernel models (family 'kernel'): random fused kernels for the kernel-level "
+                        help="also N kernel samples (family 'kernel'): chains of random fused kernels for the kernel-level "
                              "predictor's training, never evaluated as architectures (default 0)")
     args = parser.parse_args(argv)
     sizes = parse_list(args.sizes, int, "sizes")
