@@ -62,11 +62,19 @@ def kernel_type(row: dict) -> str:
 BLOCKED = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool"}
 
 
+# The leading operators told apart in the regressors' input: kernel types with
+# too few measured kernels share a regressor, which must still tell a Gemm
+# from a Flatten.
+OPERATORS = ("Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "Clip", "Sigmoid", "Mul", "Add", "Concat",
+             "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Transpose", "Split")
+
+
 def vector(row: dict, previous: str | None = None, following: str | None = None) -> list[float]:
     """The regressors' input: log-scaled shapes and cost, the work per output and
     the reduction size, channel counts' alignment to the 8- and 16-wide blocks of
-    the vector units, what is fused, and whether the kernels before and after it
-    (the leading operators, None at the graph's ends) run in the blocked layout."""
+    the vector units, what is fused, whether the kernels before and after it
+    (the leading operators, None at the graph's ends) run in the blocked layout,
+    and the leading operator."""
     kind = row["kind"].split("+")
     values = [float(row[c]) for c in SHAPE_COLUMNS]
     cin, hin, win, cout, hout, wout, kh, kw, stride, groups, flops, params = values
@@ -76,7 +84,8 @@ def vector(row: dict, previous: str | None = None, following: str | None = None)
     aligned = [float(cin % 16 == 0), float(cout % 16 == 0), float(cin % 8 == 0), float(cout % 8 == 0)]
     fused = [float(len(kind)), float("Add" in kind[1:]), float(len(kind) > 1 and kind[-1] not in ("Add", "BatchNormalization"))]
     context = [float(previous in BLOCKED), float(following in BLOCKED), float(previous is None), float(following is None)]
-    return [math.log1p(v) for v in values + derived] + aligned + fused + context
+    operator = [float(row["op"] == op) for op in OPERATORS]
+    return [math.log1p(v) for v in values + derived] + aligned + fused + context + operator
 
 
 def vectors(kernels: list[dict]) -> list[list[float]]:
@@ -85,26 +94,30 @@ def vectors(kernels: list[dict]) -> list[list[float]]:
             for i, row in enumerate(kernels)]
 
 
+# The column of `vector` that holds log FLOPs.
+FLOPS_COLUMN = SHAPE_COLUMNS.index("flops")
+
+
 class LogLinearBoosted:
-    """A ridge regression on the log features (power laws, which extrapolate to
-    shapes not seen in training) with gradient-boosted trees on its residuals
-    (what the power laws miss: blocking, cache sizes, code paths)."""
+    """A power law of the work (a line in log time over log FLOPs, which
+    extrapolates to sizes not seen in training) with gradient-boosted trees on
+    its residuals over every feature (what the power law misses: blocking,
+    cache sizes, code paths, fixed costs). The line takes FLOPs alone: fitted on
+    every feature it leaned on correlated shapes and extrapolated badly."""
 
     def __init__(self, seed: int = 0):
         self.seed = seed
 
     def fit(self, X, y):
         from sklearn.linear_model import Ridge
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
         from xgboost import XGBRegressor
-        self.linear = make_pipeline(StandardScaler(), Ridge(alpha=1.0)).fit(X, y)
-        self.trees = XGBRegressor(n_estimators=300, max_depth=4, learning_rate=0.05, subsample=0.9,
-                                  random_state=self.seed, n_jobs=1).fit(X, y - self.linear.predict(X))
+        self.linear = Ridge(alpha=1.0).fit(X[:, [FLOPS_COLUMN]], y)
+        self.trees = XGBRegressor(n_estimators=600, max_depth=6, learning_rate=0.05, subsample=0.8, colsample_bytree=0.8,
+                                  random_state=self.seed, n_jobs=1).fit(X, y - self.linear.predict(X[:, [FLOPS_COLUMN]]))
         return self
 
     def predict(self, X):
-        return self.linear.predict(X) + self.trees.predict(X)
+        return self.linear.predict(X[:, [FLOPS_COLUMN]]) + self.trees.predict(X)
 
 
 class KernelLevelPredictor:
@@ -114,18 +127,20 @@ class KernelLevelPredictor:
 
     The calibration, fitted on the training models by least squares on the
     relative error, is
-        latency ≈ a · Σ predicted kernel times + b · number of kernels + c:
-    a absorbs what the profiler misses of every kernel's time, b the runtime's
-    dispatch cost per kernel less what the profiler adds to each timed kernel
-    (it can be negative: a profiled kernel of a microsecond carries about as
-    much again in profiling), c the fixed cost of a call.
+        latency ≈ a · Σ predicted kernel times + Σ_type b_type · kernels of that type + c:
+    a absorbs what the profiler misses of every kernel's time, b_type the
+    runtime's dispatch cost per kernel of a type less what the profiler adds to
+    each timed one (mostly negative: a profiled kernel of a microsecond carries
+    about as much again in profiling, and how much differs by type: one b for
+    all left models of many tiny kernels, EfficientNet's, 8 % too slow), c the
+    fixed cost of a call.
     """
 
     def __init__(self, regressor: str = "linxgb", seed: int = 0):
         self.regressor = regressor
         self.seed = seed
         self.models: dict = {}
-        self.calibration = (1.0, 0.0, 0.0)
+        self.calibration: tuple = ()  # set by fit
 
     def _make(self):
         if self.regressor == "linxgb":
@@ -156,8 +171,16 @@ class KernelLevelPredictor:
         return out
 
     def _sums(self, models: list[list[dict]]):
+        """Each model's calibration row: its predicted kernels' sum, its kernels per regressor type, 1."""
         import numpy as np
-        return np.array([[self.kernel_times(kernels).sum(), float(len(kernels)), 1.0] for kernels in models])
+        types = sorted(self.models)
+        rows = []
+        for kernels in models:
+            counts = {kind: 0.0 for kind in types}
+            for row in kernels:
+                counts[self._type(row)] += 1.0
+            rows.append([self.kernel_times(kernels).sum()] + [counts[kind] for kind in types] + [1.0])
+        return np.array(rows)
 
     def fit(self, models: list[list[dict]], latency_ms, samples: list[list[dict]] = ()) -> "KernelLevelPredictor":
         """`models`: each training model's kernels (table rows with `latency_ms`); `latency_ms`: end to end;
