@@ -68,4 +68,22 @@ final class OptionSearchTests: XCTestCase {
         XCTAssertNotNil(report.evaluations[best].cost)
         for evaluation in report.evaluations where evaluation.cost == nil { XCTAssertEqual(evaluation.reason, "build failed") }
     }
+
+    /// A value that only ever failed is not explored again while other points
+    /// remain: the surrogate would otherwise see it as untried (it has no cost)
+    /// and spend the budget on it.
+    func testTheModelBasedSearchDoesNotRetryAValueThatOnlyFailed() throws {
+        for seed in UInt64(0)..<5 {
+            let report = try OptionSearch.run(space: space, strategy: .model, budget: 12, seed: seed) { point in
+                point["threads"] == .number(8) ? OptionSearch.Outcome(cost: nil, reason: "out of memory") : OptionSearch.Outcome(cost: cost(point))
+            }
+            let surrogateFailures = report.evaluations.filter { $0.chosenBecause.hasPrefix("surrogate:") && $0.cost == nil }
+            let initialFailures = report.evaluations.filter { !$0.chosenBecause.hasPrefix("surrogate:") && $0.cost == nil }
+            XCTAssertTrue(surrogateFailures.isEmpty || initialFailures.isEmpty,
+                          "seed \(seed): threads=8 failed in the initial design and was chosen again: \(report.evaluations.map(\.options))")
+            XCTAssertLessThanOrEqual(surrogateFailures.count, 1, "seed \(seed): \(report.evaluations.map(\.options))")
+            let best = try XCTUnwrap(report.best)
+            XCTAssertEqual(report.evaluations[best].options, ["threads": .number(4), "level": .string("all"), "arena": .bool(false)], "seed \(seed)")
+        }
+    }
 }

@@ -118,7 +118,15 @@ public struct OptionSearch {
                 because = strategy == .grid ? "grid order" : strategy == .random ? "random draw" : "initial random design"
             } else {
                 let surrogate = Surrogate(space: space, points: points, costs: costs)
-                let candidates = points.indices.filter { !done.contains($0) }
+                let untried = points.indices.filter { !done.contains($0) }
+                // A value that failed every time it was tried would look unexplored to the
+                // surrogate (it has no cost) and be chosen again and again: its points wait
+                // until nothing else is left.
+                let failing = Set(done.filter { costs[$0] == nil }.flatMap { index in
+                    points[index].filter { surrogate.levels[$0.key]?[$0.value] == nil }.map { "\($0.key)=\($0.value)" }
+                })
+                let promising = untried.filter { index in !points[index].contains { failing.contains("\($0.key)=\($0.value)") } }
+                let candidates = promising.isEmpty ? untried : promising
                 let scored = candidates.map { ($0, surrogate.estimate(points[$0])) }
                 let (chosen, estimate) = scored.min { $0.1.mean - $0.1.spread < $1.1.mean - $1.1.spread }!
                 index = chosen
