@@ -60,9 +60,11 @@ public struct LayerFeatures: Codable, Sendable, Equatable {
 /// Add and an activation (not Softmax) that follow it, as long as each
 /// intermediate tensor has that node as its only consumer and is not a graph
 /// output; a Sigmoid whose only consumer is a Mul of the Sigmoid's own input
-/// (x · sigmoid(x), swish) is one kernel with it. Every other node, a
-/// BatchNormalization without a compute node before it included, is a kernel of
-/// its own.
+/// (x · sigmoid(x), swish) is one kernel with it; a BatchNormalization without
+/// a compute node before it takes the activation that follows it (ONNX
+/// Runtime's blocked layout runs such a pair as one convolution when the
+/// channels fit its blocks, and as two nodes otherwise: as one kernel it is
+/// timed alike either way). Every other node is a kernel of its own.
 public struct KernelFeatures: Codable, Sendable, Equatable {
     /// Operator types joined with "+" ("Conv+BatchNormalization+Relu").
     public var kind: String
@@ -140,8 +142,9 @@ public struct GraphFeatures: Codable, Sendable, Equatable {
         for start in layers.indices where kernelOf[start] < 0 {
             var members = [start]
             let anchor = layers[start].node.opType
-            // The stages a follower may fill, in order: BatchNormalization, Add, activation.
-            var stage = fusionAnchors.contains(anchor) ? 0 : 3
+            // The stages a follower may fill, in order: BatchNormalization, Add, activation
+            // (a lone BatchNormalization: the activation only).
+            var stage = fusionAnchors.contains(anchor) ? 0 : anchor == "BatchNormalization" ? 2 : 3
             if anchor == "Sigmoid", let output = layers[start].node.outputs.first, !graphOutputs.contains(output),
                let next = consumers[output], next.count == 1, kernelOf[next[0]] < 0,
                layers[next[0]].node.opType == "Mul", layers[next[0]].node.inputs.contains(layers[start].node.inputs[0]) {
