@@ -343,15 +343,21 @@ def sample_channels(rng: np.random.Generator) -> int:
 
 
 def kernel_sample(rng: np.random.Generator, number: int) -> tuple[str, dict]:
-    """One kernel sample: input channels and size, then 1 to 6 blocks with their
-    output channels, windows and strides drawn at random, and a classifier
-    (global pooling, fully connected) at the end of some; chains whose work
-    exceeds about 50 ms a run on a CPU core are drawn again."""
+    """One kernel sample: input channels (an image's 3 in a third of them) and
+    size, then 1 to 6 blocks with their output channels, windows and strides
+    drawn at random, and a classifier (global pooling, fully connected) at the
+    end of some; chains whose work exceeds about 50 ms a run on a CPU core are
+    drawn again."""
     while True:
-        cin, size = sample_channels(rng), int(SAMPLE_SIZES[rng.integers(len(SAMPLE_SIZES))])
+        # A third start from an image (3 channels), as every network's first layer does.
+        cin = 3 if rng.random() < 1 / 3 else sample_channels(rng)
+        size = int(SAMPLE_SIZES[rng.integers(len(SAMPLE_SIZES))])
         channels, side, flops, blocks = cin, size, 0.0, []
         for _ in range(int(rng.integers(1, MAX_CHAIN + 1))):
             kind = SAMPLE_BLOCKS[rng.integers(len(SAMPLE_BLOCKS))]
+            if kind == "bn_relu_conv" and blocks and blocks[-1]["kind"] in ("conv_bn", "depthwise_bn"):
+                # No network normalises twice in a row (ONNX Runtime would fold both into the Conv).
+                continue
             kernel = int((1, 3, 5, 7)[rng.integers(4)])
             if kind in ("maxpool", "averagepool"):
                 kernel = int((2, 3)[rng.integers(2)])
