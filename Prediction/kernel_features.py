@@ -103,21 +103,52 @@ class LogLinearBoosted:
     extrapolates to sizes not seen in training) with gradient-boosted trees on
     its residuals over every feature (what the power law misses: blocking,
     cache sizes, code paths, fixed costs). The line takes FLOPs alone: fitted on
-    every feature it leaned on correlated shapes and extrapolated badly."""
+    every feature it leaned on correlated shapes and extrapolated badly. The
+    trees are the mean of three ensembles with other seeds of their row and
+    column subsampling, which steadies the prediction of shapes few kernels
+    measured."""
+
+    ENSEMBLES = 3
 
     def __init__(self, seed: int = 0):
         self.seed = seed
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         from sklearn.linear_model import Ridge
         from xgboost import XGBRegressor
-        self.linear = Ridge(alpha=1.0).fit(X[:, [FLOPS_COLUMN]], y)
-        self.trees = XGBRegressor(n_estimators=600, max_depth=6, learning_rate=0.05, subsample=0.8, colsample_bytree=0.8,
-                                  random_state=self.seed, n_jobs=1).fit(X, y - self.linear.predict(X[:, [FLOPS_COLUMN]]))
+        self.linear = Ridge(alpha=1.0).fit(X[:, [FLOPS_COLUMN]], y, sample_weight=sample_weight)
+        residual = y - self.linear.predict(X[:, [FLOPS_COLUMN]])
+        self.trees = [XGBRegressor(n_estimators=600, max_depth=6, learning_rate=0.05, subsample=0.8, colsample_bytree=0.8,
+                                   random_state=self.seed + k, n_jobs=1).fit(X, residual, sample_weight=sample_weight)
+                      for k in range(self.ENSEMBLES)]
         return self
 
     def predict(self, X):
-        return self.linear.predict(X[:, [FLOPS_COLUMN]]) + self.trees.predict(X)
+        import numpy as np
+        return self.linear.predict(X[:, [FLOPS_COLUMN]]) + np.mean([trees.predict(X) for trees in self.trees], axis=0)
+
+
+# A zoo network weighs this many kernel samples in the kernel regressors' training.
+NETWORK_WEIGHT = 3.0
+# Every kernel's weight is at least this share of its model's.
+WEIGHT_FLOOR = 0.02
+
+
+def training_weights(models: list[list[dict]], samples: list[list[dict]]):
+    """The kernels' weights in the regressors' training, in the order of
+    `models` then `samples`: each measured model weighs the same in all, spread
+    over its kernels by their share of its measured time (plus a floor), so
+    that the regressors learn best the kernels that make up a model's latency
+    and a network of 200 tiny kernels does not outweigh one of 10 large ones;
+    a network of the zoo weighs NETWORK_WEIGHT samples, since its kernels run
+    among the neighbours the predictor will be asked about."""
+    import numpy as np
+    weights = []
+    for group, weight in ((models, NETWORK_WEIGHT), (samples, 1.0)):
+        for kernels in group:
+            total = sum(float(row["latency_ms"]) for row in kernels) or 1.0
+            weights += [weight * (float(row["latency_ms"]) / total + WEIGHT_FLOOR) for row in kernels]
+    return np.array(weights)
 
 
 class KernelLevelPredictor:
@@ -188,6 +219,7 @@ class KernelLevelPredictor:
         import numpy as np
         rows = [row for kernels in list(models) + list(samples) for row in kernels]
         described = [vector for kernels in list(models) + list(samples) for vector in vectors(kernels)]
+        weight = training_weights(models, samples)
         counts: dict = {}
         for row in rows:
             counts[kernel_type(row)] = counts.get(kernel_type(row), 0) + 1
@@ -201,7 +233,7 @@ class KernelLevelPredictor:
         for kind, members in grouped.items():
             X = np.array([described[i] for i in members])
             y = np.log(np.maximum(np.array([float(rows[i]["latency_ms"]) for i in members]), 1e-6))
-            self.models[kind] = self._make().fit(X, y)
+            self.models[kind] = self._make().fit(X, y, sample_weight=weight[members])
         A = self._sums(models) / np.asarray(latency_ms)[:, None]
         coefficients = np.linalg.lstsq(A, np.ones(len(A)), rcond=None)[0]
         self.calibration = tuple(float(c) for c in coefficients)

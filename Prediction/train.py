@@ -323,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the toolchain options the table was measured with, as a JSON object (e.g. "
                              "'{\"intra_op_threads\": 1}'); a predicted experiment uses the predictor only with these options")
     parser.add_argument("--kernel-regressor", choices=["linxgb", "xgb", "rf"], default="linxgb",
-                        help="the per-kernel-type regressor of the kernel-level predictor: linxgb (default; a log-linear "
-                             "ridge with boosted trees on its residuals), xgb or rf")
+                        help="the per-kernel-type regressor of the kernel-level predictor: linxgb (default; a power law "
+                             "of FLOPs with boosted trees on its residuals), xgb or rf")
     args = parser.parse_args(argv)
     if args.splits < 1:
         parser.error(f"--splits must be at least 1, got {args.splits}")

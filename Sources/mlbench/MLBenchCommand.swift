@@ -463,7 +463,7 @@ struct PredictorCommand: ParsableCommand {
         @Option(help: "Train only this target (latency_ms, peak_memory_mb, energy_mj); repeatable.") var target: [String] = []
         @Option(help: "Train only this regressor (poly, svr, mlp, rf, xgb); repeatable. Default: all five.") var regressor: [String] = []
         @Option(help: "A kernel table (mlbench predictor kernels): adds the kernel-level latency predictor, joined on the table's file column. Repeatable: kernels of files the table does not list (a zoo made with --kernel-samples) train the kernel regressors in every fold.") var kernels: [String] = []
-        @Option(help: "The kernel-level predictor's per-kernel-type regressor (xgb, rf).") var kernelRegressor: String?
+        @Option(help: "The kernel-level predictor's per-kernel-type regressor: linxgb (the default: a power law of FLOPs with boosted trees on its residuals), xgb or rf.") var kernelRegressor: String?
         @Option(name: .customLong("options"), help: "The toolchain options the table was measured with, as a JSON object; predicted experiments use the predictor only with these options.") var toolchainOptions: String?
         @Option(help: "The predictor environment's version; the newest when absent.") var version: String?
         @OptionGroup var options: LabOptions
