@@ -335,9 +335,13 @@ def output_side(side: int, kernel: int, stride: int) -> int:
 
 
 def sample_channels(rng: np.random.Generator) -> int:
-    """Channel counts as networks use them: mostly multiples of 8 from 8 to 512
-    (log-uniform), sometimes any count from 3 to 64."""
-    if rng.random() < 0.7:
+    """Channel counts as networks use them: a power of two from 8 to 512 (about
+    a third), a multiple of 8 up to 504 (log-uniform, a third), or any count
+    from 3 to 64."""
+    draw = rng.random()
+    if draw < 0.35:
+        return 2 ** int(rng.integers(3, 10))
+    if draw < 0.7:
         return 8 * int(np.exp(rng.uniform(0, np.log(64))))
     return int(np.exp(rng.uniform(np.log(3), np.log(65))))
 
@@ -364,8 +368,9 @@ def kernel_sample(rng: np.random.Generator, number: int) -> tuple[str, dict]:
             if kind in ("concat", "squeeze_excite", "shuffle"):
                 kernel = 1
             stride = int((1, 2)[rng.integers(2)]) if kind not in ("concat", "residual", "squeeze_excite", "shuffle") else 1
-            out = channels if kind.startswith("depthwise") or kind in ("maxpool", "averagepool", "residual", "shuffle") \
-                else sample_channels(rng)
+            # A third of the convolutions keep the width, as layers within a network's stage do.
+            keeps = kind.startswith("depthwise") or kind in ("maxpool", "averagepool", "residual", "shuffle")
+            out = channels if keeps or (kind != "concat" and rng.random() < 1 / 3) else sample_channels(rng)
             if kind == "squeeze_excite":
                 out = max(1, channels // 4)  # the reduced width; the block keeps its channels
             if kind == "shuffle" and channels % 2:
@@ -388,7 +393,8 @@ def kernel_sample(rng: np.random.Generator, number: int) -> tuple[str, dict]:
             return f"kernel_{number:04d}_{cin}_{size}_{len(blocks)}_{kinds}", {"cin": cin, "size": size, "blocks": blocks}
 
 
-ACTIVATIONS = {"relu": "relu", "relu6": "relu6", "swish": "swish"}
+# A block's name ends in its activation, the Graph method that applies it.
+ACTIVATIONS = ("relu", "relu6", "swish")
 
 
 def kernel_model(name: str, config: dict, rng: np.random.Generator) -> onnx.ModelProto:
