@@ -128,6 +128,10 @@ class LogLinearBoosted:
         return self.linear.predict(X[:, [FLOPS_COLUMN]]) + np.mean([trees.predict(X) for trees in self.trees], axis=0)
 
 
+# Layout conversion times are learnt as log(time + this), which leaves room for
+# 0; a kernel's own work is at least this (a reading of 0 is below the profiler's µs).
+REORDER_FLOOR_MS = 1e-4
+
 # A zoo network weighs this many kernel samples in the kernel regressors' training.
 NETWORK_WEIGHT = 3.0
 # Every kernel's weight is at least this share of its model's.
@@ -172,6 +176,8 @@ class KernelLevelPredictor:
         self.seed = seed
         self.models: dict = {}
         self.calibration: tuple = ()  # set by fit
+        self.layout = None  # the blocked-layout classifier, when the kernel tables say which kernels ran blocked
+        self.reorders = None  # the layout conversions' regressor, likewise
 
     def _make(self):
         if self.regressor == "linxgb":
@@ -190,6 +196,14 @@ class KernelLevelPredictor:
         return kind if kind in self.models else "other"
 
     def kernel_times(self, kernels: list[dict]):
+        """Each kernel's predicted time (ms): its own work plus the layout conversions it pays."""
+        import numpy as np
+        out = self._work_times(kernels)
+        if self.reorders is not None:
+            out = out + np.maximum(np.exp(self.reorders.predict(np.array(self._reorder_features(kernels)))) - REORDER_FLOOR_MS, 0)
+        return out
+
+    def _work_times(self, kernels: list[dict]):
         import numpy as np
         out = np.zeros(len(kernels))
         by_type: dict = {}
@@ -215,10 +229,17 @@ class KernelLevelPredictor:
 
     def fit(self, models: list[list[dict]], latency_ms, samples: list[list[dict]] = ()) -> "KernelLevelPredictor":
         """`models`: each training model's kernels (table rows with `latency_ms`); `latency_ms`: end to end;
-        `samples`: kernels measured as models of their own, which train the kernel regressors only."""
+        `samples`: kernels measured as models of their own, which train the kernel regressors only.
+        When every row says which kernels ran blocked and what their layout conversions cost
+        (`blocked`, `reorder_ms`), the kernel regressors learn each kernel's own work and two more
+        models its conversions: which kernels run blocked (from their shapes), and what a kernel pays
+        for its neighbours' other layout."""
         import numpy as np
-        rows = [row for kernels in list(models) + list(samples) for row in kernels]
-        described = [vector for kernels in list(models) + list(samples) for vector in vectors(kernels)]
+        measured = list(models) + list(samples)
+        rows = [row for kernels in measured for row in kernels]
+        split = bool(rows) and all(str(row.get("reorder_ms", "")) != "" and str(row.get("blocked", "")) != "" for row in rows)
+        reorder = np.array([float(row["reorder_ms"]) if split else 0.0 for row in rows])
+        described = [vector for kernels in measured for vector in vectors(kernels)]
         weight = training_weights(models, samples)
         counts: dict = {}
         for row in rows:
@@ -232,12 +253,36 @@ class KernelLevelPredictor:
         self.models = {}
         for kind, members in grouped.items():
             X = np.array([described[i] for i in members])
-            y = np.log(np.maximum(np.array([float(rows[i]["latency_ms"]) for i in members]), 1e-6))
+            work = np.array([float(rows[i]["latency_ms"]) for i in members]) - reorder[members]
+            y = np.log(np.maximum(work, REORDER_FLOOR_MS))
             self.models[kind] = self._make().fit(X, y, sample_weight=weight[members])
+        self.layout = self.reorders = None
+        if split:
+            from xgboost import XGBClassifier, XGBRegressor
+            blocked = np.array([int(float(row["blocked"])) for row in rows])
+            if 0 < blocked.sum() < len(blocked):
+                self.layout = XGBClassifier(n_estimators=200, max_depth=6, learning_rate=0.1, random_state=self.seed,
+                                            n_jobs=1).fit(np.array(described), blocked)
+                X = np.array([f for kernels in measured for f in self._reorder_features(kernels)])
+                self.reorders = XGBRegressor(n_estimators=400, max_depth=6, learning_rate=0.05, random_state=self.seed,
+                                             n_jobs=1).fit(X, np.log(reorder + REORDER_FLOOR_MS), sample_weight=weight)
         A = self._sums(models) / np.asarray(latency_ms)[:, None]
         coefficients = np.linalg.lstsq(A, np.ones(len(A)), rcond=None)[0]
         self.calibration = tuple(float(c) for c in coefficients)
         return self
+
+    def _reorder_features(self, kernels: list[dict]) -> list[list[float]]:
+        """A kernel's features with the probability that it, the kernel before and the one after run
+        blocked, and that it runs blocked while a neighbour does not (it then pays a conversion)."""
+        import numpy as np
+        described = vectors(kernels)
+        p = self.layout.predict_proba(np.array(described))[:, 1]
+        out = []
+        for i, vector in enumerate(described):
+            before = p[i - 1] if i > 0 else 0.0
+            after = p[i + 1] if i + 1 < len(kernels) else 0.0
+            out.append(vector + [p[i], before, after, p[i] * (1 - before), p[i] * (1 - after), (1 - p[i]) * after])
+        return out
 
     def predict(self, models: list[list[dict]]):
         import numpy as np

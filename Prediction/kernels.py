@@ -26,7 +26,9 @@ the same load:
    to the Swift kernel holding that node (ONNX Runtime names a fused node after
    one of its members, with suffixes such as `_nchwc` or `/QuickGeluFusion/`);
    the layout conversions ONNX Runtime inserts (ReorderOutput after a blocked
-   kernel, ReorderInput before one) count to the kernel they serve. Each
+   kernel, ReorderInput before one) count to the kernel they serve, and are
+   also written apart (`reorder_ms`), with whether the kernel ran in the
+   blocked NCHWc layout (`blocked`: a node renamed "…_nchwc"). Each
    kernel's time is the same percentile over runs of its events' sum; events no
    kernel claims are reported as `unattributed_ms`.
 
@@ -56,7 +58,7 @@ FEATURES = ["flops", "activations", "neurons", "conv_params", "nb_layers", "inpu
 MODEL_COLUMNS = ["model", "family", "synthetic"] + FEATURES + [
     "latency_ms", "kernel_sum_ms", "unattributed_ms", "runs", "percentile", "clock", "board", "toolchain", "toolchain_version", "threads", "file"]
 KERNEL_COLUMNS = (["file", "model", "family", "synthetic", "input_size", "kernel", "kind", "op"]
-                  + kernel_features.SHAPE_COLUMNS + ["latency_ms"])
+                  + kernel_features.SHAPE_COLUMNS + ["latency_ms", "reorder_ms", "blocked"])
 
 
 def node_of(event_name: str) -> str:
@@ -136,6 +138,8 @@ def measure(job: dict, threads: int, budget_s: float, min_runs: int, max_runs: i
     if per_run == 0 or per_run * (runs + WARM_UP) != len(node_events):
         raise RuntimeError(f"{job['onnx']}: the profile holds {len(node_events)} node events, not a multiple of {runs + WARM_UP} runs")
     sequence = [node_of(e["name"]) for e in node_events[:per_run]]
+    # A kernel ran in the blocked layout when ONNX Runtime renamed one of its nodes "…_nchwc".
+    blocked = np.zeros(len(job["kernels"]), dtype=int)
     # Which kernel each event position counts to: its own node's, a reorder's neighbour's, or none.
     targets: list[int | None] = [owner.get(name) for name in sequence]
     for position, name in enumerate(sequence):
@@ -147,7 +151,11 @@ def measure(job: dict, threads: int, budget_s: float, min_runs: int, max_runs: i
         elif name.startswith("ReorderInput"):
             later = [owner.get(n) for n in sequence[position + 1:] if owner.get(n) is not None]
             targets[position] = later[0] if later else None
+    for position, event in enumerate(node_events[:per_run]):
+        if targets[position] is not None and not sequence[position].startswith("Reorder") and "_nchwc" in event["name"]:
+            blocked[targets[position]] = 1
     kernel_runs = np.zeros((runs, len(job["kernels"])))
+    reorder_runs = np.zeros((runs, len(job["kernels"])))
     unattributed = np.zeros(runs)
     for run in range(runs):
         block = node_events[(run + WARM_UP) * per_run:(run + WARM_UP + 1) * per_run]
@@ -159,8 +167,11 @@ def measure(job: dict, threads: int, budget_s: float, min_runs: int, max_runs: i
                 unattributed[run] += seconds_ms
             else:
                 kernel_runs[run, targets[position]] += seconds_ms
+                if sequence[position].startswith("Reorder"):
+                    reorder_runs[run, targets[position]] += seconds_ms
     kernel_ms = np.percentile(kernel_runs, percentile, axis=0)
-    return latency_ms, kernel_ms, float(np.percentile(unattributed, percentile)), runs
+    reorder_ms = np.percentile(reorder_runs, percentile, axis=0)
+    return latency_ms, kernel_ms, reorder_ms, blocked, float(np.percentile(unattributed, percentile)), runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,14 +208,15 @@ def main(argv: list[str] | None = None) -> int:
         models.writeheader()
         for number, job in enumerate(jobs, start=1):
             try:
-                latency_ms, kernel_ms, unattributed_ms, runs = measure(job, args.threads, args.budget_s, args.min_runs,
+                latency_ms, kernel_ms, reorder_ms, blocked, unattributed_ms, runs = measure(job, args.threads, args.budget_s, args.min_runs,
                                                                         args.max_runs, args.percentile, args.clock, scratch)
             except Exception as error:  # one model's failure must not lose the others
                 failures += 1
                 print(f"[{number}/{len(jobs)}] {job['path']}: FAILED {error}", flush=True)
                 continue
             for index, kernel in enumerate(job["kernels"]):
-                kernels.writerow({**kernel_row(job, index, kernel), "latency_ms": f"{kernel_ms[index]:.6f}"})
+                kernels.writerow({**kernel_row(job, index, kernel), "latency_ms": f"{kernel_ms[index]:.6f}",
+                                  "reorder_ms": f"{reorder_ms[index]:.6f}", "blocked": int(blocked[index])})
             models.writerow({"model": job["model"], "family": job.get("family") or "",
                              "synthetic": str(bool(job.get("synthetic"))).lower(),
                              **{f: job["features"][f] for f in FEATURES},

@@ -137,8 +137,11 @@ def read_kernels(paths: list[str], table: dict) -> tuple[list, list]:
                 if missing:
                     raise TableError(f"{path}: the header lacks {', '.join(missing)} (kernels.py writes the kernel table)")
                 here: dict = {}
+                # The layout columns are optional: tables measured before them train without them.
+                numeric = ["latency_ms"] + kernel_features.SHAPE_COLUMNS + [
+                    c for c in ("reorder_ms", "blocked") if c in (reader.fieldnames or [])]
                 for number, row in enumerate(reader, start=2):
-                    for column in ["latency_ms"] + kernel_features.SHAPE_COLUMNS:
+                    for column in numeric:
                         try:
                             value = float(row[column])
                         except (TypeError, ValueError):

@@ -213,6 +213,17 @@ final class PredictorTests: LabTestCase {
             XCTAssertGreaterThan(Double(model["latency_ms"]!) ?? 0, 0)
             XCTAssertEqual(model["threads"], "1")
         }
+        // Layout: which kernels ran in ONNX Runtime's blocked NCHWc layout (it has one on CPUs with AVX2
+        // or AVX-512) and what their layout conversions cost, a part of their time.
+        for row in kernelRows {
+            XCTAssertTrue(["0", "1"].contains(row["blocked"]), "\(row["file"]!) kernel \(row["kernel"]!): blocked '\(row["blocked"] ?? "none")'")
+            let reorder = try XCTUnwrap(Double(row["reorder_ms"] ?? ""), "\(row["file"]!): reorder_ms")
+            XCTAssertTrue(reorder >= 0 && reorder <= Double(row["latency_ms"]!)! + 1e-9, "\(row["file"]!) kernel \(row["kernel"]!): reorder \(reorder) ms")
+        }
+        if (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains("avx2") == true {
+            XCTAssertTrue(kernelRows.contains { $0["blocked"] == "1" }, "convolutions run blocked on an AVX2 CPU")
+            XCTAssertTrue(kernelRows.contains { (Double($0["reorder_ms"]!) ?? 0) > 0 }, "a blocked kernel next to the NCHW graph input pays a conversion")
+        }
         XCTAssertTrue(sawSwish, "EfficientNet's swish is one Sigmoid+Mul kernel, as ONNX Runtime fuses it")
         XCTAssertTrue(sawLoneBatchNorm, "DenseNet's BatchNormalization takes its Relu, which ONNX Runtime fuses with it in its blocked layout")
 
@@ -221,6 +232,7 @@ final class PredictorTests: LabTestCase {
         for index in kernelRows.indices {
             let time = 1e-6 * pow(Double(kernelRows[index]["flops"]!)!, 0.9)
             kernelRows[index]["latency_ms"] = String(time)
+            kernelRows[index]["reorder_ms"] = "0"  // the law has no layout conversions
             let file = kernelRows[index]["file"]!
             sums[file] = ((sums[file]?.0 ?? 0) + time, (sums[file]?.1 ?? 0) + 1)
         }
