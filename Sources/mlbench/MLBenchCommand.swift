@@ -417,7 +417,7 @@ struct PredictorCommand: ParsableCommand {
     struct Kernels: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Measure every fused kernel of a zoo's models with ONNX Runtime's profiler, for the kernel-level predictor.",
-            discussion: "Writes a kernel table (one row per kernel: kind, shapes, FLOPs, parameters, time) and a model table (the 11 features, end-to-end latency, the kernels' sum), each time a percentile of runs interleaved between a plain and a profiling session; train with `mlbench predictor train --table MODELS --kernels KERNELS`. Runs on this machine in the ONNX Runtime environment; see Docs/Prediction.md.")
+            discussion: "Writes a kernel table (one row per kernel: kind, shapes, FLOPs, parameters, time, the part of it that is layout conversions, whether it ran in the blocked layout) and a model table (the 11 features, end-to-end latency, the kernels' sum), each time a percentile of runs interleaved between a plain and a profiling session; train with `mlbench predictor train --table MODELS --kernels KERNELS`. Runs on this machine in the ONNX Runtime environment; see Docs/Prediction.md.")
         @Option(help: "The zoo's manifest.json.") var zoo: String
         @Option(help: "The kernel table to write (CSV).") var kernels: String
         @Option(help: "The model table to write (CSV).") var models: String
