@@ -76,8 +76,7 @@ struct Users: ParsableCommand {
 
         func run() throws {
             try report {
-                guard let value = ServiceRole(rawValue: role) else { throw Failure(description: "--role '\(role)' is not user, operator or admin") }
-                let user = try storeOptions.open(try options.lab()).addUser(name, role: value)
+                let user = try storeOptions.open(try options.lab()).addUser(name, role: try parseRole(role, option: "--role"))
                 print("added \(user.name) (\(user.role.rawValue))")
             }
         }
@@ -153,8 +152,7 @@ struct Users: ParsableCommand {
 
         func run() throws {
             try report {
-                guard let value = ServiceRole(rawValue: role) else { throw Failure(description: "'\(role)' is not user, operator or admin") }
-                try storeOptions.open(try options.lab()).setRole(value, user: name)
+                try storeOptions.open(try options.lab()).setRole(try parseRole(role), user: name)
             }
         }
     }
@@ -172,4 +170,12 @@ struct Users: ParsableCommand {
             }
         }
     }
+}
+
+/// A role named on the command line; `option` names where it was given, when an option.
+private func parseRole(_ text: String, option: String? = nil) throws -> ServiceRole {
+    guard let role = ServiceRole(rawValue: text) else {
+        throw Failure(description: "\(option.map { "\($0) " } ?? "")'\(text)' is not user, operator or admin")
+    }
+    return role
 }
