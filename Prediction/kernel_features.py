@@ -198,18 +198,18 @@ class KernelLevelPredictor:
     def kernel_times(self, kernels: list[dict]):
         """Each kernel's predicted time (ms): its own work plus the layout conversions it pays."""
         import numpy as np
-        out = self._work_times(kernels)
+        described = vectors(kernels)
+        out = self._work_times(kernels, described)
         if self.reorders is not None:
-            out = out + np.maximum(np.exp(self.reorders.predict(np.array(self._reorder_features(kernels)))) - REORDER_FLOOR_MS, 0)
+            out = out + np.maximum(np.exp(self.reorders.predict(np.array(self._reorder_features(described)))) - REORDER_FLOOR_MS, 0)
         return out
 
-    def _work_times(self, kernels: list[dict]):
+    def _work_times(self, kernels: list[dict], described: list[list[float]]):
         import numpy as np
         out = np.zeros(len(kernels))
         by_type: dict = {}
         for index, row in enumerate(kernels):
             by_type.setdefault(self._type(row), []).append(index)
-        described = vectors(kernels)
         for kind, indices in by_type.items():
             X = np.array([described[i] for i in indices])
             out[indices] = np.exp(np.clip(self.models[kind].predict(X), -50, 50))
@@ -263,7 +263,9 @@ class KernelLevelPredictor:
             if 0 < blocked.sum() < len(blocked):
                 self.layout = XGBClassifier(n_estimators=200, max_depth=6, learning_rate=0.1, random_state=self.seed,
                                             n_jobs=1).fit(np.array(described), blocked)
-                X = np.array([f for kernels in measured for f in self._reorder_features(kernels)])
+                starts = np.cumsum([0] + [len(kernels) for kernels in measured])
+                X = np.array([f for begin, end in zip(starts[:-1], starts[1:])
+                              for f in self._reorder_features(described[begin:end])])
                 self.reorders = XGBRegressor(n_estimators=400, max_depth=6, learning_rate=0.05, random_state=self.seed,
                                              n_jobs=1).fit(X, np.log(reorder + REORDER_FLOOR_MS), sample_weight=weight)
         A = self._sums(models) / np.asarray(latency_ms)[:, None]
@@ -271,16 +273,16 @@ class KernelLevelPredictor:
         self.calibration = tuple(float(c) for c in coefficients)
         return self
 
-    def _reorder_features(self, kernels: list[dict]) -> list[list[float]]:
-        """A kernel's features with the probability that it, the kernel before and the one after run
-        blocked, and that it runs blocked while a neighbour does not (it then pays a conversion)."""
+    def _reorder_features(self, described: list[list[float]]) -> list[list[float]]:
+        """One model's kernel features (`vectors`, in execution order) with the probability that
+        each kernel, the one before and the one after run blocked, and that it runs blocked while
+        a neighbour does not (it then pays a conversion)."""
         import numpy as np
-        described = vectors(kernels)
         p = self.layout.predict_proba(np.array(described))[:, 1]
         out = []
         for i, vector in enumerate(described):
             before = p[i - 1] if i > 0 else 0.0
-            after = p[i + 1] if i + 1 < len(kernels) else 0.0
+            after = p[i + 1] if i + 1 < len(described) else 0.0
             out.append(vector + [p[i], before, after, p[i] * (1 - before), p[i] * (1 - after), (1 - p[i]) * after])
         return out
 

@@ -402,7 +402,8 @@ def kernel_model(name: str, config: dict, rng: np.random.Generator) -> onnx.Mode
     x, channels, side = "image", config["cin"], config["size"]
     for block in config["blocks"]:
         kind, out, kernel, stride = block["kind"], block["cout"], block["kernel"], block["stride"]
-        activation = getattr(g, kind.rsplit("_", 1)[-1]) if kind.rsplit("_", 1)[-1] in ACTIVATIONS else None
+        suffix = kind.rsplit("_", 1)[-1]
+        activation = getattr(g, suffix) if suffix in ACTIVATIONS else None
         if kind.startswith("conv_bn"):
             x = g.conv_bn(x, channels, out, kernel, stride, activation=activation)
         elif kind == "conv_relu":
